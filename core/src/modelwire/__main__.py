@@ -1,0 +1,3 @@
+from modelwire.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,55 @@
+"""``Call``: what lifecycle hooks are told about one invocation of a wrapper."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelwire.spend import SpendTracker
+    from modelwire.wrapper import ModelWrapper
+
+__all__ = ["Call"]
+
+
+@dataclass
+class Call:
+    """One invocation: which config, which operation, its arguments, its timing."""
+
+    wrapper: ModelWrapper
+    operation: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    tracker: SpendTracker
+    reserved: float = 0.0
+    attempts: int = 0
+    admitted: bool = True
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    started_at: float = field(default_factory=time.time)
+    _started: float = field(default_factory=time.perf_counter, repr=False)
+
+    @property
+    def config_name(self) -> str:
+        return self.wrapper.config_name
+
+    @property
+    def model_type(self) -> str:
+        return self.wrapper.model_type
+
+    @property
+    def model_name(self) -> str | None:
+        return self.wrapper.model_name
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the call started."""
+        return time.perf_counter() - self._started
+
+    def __repr__(self) -> str:
+        return (
+            f"Call(id={self.id!r}, config_name={self.config_name!r},"
+            f" model_type={self.model_type!r}, operation={self.operation!r},"
+            f" attempts={self.attempts})"
+        )

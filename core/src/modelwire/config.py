@@ -1,0 +1,220 @@
+"""Reading model configs and validating them before anything touches the network.
+
+Every problem in a batch of configs is collected and reported at once, each one
+naming its config and key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelwire.errors import ConfigError, ConfigIssue, PluginError
+from modelwire.redact import redacted, register_secrets_in
+
+if TYPE_CHECKING:
+    from modelwire.plugins import PluginManager
+
+__all__ = ["ConfigSource", "ModelConfig", "read_configs", "validate_configs"]
+
+ConfigSource = Mapping[str, Any] | Iterable[Mapping[str, Any]] | str | os.PathLike[str]
+
+_ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@dataclass
+class ModelConfig:
+    """One validated config: its name, type and the wrapper's parameters."""
+
+    config_name: str
+    model_type: str
+    params: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"config_name": self.config_name, "model_type": self.model_type, **self.params}
+
+    def __repr__(self) -> str:
+        return f"ModelConfig({redacted(self.to_dict())!r})"
+
+
+def read_configs(source: ConfigSource) -> tuple[list[Any], str | None]:
+    """The raw config items of a dict, a list of dicts or a JSON/YAML file."""
+    if isinstance(source, (str, os.PathLike)):
+        return _read_file(Path(source)), str(source)
+    if isinstance(source, Mapping):
+        return [source], None
+    if isinstance(source, Iterable) and not isinstance(source, (bytes, bytearray)):
+        return list(source), None
+    raise ConfigError(
+        f"model_configs must be a dict, a list of dicts or a path to a JSON/YAML file,"
+        f" not {type(source).__name__}"
+    )
+
+
+def _read_file(path: Path) -> list[Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist", source=str(path))
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ConfigError(
+                "reading YAML configs needs PyYAML: pip install 'modelwire[yaml]'", source=str(path)
+            ) from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"invalid YAML: {exc}", source=str(path)) from exc
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+                source=str(path),
+            ) from exc
+    if isinstance(data, dict):
+        return [data]
+    if isinstance(data, list):
+        return data
+    raise ConfigError(
+        f"a config file holds an object or a list of objects, not {type(data).__name__}",
+        source=str(path),
+    )
+
+
+def substitute_env(value: Any, issues: list[ConfigIssue], config_name: str, key: str) -> Any:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in strings; ``$$`` is a literal ``$``."""
+    if isinstance(value, str):
+        if "$" not in value:
+            return value
+
+        def replace(match: re.Match[str]) -> str:
+            if match.group(0) == "$$":
+                return "$"
+            name, default = match.group(1), match.group(2)
+            found = os.environ.get(name)
+            if found is None:
+                if default is not None:
+                    return default
+                issues.append(
+                    ConfigIssue(config_name, key, f"environment variable {name} is not set")
+                )
+                return ""
+            return found
+
+        return _ENV.sub(replace, value)
+    if isinstance(value, dict):
+        return {k: substitute_env(v, issues, config_name, f"{key}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute_env(v, issues, config_name, f"{key}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def validate_configs(
+    items: list[Any],
+    manager: PluginManager,
+    *,
+    taken: Iterable[str] = (),
+    source: str | None = None,
+) -> list[ModelConfig]:
+    """Check every item against its wrapper's schema; raise one error listing all problems."""
+    from modelwire.schema import check_value, did_you_mean, wrapper_schema
+
+    issues: list[ConfigIssue] = []
+    plugin_errors: list[PluginError] = []
+    configs: list[ModelConfig] = []
+    seen = set(taken)
+    for index, item in enumerate(items):
+        label = f"#{index}"
+        if not isinstance(item, Mapping):
+            issues.append(
+                ConfigIssue(label, None, f"a config is an object, not {type(item).__name__}")
+            )
+            continue
+        name = item.get("config_name")
+        if not isinstance(name, str) or not name.strip():
+            issues.append(
+                ConfigIssue(
+                    label, "config_name", "missing: every config needs a config_name string"
+                )
+            )
+            name = label
+        elif name in seen:
+            issues.append(ConfigIssue(name, "config_name", "duplicate config_name"))
+        seen.add(name)
+        model_type = item.get("model_type")
+        if not isinstance(model_type, str) or not model_type:
+            issues.append(
+                ConfigIssue(name, "model_type", "missing: every config needs a model_type")
+            )
+            continue
+        try:
+            cls = manager.resolve(model_type, config_name=name).load_class()
+        except ConfigError as exc:
+            issues.extend(exc.issues)
+            continue
+        except PluginError as exc:
+            plugin_errors.append(exc)
+            continue
+        local: list[ConfigIssue] = []
+        params = {
+            str(k): substitute_env(v, local, name, str(k))
+            for k, v in item.items()
+            if k not in ("config_name", "model_type")
+        }
+        schema = wrapper_schema(cls)
+        for key, value in params.items():
+            param = schema.get(key)
+            if param is None:
+                hint = did_you_mean(key, schema)
+                message = f"unknown parameter for model_type {model_type!r}"
+                message += (
+                    f"; did you mean {hint!r}?" if hint else f"; accepted: {', '.join(schema)}"
+                )
+                local.append(ConfigIssue(name, key, message))
+                continue
+            for path, problem in check_value(value, param.annotation, key):
+                local.append(ConfigIssue(name, path, problem))
+        for key, param in schema.items():
+            if param.required and key not in params:
+                local.append(
+                    ConfigIssue(name, key, f"missing required parameter of {model_type!r}")
+                )
+        local += _core_issues(name, params)
+        if not local:
+            for issue in cls.validate_params(params):
+                local.append(ConfigIssue(name, issue.key, issue.message))
+        issues += local
+        register_secrets_in(params)
+        if not local:
+            configs.append(ModelConfig(name, model_type, params, source))
+    if plugin_errors:
+        raise plugin_errors[0]
+    if issues:
+        raise ConfigError(issues, source=source)
+    return configs
+
+
+def _core_issues(name: str, params: Mapping[str, Any]) -> list[ConfigIssue]:
+    issues = []
+    timeout = params.get("timeout")
+    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout <= 0:
+        issues.append(ConfigIssue(name, "timeout", "must be a positive number of seconds"))
+    budget = params.get("budget")
+    if isinstance(budget, (int, float)) and not isinstance(budget, bool) and budget < 0:
+        issues.append(ConfigIssue(name, "budget", "must not be negative (USD)"))
+    for section in ("retry", "pricing"):
+        value = params.get(section)
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if isinstance(item, (int, float)) and not isinstance(item, bool) and item < 0:
+                    issues.append(ConfigIssue(name, f"{section}.{key}", "must not be negative"))
+    return issues

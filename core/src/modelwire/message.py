@@ -1,0 +1,64 @@
+"""``Msg``: the seed's message type, and flattening of the ways callers pass messages."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+__all__ = ["Msg", "iter_msgs"]
+
+
+@dataclass
+class Msg:
+    """A message: who said it, what, in which role, and optional media ``url``(s).
+
+    ``Msg("user", "Hi", role="user")`` as in the seed; ``role`` is one of
+    ``system``, ``user``, ``assistant``.
+    """
+
+    name: str
+    content: Any
+    role: str = "assistant"
+    url: str | list[str] | None = None
+    metadata: dict[str, Any] | None = None
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    timestamp: str = field(default_factory=lambda: datetime.now().strftime("%Y-%m-%d %H:%M:%S"))
+
+    def __post_init__(self) -> None:
+        if self.role not in ("system", "user", "assistant"):
+            raise ValueError(f"Msg role must be 'system', 'user' or 'assistant', not {self.role!r}")
+
+    @property
+    def urls(self) -> list[str]:
+        """The media URLs or paths attached to this message, as a list."""
+        if self.url is None:
+            return []
+        return [self.url] if isinstance(self.url, str) else list(self.url)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "content": self.content,
+            "role": self.role,
+            "url": self.url,
+            "metadata": self.metadata,
+        }
+
+
+def iter_msgs(*args: Msg | Iterable[Msg] | None) -> Iterator[Msg]:
+    """Yield the messages of ``format(*args)``: ``Msg``s, lists of them, or ``None``."""
+    for arg in args:
+        if arg is None:
+            continue
+        if isinstance(arg, Msg):
+            yield arg
+        elif isinstance(arg, Iterable) and not isinstance(arg, (str, bytes, dict)):
+            yield from iter_msgs(*arg)
+        else:
+            raise TypeError(
+                f"format() takes Msg objects or lists of them, not {type(arg).__name__};"
+                " wrap text as modelwire.Msg('user', text, role='user')"
+            )

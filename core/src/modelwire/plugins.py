@@ -1,0 +1,382 @@
+"""Finding plugins through entry points and keeping what they register.
+
+Discovery runs once, on first need. A plugin that fails to import, or whose
+registration hook raises, is recorded as broken and never takes the others down.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import logging
+import threading
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib import metadata
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from modelwire import hookspecs
+from modelwire.errors import PluginError, UnknownModelTypeError
+
+if TYPE_CHECKING:
+    from modelwire.wrapper import ModelWrapper
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "FIRST_PARTY_TYPES",
+    "PluginInfo",
+    "PluginManager",
+    "TypeRegistration",
+    "get_manager",
+    "hookimpl",
+]
+
+ENTRY_POINT_GROUP = "modelwire"
+hookimpl = pluggy.HookimplMarker("modelwire")
+logger = logging.getLogger("modelwire")
+
+#: Where each first-party model type comes from, for the ``pip install`` hint.
+FIRST_PARTY_TYPES: dict[str, str] = {
+    "openai": "modelwire-openai",
+    "openai_chat": "modelwire-openai",
+    "openai_embedding": "modelwire-openai",
+    "openai_dall_e": "modelwire-openai",
+    "dashscope_chat": "modelwire-dashscope",
+    "dashscope_image_synthesis": "modelwire-dashscope",
+    "dashscope_text_embedding": "modelwire-dashscope",
+    "gemini_chat": "modelwire-gemini",
+    "gemini_embedding": "modelwire-gemini",
+    "ollama_chat": "modelwire-ollama",
+    "ollama_embedding": "modelwire-ollama",
+    "ollama_generate": "modelwire-ollama",
+    "post_api": "modelwire-postapi",
+    "post_api_chat": "modelwire-postapi",
+}
+
+LIFECYCLE_HOOKS = ("on_call_start", "on_call_end", "on_call_error")
+
+
+@dataclass
+class TypeRegistration:
+    """A model type, the wrapper class that implements it and who registered it."""
+
+    model_type: str
+    target: str
+    distribution: str
+    plugin: str
+    aliases: tuple[str, ...] = ()
+    _cls: type[ModelWrapper] | None = field(default=None, repr=False)
+
+    def load_class(self) -> type[ModelWrapper]:
+        """Import the wrapper class (and with it, its SDK) on first use."""
+        if self._cls is not None:
+            return self._cls
+        module_name, _, attr = self.target.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+            cls = getattr(module, attr) if attr else module
+        except Exception as exc:
+            raise PluginError(
+                f"model_type {self.model_type!r} from {self.distribution} points at"
+                f" {self.target!r}, which cannot be imported: {type(exc).__name__}: {exc}."
+                f" Reinstall it: pip install --force-reinstall {self.distribution}",
+                distribution=self.distribution,
+            ) from exc
+        from modelwire.wrapper import ModelWrapper
+
+        if not (isinstance(cls, type) and issubclass(cls, ModelWrapper)):
+            raise PluginError(
+                f"model_type {self.model_type!r} from {self.distribution}: {self.target!r}"
+                " is not a modelwire.ModelWrapper subclass",
+                distribution=self.distribution,
+            )
+        self._cls = cls
+        return cls
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model_type": self.model_type,
+            "distribution": self.distribution,
+            "aliases": list(self.aliases),
+            "target": self.target,
+            "plugin": self.plugin,
+        }
+
+
+@dataclass
+class PluginInfo:
+    """One plugin as ``modelwire plugins`` shows it."""
+
+    name: str
+    distribution: str
+    version: str
+    module: str
+    error: str | None = None
+    model_types: list[str] = field(default_factory=list)
+    detail: str | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+            "module": self.module,
+            "status": "ok" if self.ok else "broken",
+            "error": self.error,
+            "model_types": list(self.model_types),
+        }
+
+
+class PluginManager:
+    """The pluggy manager plus the model-type table built from ``register_model_types``."""
+
+    def __init__(self, *, load_entry_points: bool = True) -> None:
+        self._pm = pluggy.PluginManager("modelwire")
+        self._pm.add_hookspecs(hookspecs)
+        self._load_entry_points = load_entry_points
+        self._discovered = False
+        self._lock = threading.RLock()
+        self.types: dict[str, TypeRegistration] = {}
+        self.conflicts: dict[str, list[TypeRegistration]] = {}
+        self.plugins: list[PluginInfo] = []
+        self._dispatch: dict[str, tuple[Callable[..., Any], ...]] = {}
+
+    # discovery -------------------------------------------------------------
+    def discover(self) -> PluginManager:
+        """Load built-in and entry-point plugins once; later calls are free."""
+        if self._discovered:
+            return self
+        with self._lock:
+            if self._discovered:
+                return self
+            from modelwire import accounting, records
+
+            self.register(accounting, name="usage", distribution="modelwire (built-in)")
+            self.register(records.plugin, name="records", distribution="modelwire (built-in)")
+            if self._load_entry_points:
+                for entry_point in _entry_points():
+                    self._load_entry_point(entry_point)
+            self._discovered = True
+        return self
+
+    def _load_entry_point(self, entry_point: metadata.EntryPoint) -> None:
+        dist = entry_point.dist
+        distribution = dist.name if dist is not None else "?"
+        version = dist.version if dist is not None else "?"
+        info = PluginInfo(entry_point.name, distribution, version, entry_point.value)
+        try:
+            module = entry_point.load()
+        except Exception as exc:
+            self._mark_broken(info, exc)
+            return
+        self._register_module(module, info)
+
+    def register(
+        self, plugin: ModuleType | object, *, name: str | None = None, distribution: str = "<local>"
+    ) -> PluginInfo:
+        """Register a plugin object directly (tests, applications, notebooks)."""
+        if isinstance(plugin, ModuleType):
+            module = plugin.__name__
+        else:
+            module = f"{type(plugin).__module__}.{type(plugin).__qualname__}"
+        info = PluginInfo(name or module, distribution, _version_of(distribution), module)
+        with self._lock:
+            self._register_module(plugin, info)
+        return info
+
+    def _register_module(self, plugin: object, info: PluginInfo) -> None:
+        self.plugins.append(info)
+        try:
+            self._pm.register(plugin, name=f"{info.distribution}:{info.name}")
+        except Exception as exc:
+            self._mark_broken(info, exc)
+            return
+        impls = [
+            impl
+            for impl in self._pm.hook.register_model_types.get_hookimpls()
+            if impl.plugin is plugin
+        ]
+        for impl in impls:
+            try:
+                impl.function(register=self._registrar(info))
+            except Exception as exc:
+                self._mark_broken(info, exc)
+                for model_type in list(info.model_types):
+                    self._forget(model_type, info)
+                return
+        self._dispatch.clear()
+
+    def _mark_broken(self, info: PluginInfo, exc: BaseException) -> None:
+        info.error = f"{type(exc).__name__}: {exc}"
+        info.detail = "".join(traceback.format_exception(exc))
+        if info not in self.plugins:
+            self.plugins.append(info)
+        logger.warning(
+            "modelwire plugin %r from %s failed to load: %s",
+            info.name,
+            info.distribution,
+            info.error,
+        )
+
+    def _registrar(self, info: PluginInfo) -> Callable[..., None]:
+        def register(model_type: str, target: str, aliases: Iterable[str] = ()) -> None:
+            if not isinstance(model_type, str) or not model_type:
+                raise PluginError(f"{info.distribution}: model_type must be a non-empty string")
+            if not isinstance(target, str) or ":" not in target:
+                raise PluginError(
+                    f"{info.distribution}: the target of {model_type!r} must be an import"
+                    f" string 'package.module:Class', not {target!r}"
+                )
+            registration = TypeRegistration(
+                model_type, target, info.distribution, info.name, tuple(aliases)
+            )
+            for name in (model_type, *registration.aliases):
+                self._add_type(name, registration)
+            info.model_types.append(model_type)
+
+        return register
+
+    def _add_type(self, name: str, registration: TypeRegistration) -> None:
+        existing = self.types.get(name) or (self.conflicts.get(name) or [None])[0]
+        if existing is None:
+            self.types[name] = registration
+            return
+        claims = self.conflicts.setdefault(name, [existing])
+        claims.append(registration)
+        self.types.pop(name, None)
+        logger.warning(
+            "model_type %r is registered twice: by %s and by %s",
+            name,
+            claims[0].distribution,
+            registration.distribution,
+        )
+
+    def _forget(self, model_type: str, info: PluginInfo) -> None:
+        for name, registration in list(self.types.items()):
+            if registration.plugin == info.name and registration.distribution == info.distribution:
+                del self.types[name]
+
+    # lookup ----------------------------------------------------------------
+    def resolve(self, model_type: str, *, config_name: str = "?") -> TypeRegistration:
+        """The registration of a model type, or the error that explains its absence."""
+        self.discover()
+        registration = self.types.get(model_type)
+        if registration is not None:
+            return registration
+        if model_type in self.conflicts:
+            names = " and ".join(r.distribution for r in self.conflicts[model_type])
+            raise PluginError(
+                f"model_type {model_type!r} is registered by more than one distribution"
+                f" ({names}); uninstall one of them",
+                distribution=self.conflicts[model_type][-1].distribution,
+            )
+        provider = FIRST_PARTY_TYPES.get(model_type)
+        for info in self.plugins:
+            if not info.ok and provider is not None and info.distribution == provider:
+                raise PluginError(
+                    f"model_type {model_type!r} comes from {info.distribution}, whose plugin"
+                    f" failed to load: {info.error} (see `modelwire plugins`)",
+                    distribution=info.distribution,
+                )
+        raise UnknownModelTypeError(
+            model_type, self._unknown_message(model_type, provider), config_name=config_name
+        )
+
+    def _unknown_message(self, model_type: str, provider: str | None) -> str:
+        message = f"unknown model_type {model_type!r}"
+        known = sorted(set(self.types) | set(FIRST_PARTY_TYPES))
+        close = difflib.get_close_matches(model_type, known, n=1, cutoff=0.6)
+        if close and close[0] != model_type:
+            message += f"; did you mean {close[0]!r}?"
+            provider = provider or (
+                None if close[0] in self.types else FIRST_PARTY_TYPES.get(close[0])
+            )
+        if provider is not None and model_type not in self.types:
+            message += f" It is provided by {provider}: pip install {provider}"
+        broken = [i for i in self.plugins if not i.ok]
+        if broken:
+            names = ", ".join(f"{i.distribution} ({i.error})" for i in broken)
+            message += f". Plugins that failed to load and may provide it: {names}"
+        installed = sorted(self.types)
+        if not close and installed:
+            message += f". Installed types: {', '.join(installed)}"
+        return message
+
+    # lifecycle hooks ---------------------------------------------------------
+    def hook_functions(self, name: str) -> tuple[Callable[..., Any], ...]:
+        """The implementations of a lifecycle hook, cached for the hot path."""
+        functions = self._dispatch.get(name)
+        if functions is None:
+            caller = getattr(self._pm.hook, name)
+            # pluggy calls the last registered first; keep that order.
+            functions = tuple(impl.function for impl in reversed(caller.get_hookimpls()))
+            self._dispatch[name] = functions
+        return functions
+
+    def dispatch(self, name: str, **kwargs: Any) -> None:
+        """Call a lifecycle hook; one failing observer never fails the model call."""
+        for function in self.hook_functions(name):
+            try:
+                function(**kwargs)
+            except Exception:
+                logger.exception("modelwire hook %s in %s failed", name, function.__module__)
+
+    def register_commands(self, cli: Any) -> None:
+        self.discover()
+        for impl in reversed(self._pm.hook.register_commands.get_hookimpls()):
+            try:
+                impl.function(cli=cli)
+            except Exception as exc:
+                logger.warning("plugin %s failed to add its commands: %s", impl.plugin_name, exc)
+
+
+def _entry_points() -> list[metadata.EntryPoint]:
+    seen: set[tuple[str, str]] = set()
+    found = []
+    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = entry_point.dist
+        key = (dist.name if dist else "?", entry_point.name)
+        if key not in seen:  # the same distribution seen twice on sys.path
+            seen.add(key)
+            found.append(entry_point)
+    return found
+
+
+def _version_of(distribution: str) -> str:
+    if distribution.startswith("modelwire ("):
+        distribution = "modelwire"
+    try:
+        return metadata.version(distribution)
+    except Exception:
+        return "?"
+
+
+_manager: PluginManager | None = None
+_manager_lock = threading.Lock()
+
+
+def get_manager() -> PluginManager:
+    """The process-wide plugin manager, discovered on first call."""
+    global _manager
+    manager = _manager
+    if manager is None:
+        with _manager_lock:
+            if _manager is None:
+                _manager = PluginManager()
+            manager = _manager
+    return manager.discover()
+
+
+def reset_manager() -> None:
+    """Forget discovery (tests that install or break plugins)."""
+    global _manager
+    with _manager_lock:
+        _manager = None

@@ -1,0 +1,137 @@
+"""Built-in plugin: opt-in JSONL invocation records, one complete line per call.
+
+Switched on by ``MODELWIRE_RECORDS=path`` or ``modelwire.init(records=path)``.
+Every line is redacted: credentials under secret-like keys are masked and every
+known secret is scrubbed from the serialized text before it is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelwire.plugins import hookimpl
+from modelwire.redact import redacted, scrub
+
+if TYPE_CHECKING:
+    from modelwire.calls import Call
+    from modelwire.errors import ModelWireError
+    from modelwire.response import ModelResponse
+
+_MAX_TEXT = 20_000
+
+
+class RecordsPlugin:
+    """Appends one JSON object per call to a file; thread-safe, never loses a line."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._path: Path | None = None
+        self._file: Any = None
+        env = os.environ.get("MODELWIRE_RECORDS")
+        if env:
+            self.configure(env)
+
+    @property
+    def path(self) -> Path | None:
+        return self._path
+
+    def configure(self, path: str | os.PathLike[str] | None) -> None:
+        """Start writing to ``path`` (appending), or stop with ``None``."""
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+            self._path = Path(path) if path else None
+            if self._path is not None:
+                self._path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(self._path, "a", encoding="utf-8")  # noqa: SIM115
+
+    def _write(self, record: dict[str, Any]) -> None:
+        if self._file is None:
+            return
+        line = scrub(json.dumps(redacted(record), ensure_ascii=False, default=_fallback)) + "\n"
+        with self._lock:
+            if self._file is not None:
+                self._file.write(line)
+                self._file.flush()
+
+    @hookimpl
+    def on_call_end(self, call: Call, response: ModelResponse) -> None:
+        if self._file is None:
+            return
+        record = _base(call)
+        record["status"] = "ok"
+        record["response"] = {
+            "text": _clip(response.text),
+            "embedding_count": None if response.embedding is None else len(response.embedding),
+            "image_urls": response.image_urls,
+            "model_name": response.model_name,
+            "finish_reason": response.finish_reason,
+        }
+        record["usage"] = response.usage.to_dict() if response.usage else None
+        record["cost_usd"] = call.wrapper.cost_of(response.usage)
+        self._write(record)
+
+    @hookimpl
+    def on_call_error(self, call: Call, error: ModelWireError) -> None:
+        if self._file is None:
+            return
+        record = _base(call)
+        record["status"] = "error"
+        record["error"] = {
+            "type": type(error).__name__,
+            "message": str(error),
+            "status": getattr(error, "status", None),
+            "partial_text": _clip(getattr(error, "partial_text", None)),
+        }
+        self._write(record)
+
+
+def _base(call: Call) -> dict[str, Any]:
+    return {
+        "id": call.id,
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(call.started_at)) + "Z",
+        "config_name": call.config_name,
+        "model_type": call.model_type,
+        "model_name": call.model_name,
+        "operation": call.operation,
+        "attempts": call.attempts,
+        "duration_s": round(call.elapsed, 6),
+        "request": {"args": _jsonable(call.args), "kwargs": _jsonable(call.kwargs)},
+    }
+
+
+def _clip(text: str | None) -> str | None:
+    if text is None or len(text) <= _MAX_TEXT:
+        return text
+    return text[:_MAX_TEXT] + f"... [{len(text) - _MAX_TEXT} more characters]"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return _clip(value) if isinstance(value, str) else value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict):
+        return _jsonable(to_dict())
+    return repr(value)
+
+
+def _fallback(value: Any) -> str:
+    return repr(value)
+
+
+plugin = RecordsPlugin()
+
+
+def configure(path: str | os.PathLike[str] | None) -> None:
+    """Switch records on (to ``path``) or off (``None``)."""
+    plugin.configure(path)

@@ -1,0 +1,441 @@
+"""The conformance suite every modelwire plugin runs, first- or third-party.
+
+Subclass ``ConformanceSuite`` in a test module (name the subclass ``Test...``),
+set the class attributes and implement ``config`` and ``script_success``::
+
+    class TestEchoConformance(ConformanceSuite):
+        model_type = "reverse_echo"
+        distribution = "modelwire-reverse-echo"
+        sdk_modules = ()
+        output = "text"
+        streams = False
+        expected_text = "olleh"
+        expected_usage = Usage(1, 1, 2)
+        routes = [("POST", "/reverse")]
+
+        def config(self, server):
+            return {"config_name": "echo", "model_type": "reverse_echo",
+                    "base_url": server.url, "api_key": self.secret}
+
+        def script_success(self, server):
+            server.route("POST", "/reverse", Reply.json({...}))
+
+A capability the model type lacks is declared (``streams = False``, ``reports_usage
+= False``), and the suite then checks that using it fails cleanly: nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from modelwire.errors import (
+    AuthenticationError,
+    ConfigError,
+    ModelTimeoutError,
+    RateLimitError,
+    ServiceUnavailableError,
+    UnsupportedOperationError,
+)
+from modelwire.message import Msg
+from modelwire.response import ModelResponse, Usage
+from modelwire.testing.fakeserver import FakeServer, Reply, Request
+
+__all__ = ["HEAVY_MODULES", "ConformanceSuite"]
+
+#: Modules that plugin discovery must never import, whatever the plugin.
+HEAVY_MODULES = ("torch", "transformers", "openai", "dashscope", "google.genai", "ollama", "httpx")
+
+#: Retry settings that keep the suite fast while still exercising real retries.
+FAST_RETRY = {"max_retries": 2, "initial_delay": 0.01, "max_delay": 3.0}
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+class ConformanceSuite:
+    """Checks one model type against the contract in DESIGN.md."""
+
+    #: The model type under test, and the distribution whose entry point registers it.
+    model_type: ClassVar[str]
+    distribution: ClassVar[str]
+    #: Top-level modules of the SDK the wrapper uses; discovery must not import them.
+    sdk_modules: ClassVar[tuple[str, ...]] = ()
+    #: What a call returns: "text", "embedding" or "image".
+    output: ClassVar[str] = "text"
+    #: Whether ``stream``/``astream`` work (else they must raise UnsupportedOperationError).
+    streams: ClassVar[bool] = False
+    #: Whether the service reports token usage.
+    reports_usage: ClassVar[bool] = True
+    #: What ``script_success`` makes the model answer.
+    expected_text: ClassVar[str | None] = None
+    expected_embedding_count: ClassVar[int | None] = None
+    expected_image_urls: ClassVar[list[str] | None] = None
+    expected_usage: ClassVar[Usage | None] = None
+    #: (method, path) of the route a plain call uses; errors are scripted there.
+    routes: ClassVar[list[tuple[str, str]]] = []
+    #: The credential the config carries; it must reach the wire and nothing else.
+    secret: ClassVar[str] = "mw-conformance-secret-5f1e2d3c4b"
+
+    # -- what a plugin implements -----------------------------------------------------
+    def config(self, server: FakeServer) -> dict[str, Any]:
+        """A complete config for the model type, pointing at ``server.url``."""
+        raise NotImplementedError
+
+    def script_success(self, server: FakeServer) -> None:
+        """Script ``server`` so that a call (and a stream, if any) succeeds."""
+        raise NotImplementedError
+
+    def error_reply(self, status: int, headers: dict[str, str]) -> Reply:
+        """An error in the provider's own shape; the generic JSON error by default."""
+        return Reply.error(status, headers=headers)
+
+    def call_args(self, model: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Arguments of one call for this output kind."""
+        if self.output == "embedding":
+            return (["hello", "world"],), {}
+        if self.output == "image":
+            return ("a lighthouse at dawn",), {}
+        return (model.format(Msg("user", "Hello", role="user")),), {}
+
+    # -- fixtures ---------------------------------------------------------------------
+    @pytest.fixture
+    def server(self) -> Iterator[FakeServer]:
+        with FakeServer() as server:
+            yield server
+
+    def full_config(self, server: FakeServer, **overrides: Any) -> dict[str, Any]:
+        config = {"retry": dict(FAST_RETRY), "timeout": 5.0, **self.config(server)}
+        config.update(overrides)
+        return config
+
+    def load(self, server: FakeServer, **overrides: Any) -> Any:
+        from modelwire.registry import ModelRegistry
+
+        config = self.full_config(server, **overrides)
+        return ModelRegistry([config]).load_model(config["config_name"])
+
+    def call(self, model: Any) -> ModelResponse:
+        args, kwargs = self.call_args(model)
+        return model(*args, **kwargs)
+
+    def _error_route(self) -> tuple[str, str]:
+        assert self.routes, "set `routes` to the (method, path) a plain call uses"
+        return self.routes[0]
+
+    def check_output(self, response: ModelResponse) -> None:
+        assert isinstance(response, ModelResponse)
+        if self.output == "text":
+            assert response.text == self.expected_text
+        elif self.output == "embedding":
+            assert response.embedding is not None
+            assert len(response.embedding) == self.expected_embedding_count
+            assert all(isinstance(x, float) for vector in response.embedding for x in vector)
+        elif self.output == "image":
+            assert response.image_urls == self.expected_image_urls
+        else:
+            raise AssertionError(f"unknown output kind {self.output!r}")
+        assert response.raw is not None
+
+    # -- registration ---------------------------------------------------------------------
+    def test_registered_through_entry_point(self) -> None:
+        from modelwire.plugins import PluginManager
+
+        points = [
+            ep
+            for ep in metadata.entry_points(group="modelwire")
+            if ep.dist is not None and _normalize(ep.dist.name) == _normalize(self.distribution)
+        ]
+        assert points, f"{self.distribution} declares no entry point in the 'modelwire' group"
+        manager = PluginManager().discover()
+        registration = manager.types.get(self.model_type)
+        assert registration is not None, f"{self.model_type!r} is not registered"
+        assert _normalize(registration.distribution) == _normalize(self.distribution)
+        assert all(
+            info.ok for info in manager.plugins if info.distribution == registration.distribution
+        )
+
+    def test_discovery_imports_no_sdk(self) -> None:
+        banned = sorted(set(self.sdk_modules) | set(HEAVY_MODULES))
+        code = (
+            "import json, sys\n"
+            "from modelwire.plugins import PluginManager\n"
+            "m = PluginManager().discover()\n"
+            f"assert {self.model_type!r} in m.types, sorted(m.types)\n"
+            f"banned = {banned!r}\n"
+            "print(json.dumps(sorted(b for b in banned if b in sys.modules)))\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+    def test_config_loading_imports_no_sdk(self, server: FakeServer) -> None:
+        """Validating configs reads the wrapper's signature: its module must import lazily."""
+        banned = sorted(set(self.sdk_modules) | set(HEAVY_MODULES))
+        config = json.dumps(self.full_config(server))
+        code = (
+            "import json, sys\n"
+            "from modelwire.registry import ModelRegistry\n"
+            f"ModelRegistry([json.loads({config!r})])\n"
+            f"banned = {banned!r}\n"
+            "print(json.dumps(sorted(b for b in banned if b in sys.modules)))\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout.strip().splitlines()[-1]) == [], (
+            "import the SDK inside the method that builds the client, not at module level"
+        )
+        assert server.requests == []
+
+    # -- config validation ----------------------------------------------------------------
+    def _schema(self) -> dict[str, Any]:
+        from modelwire.plugins import get_manager
+        from modelwire.schema import wrapper_schema
+
+        return wrapper_schema(get_manager().resolve(self.model_type).load_class())
+
+    def _first_required(self) -> str:
+        required = [name for name, p in self._schema().items() if p.required]
+        assert required, "a model type should require at least its model name"
+        return required[0]
+
+    def test_config_missing_required_parameter(self, server: FakeServer) -> None:
+        from modelwire.registry import ModelRegistry
+
+        key = self._first_required()
+        config = self.full_config(server)
+        del config[key]
+        with pytest.raises(ConfigError) as info:
+            ModelRegistry([config])
+        assert any(issue.key == key for issue in info.value.issues), str(info.value)
+        assert config["config_name"] in str(info.value) and key in str(info.value)
+        assert server.requests == []
+
+    def test_config_unknown_parameter_did_you_mean(self, server: FakeServer) -> None:
+        from modelwire.registry import ModelRegistry
+
+        key = self._first_required()
+        config = self.full_config(server)
+        typo = key[:-1]
+        config[typo] = config.pop(key)
+        with pytest.raises(ConfigError) as info:
+            ModelRegistry([config])
+        message = str(info.value)
+        assert f"did you mean {key!r}" in message, message
+        assert server.requests == []
+
+    def test_config_wrong_type(self, server: FakeServer) -> None:
+        from modelwire.registry import ModelRegistry
+
+        key = self._first_required()
+        config = self.full_config(server)
+        config[key] = [1, 2, 3]
+        with pytest.raises(ConfigError) as info:
+            ModelRegistry([config])
+        assert any(issue.key == key for issue in info.value.issues), str(info.value)
+        assert "expected" in str(info.value)
+
+    def test_config_errors_reported_together(self, server: FakeServer) -> None:
+        from modelwire.registry import ModelRegistry
+
+        first = self.full_config(server, config_name="first")
+        second = self.full_config(server, config_name="second", not_a_parameter=1)
+        first["timeout"] = "soon"
+        with pytest.raises(ConfigError) as info:
+            ModelRegistry([first, second])
+        names = {issue.config_name for issue in info.value.issues}
+        assert {"first", "second"} <= names, str(info.value)
+
+    def test_core_keys_accepted(self, server: FakeServer) -> None:
+        model = self.load(
+            server, retry={"max_retries": 1, "initial_delay": 0.01, "max_delay": 1.0}, timeout=3
+        )
+        assert model.timeout == 3.0
+        assert model.retry_policy.max_retries == 1
+        assert model.model_type in (self.model_type, type(model).model_type)
+
+    # -- calls --------------------------------------------------------------------------------
+    def test_call(self, server: FakeServer) -> None:
+        self.script_success(server)
+        model = self.load(server)
+        response = self.call(model)
+        self.check_output(response)
+        assert server.requests, "the call reached no server"
+
+    def test_acall_agrees_with_call(self, server: FakeServer) -> None:
+        self.script_success(server)
+        model = self.load(server)
+        args, kwargs = self.call_args(model)
+        response = asyncio.run(model.acall(*args, **kwargs))
+        self.check_output(response)
+        assert response.usage == self.call(model).usage
+
+    def test_stream_agrees_with_call(self, server: FakeServer) -> None:
+        self.script_success(server)
+        model = self.load(server)
+        args, kwargs = self.call_args(model)
+        if not self.streams:
+            with pytest.raises(UnsupportedOperationError):
+                model.stream(*args, **kwargs)
+            with pytest.raises(UnsupportedOperationError):
+                model.astream(*args, **kwargs)
+            return
+        chunks = list(model.stream(*args, **kwargs))
+        assert len(chunks) >= 2, "a stream should arrive in several chunks"
+        assert "".join(c.text for c in chunks) == self.expected_text
+
+        async def collect() -> list[Any]:
+            return [chunk async for chunk in model.astream(*args, **kwargs)]
+
+        achunks = asyncio.run(collect())
+        assert "".join(c.text for c in achunks) == self.expected_text
+        if self.reports_usage:
+            assert chunks[-1].usage == self.expected_usage
+            assert achunks[-1].usage == self.expected_usage
+        assert model.usage["calls"] == 2
+
+    def test_usage(self, server: FakeServer) -> None:
+        self.script_success(server)
+        model = self.load(server)
+        response = self.call(model)
+        if not self.reports_usage:
+            assert response.usage is None or response.usage.total_tokens == 0
+            assert model.usage["calls"] == 1
+            return
+        assert response.usage == self.expected_usage
+        booked = model.usage
+        assert booked["calls"] == 1
+        assert booked["prompt_tokens"] == self.expected_usage.prompt_tokens  # type: ignore[union-attr]
+        assert booked["total_tokens"] == self.expected_usage.total_tokens  # type: ignore[union-attr]
+
+    # -- errors -------------------------------------------------------------------------------
+    def test_401_is_authentication_error_not_retried(self, server: FakeServer) -> None:
+        self.script_success(server)
+        method, path = self._error_route()
+        server.once(method, path, self.error_reply(401, {}))
+        model = self.load(server)
+        with pytest.raises(AuthenticationError) as info:
+            self.call(model)
+        error = info.value
+        assert error.status == 401
+        assert error.config_name == model.config_name
+        assert error.model_type == model.model_type
+        assert len(server.requests_to(path, method)) == 1
+        assert model.usage["errors"] == 1
+
+    def test_429_honours_retry_after(self, server: FakeServer) -> None:
+        self.script_success(server)
+        method, path = self._error_route()
+        server.once(method, path, self.error_reply(429, {"Retry-After": "1"}))
+        model = self.load(server)
+        started = time.perf_counter()
+        self.check_output(self.call(model))
+        assert time.perf_counter() - started >= 0.95
+        assert len(server.requests_to(path, method)) == 2
+
+    def test_429_exhausted_carries_retry_after(self, server: FakeServer) -> None:
+        self.script_success(server)
+        method, path = self._error_route()
+        server.once(method, path, self.error_reply(429, {"Retry-After": "7"}))
+        model = self.load(server, retry={"max_retries": 0})
+        with pytest.raises(RateLimitError) as info:
+            self.call(model)
+        assert info.value.retry_after == 7.0
+        assert info.value.status == 429
+
+    def test_500_is_retried(self, server: FakeServer) -> None:
+        self.script_success(server)
+        method, path = self._error_route()
+        server.once(method, path, self.error_reply(500, {}))
+        model = self.load(server)
+        self.check_output(self.call(model))
+        assert len(server.requests_to(path, method)) == 2
+
+    def test_503_exhausted(self, server: FakeServer) -> None:
+        self.script_success(server)
+        method, path = self._error_route()
+        server.once(method, path, *[self.error_reply(503, {})] * 3)
+        model = self.load(server, retry={"max_retries": 1, "initial_delay": 0.01})
+        with pytest.raises(ServiceUnavailableError) as info:
+            self.call(model)
+        assert info.value.status == 503
+        assert len(server.requests_to(path, method)) == 2
+
+    def test_timeout(self, server: FakeServer) -> None:
+        self.script_success(server)
+        method, path = self._error_route()
+        server.once(method, path, Reply.json({"late": True}, delay=3.0))
+        model = self.load(server, timeout=0.5)
+        started = time.perf_counter()
+        with pytest.raises(ModelTimeoutError):
+            self.call(model)
+        assert time.perf_counter() - started < 2.5
+
+    def test_connection_refused_is_service_unavailable(self, server: FakeServer) -> None:
+        model = self.load(server, retry={"max_retries": 1, "initial_delay": 0.01})
+        server.close()
+        with pytest.raises(ServiceUnavailableError):
+            self.call(model)
+
+    # -- secrets ------------------------------------------------------------------------------
+    def test_no_secret_in_repr_errors_records_or_logs(
+        self, server: FakeServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        from modelwire import records
+        from modelwire.registry import ModelRegistry
+
+        self.script_success(server)
+        method, path = self._error_route()
+        server.once(method, path, self.error_reply(401, {}))
+        config = self.full_config(server)
+        path_records = tmp_path / "records.jsonl"
+        caplog.set_level(logging.DEBUG)
+        records.configure(path_records)
+        try:
+            registry = ModelRegistry([config])
+            model = registry.load_model(config["config_name"])
+            with pytest.raises(AuthenticationError) as info:
+                self.call(model)
+            self.call(model)
+        finally:
+            records.configure(None)
+        assert any(_carries(request, self.secret) for request in server.requests), (
+            "the secret never reached the server: the test cannot tell whether it is hidden"
+        )
+        shown = [
+            repr(model),
+            str(model),
+            repr(registry.config(config["config_name"])),
+            str(info.value),
+            repr(info.value),
+            path_records.read_text(),
+            caplog.text,
+        ]
+        for text in shown:
+            assert self.secret not in text
+        lines = path_records.read_text().splitlines()
+        assert len(lines) == 2 and all(json.loads(line) for line in lines)
+
+
+def _carries(request: Request, secret: str) -> bool:
+    return (
+        secret in request.text
+        or any(secret in value for value in request.headers.values())
+        or any(secret in value for values in request.query.values() for value in values)
+    )

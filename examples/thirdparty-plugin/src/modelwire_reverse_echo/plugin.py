@@ -1,0 +1,14 @@
+"""The entry-point module: registers the model type, imports nothing heavy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+hookimpl = pluggy.HookimplMarker("modelwire")
+
+
+@hookimpl
+def register_model_types(register: Any) -> None:
+    register("reverse_echo", "modelwire_reverse_echo.wrapper:ReverseEchoWrapper")
