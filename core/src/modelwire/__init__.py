@@ -59,7 +59,7 @@ __all__ = [
     "load_model",
     "load_model_by_config_name",
     "read_model_configs",
-    "registry",
+    "default_registry",
     "usage",
 ]
 
@@ -67,7 +67,7 @@ _registry: ModelRegistry | None = None
 _registry_lock = threading.Lock()
 
 
-def registry() -> ModelRegistry:
+def default_registry() -> ModelRegistry:
     """The registry behind ``init`` and ``load_model``."""
     global _registry
     if _registry is None:
@@ -94,9 +94,9 @@ def init(
 
         records_module.configure(records)
     if clear_existing:
-        registry().clear()
+        default_registry().clear()
     if model_configs is not None:
-        registry().add(model_configs)
+        default_registry().add(model_configs)
 
 
 def read_model_configs(model_configs: ConfigSource, clear_existing: bool = False) -> None:
@@ -106,7 +106,7 @@ def read_model_configs(model_configs: ConfigSource, clear_existing: bool = False
 
 def load_model(config_name: str) -> ModelWrapper:
     """The wrapper of a loaded config (one instance per config)."""
-    return registry().load_model(config_name)
+    return default_registry().load_model(config_name)
 
 
 load_model_by_config_name = load_model
@@ -114,7 +114,7 @@ load_model_by_config_name = load_model
 
 def usage() -> dict[str, dict[str, Any]]:
     """Calls, tokens and spend per config of the global registry."""
-    return registry().usage()
+    return default_registry().usage()
 
 
 def __getattr__(name: str) -> Any:

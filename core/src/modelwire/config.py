@@ -130,6 +130,7 @@ def validate_configs(
 
     issues: list[ConfigIssue] = []
     plugin_errors: list[PluginError] = []
+    unknown_types: list[ConfigError] = []
     configs: list[ModelConfig] = []
     seen = set(taken)
     for index, item in enumerate(items):
@@ -160,6 +161,7 @@ def validate_configs(
             cls = manager.resolve(model_type, config_name=name).load_class()
         except ConfigError as exc:
             issues.extend(exc.issues)
+            unknown_types.append(exc)
             continue
         except PluginError as exc:
             plugin_errors.append(exc)
@@ -198,6 +200,8 @@ def validate_configs(
             configs.append(ModelConfig(name, model_type, params, source))
     if plugin_errors:
         raise plugin_errors[0]
+    if len(issues) == 1 and unknown_types:
+        raise unknown_types[0]  # keep the precise type when it is the only problem
     if issues:
         raise ConfigError(issues, source=source)
     return configs

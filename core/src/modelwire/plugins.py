@@ -192,6 +192,12 @@ class PluginManager:
             self._register_module(plugin, info)
         return info
 
+    def unregister(self, plugin: object) -> None:
+        """Remove a plugin registered with ``register`` (its model types stay)."""
+        with self._lock:
+            self._pm.unregister(plugin)
+            self._dispatch.clear()
+
     def _register_module(self, plugin: object, info: PluginInfo) -> None:
         self.plugins.append(info)
         try:
@@ -347,7 +353,8 @@ def _entry_points() -> list[metadata.EntryPoint]:
         if key not in seen:  # the same distribution seen twice on sys.path
             seen.add(key)
             found.append(entry_point)
-    return found
+    # A stable order: conflicts and `modelwire plugins` read the same on every machine.
+    return sorted(found, key=lambda ep: (ep.dist.name if ep.dist else "?", ep.name))
 
 
 def _version_of(distribution: str) -> str:

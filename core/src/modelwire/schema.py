@@ -35,17 +35,22 @@ class Param:
 
 @functools.cache
 def wrapper_schema(cls: type) -> dict[str, Param]:
-    """The keyword parameters of ``cls.__init__`` along its MRO, up to ``ModelWrapper``."""
+    """The keyword parameters of ``cls.__init__`` and of its bases' ``__init__``s."""
     params: dict[str, Param] = {}
-    for klass in reversed(cls.__mro__):
+    for klass in cls.__mro__:  # the subclass first: its parameters lead, its annotations win
         init = klass.__dict__.get("__init__")
         if init is None or klass is object:
             continue
         hints = _hints(init)
         for parameter in inspect.signature(init).parameters.values():
-            if parameter.name in _SKIP or parameter.kind in (
-                parameter.VAR_POSITIONAL,
-                parameter.VAR_KEYWORD,
+            if (
+                parameter.name in _SKIP
+                or parameter.name in params
+                or parameter.kind
+                in (
+                    parameter.VAR_POSITIONAL,
+                    parameter.VAR_KEYWORD,
+                )
             ):
                 continue
             required = parameter.default is parameter.empty

@@ -72,7 +72,7 @@ class ModelWrapper:
         self.retry_policy = RetryPolicy.from_config(retry)
         self.timeout = float(timeout) if timeout is not None else self.default_timeout
         self.budget = None if budget is None else float(budget)
-        self._pricing = Pricing.from_config(pricing) if pricing else None
+        self._pricing = Pricing.from_config(pricing) if pricing is not None else None
         self.tracker = SpendTracker(config_name, self.budget)
         self._priced = False
 
@@ -100,7 +100,7 @@ class ModelWrapper:
     def validate_params(cls, params: Mapping[str, Any]) -> list[ConfigIssue]:
         """Checks beyond the signature's types; extend in a subclass, call ``super()``."""
         issues = []
-        if params.get("budget") is not None and not params.get("pricing"):
+        if params.get("budget") is not None and params.get("pricing") is None:
             model_name = params.get(cls.model_name_param)
             if cls.price_for(model_name if isinstance(model_name, str) else None) is None:
                 issues.append(
@@ -118,7 +118,8 @@ class ModelWrapper:
     def pricing(self) -> Pricing | None:
         """The config's ``pricing``, else the plugin's price for this model."""
         if not self._priced:
-            self._pricing = self._pricing or self.price_for(self.model_name)
+            if self._pricing is None:
+                self._pricing = self.price_for(self.model_name)
             self._priced = True
         return self._pricing
 
@@ -246,9 +247,9 @@ class ModelWrapper:
                 collected.add(chunk)
                 try:
                     yield chunk
-                except GeneratorExit:
-                    _close(iterator)
+                except GeneratorExit:  # the consumer stopped early: book what it got
                     self._end(call, collected.response(self, finish_reason="cancelled"))
+                    _close(iterator)
                     raise
                 chunk = next(iterator, None)
         except GeneratorExit:
@@ -293,12 +294,17 @@ class ModelWrapper:
                 collected.add(chunk)
                 try:
                     yield chunk
-                except GeneratorExit:
-                    await _aclose(iterator)
+                except (GeneratorExit, asyncio.CancelledError):
+                    # The consumer stopped early (an abandoned generator is closed by a task
+                    # that asyncio.run may cancel): book what it got.
+                    collected.ended = True
                     self._end(call, collected.response(self, finish_reason="cancelled"))
+                    await _aclose(iterator)
                     raise
                 chunk = await anext(iterator, None)
-        except GeneratorExit:
+        except (GeneratorExit, asyncio.CancelledError) as exc:
+            if not collected.ended:  # cancelled while waiting for the service, not at a yield
+                self._fail(call, exc)
             raise
         except Exception as exc:
             await _aclose(iterator)
@@ -381,7 +387,7 @@ class _Collected:
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
         self.model_name: str | None = None
-        self.raw: list[Any] = []
+        self.ended = False
 
     def add(self, chunk: ModelChunk) -> None:
         if chunk.text:
@@ -439,7 +445,7 @@ async def _aclose(iterator: Any) -> None:
     if close is not None:
         try:
             await close()
-        except Exception:
+        except (Exception, asyncio.CancelledError):  # closing at loop shutdown may be cancelled
             pass
 
 

@@ -12,7 +12,7 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
-from modelwire.errors import ModelWireError, ResponseParseError
+from modelwire.errors import ModelWireError, ResponseParseError, ServiceUnavailableError
 from modelwire.message import Msg, iter_msgs
 from modelwire.response import ModelChunk, ModelResponse, Usage
 from modelwire.wrapper import ModelWrapper
@@ -63,12 +63,14 @@ class ReverseEchoWrapper(ModelWrapper):
         return ModelResponse(text=output, raw=payload, usage=usage, model_name=self.model_name)
 
     def _stream(self, text: str) -> Iterator[ModelChunk]:
+        finished = False
         with self._request(text, stream=True) as reply:
             for line in reply:
                 if not line.strip():
                     continue
                 event = json.loads(line)
                 usage = event.get("usage")
+                finished = usage is not None
                 yield ModelChunk(
                     text=event.get("delta", ""),
                     raw=event,
@@ -77,6 +79,9 @@ class ReverseEchoWrapper(ModelWrapper):
                     else None,
                     model_name=self.model_name,
                 )
+        if not finished:
+            # urllib ends a cut-off chunked body silently: the missing final event tells.
+            raise ServiceUnavailableError("the stream ended before its final event")
 
     def _map_error(self, exc: Exception) -> ModelWireError | None:
         return map_error(exc)
