@@ -163,7 +163,7 @@ def test_target_that_is_not_a_wrapper(manager: PluginManager) -> None:
             register("not_a_wrapper", "json:JSONDecoder")
 
     manager.register(Local(), name="local")
-    with pytest.raises(PluginError, match="is not a modelwire.ModelWrapper subclass"):
+    with pytest.raises(PluginError, match=r"is not a modelwire\.ModelWrapper subclass"):
         manager.resolve("not_a_wrapper").load_class()
 
 

@@ -42,6 +42,9 @@ class ModelWireError(Exception):
         # Messages may quote SDK text that echoes a credential: scrub on the way out.
         return scrub(super().__str__())
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
+
 
 @dataclass(frozen=True)
 class ConfigIssue:

@@ -306,6 +306,7 @@ class PluginManager:
                 None if close[0] in self.types else FIRST_PARTY_TYPES.get(close[0])
             )
         if provider is not None and model_type not in self.types:
+            message += "" if message.endswith("?") else "."
             message += f" It is provided by {provider}: pip install {provider}"
         broken = [i for i in self.plugins if not i.ok]
         if broken:

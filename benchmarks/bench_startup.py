@@ -1,0 +1,122 @@
+"""Start-up cost: import modelwire + discover every plugin + load a 50-config file.
+
+Measured against a bare interpreter (``python -c pass``) in the same run; the
+figure that matters is the difference (target: under 50 ms) and the modules
+that the start-up imports.
+
+    .venv/bin/python benchmarks/bench_startup.py [--runs 30] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED_CONFIGS = ROOT / "examples" / "model_configs.json"
+
+STARTUP = """
+import sys
+import modelwire
+from modelwire.plugins import get_manager
+get_manager()
+modelwire.init(model_configs=sys.argv[1])
+"""
+
+LIST_MODULES = STARTUP + """
+import json
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def fifty_configs(directory: Path) -> Path:
+    """The seed's example configs, repeated under new names up to 50 configs."""
+    seed = json.loads(SEED_CONFIGS.read_text())
+    configs = []
+    while len(configs) < 50:
+        for config in seed:
+            if len(configs) == 50:
+                break
+            configs.append({**config, "config_name": f"{config['config_name']}-{len(configs)}"})
+    path = directory / "configs50.json"
+    path.write_text(json.dumps(configs))
+    return path
+
+
+def timed(argv: list[str], runs: int) -> list[float]:
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(argv, check=True, capture_output=True)
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        configs = fifty_configs(Path(tmp))
+        baseline_argv = [sys.executable, "-c", "pass"]
+        startup_argv = [sys.executable, "-c", STARTUP, str(configs)]
+        subprocess.run(startup_argv, check=True)  # warm the file cache, fail loudly if broken
+        baseline, startup = [], []
+        for _ in range(args.runs):  # interleaved, so machine noise hits both alike
+            baseline += timed(baseline_argv, 1)
+            startup += timed(startup_argv, 1)
+        modules = json.loads(
+            subprocess.run(
+                [sys.executable, "-c", LIST_MODULES, str(configs)],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        )
+        bare = set(
+            json.loads(
+                subprocess.run(
+                    [sys.executable, "-c", "import sys, json; print(json.dumps(sorted(sys.modules)))"],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout
+            )
+        )
+    added = [m for m in modules if m not in bare]
+    heavy = [
+        m
+        for m in added
+        if m.split(".")[0] in {"openai", "dashscope", "google", "ollama", "httpx", "torch", "transformers"}
+    ]
+    result = {
+        "runs": args.runs,
+        "baseline_ms_median": round(statistics.median(baseline), 1),
+        "startup_ms_median": round(statistics.median(startup), 1),
+        "overhead_ms_median": round(statistics.median(startup) - statistics.median(baseline), 1),
+        "ratio": round(statistics.median(startup) / statistics.median(baseline), 2),
+        "modules_added": len(added),
+        "sdk_or_torch_modules": heavy,
+        "target_ms": 50,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"python -c pass                    : {result['baseline_ms_median']:7.1f} ms (median of {args.runs})")
+        print(f"import + discovery + 50 configs   : {result['startup_ms_median']:7.1f} ms")
+        print(f"overhead                          : {result['overhead_ms_median']:7.1f} ms (target < 50 ms)")
+        print(f"modules added to a bare interpreter: {len(added)}; SDK/torch modules: {heavy or 'none'}")
+        top = sorted({m.split('.')[0] for m in added})
+        print("top-level packages imported:", ", ".join(top))
+    return 0 if result["overhead_ms_median"] < 50 and not heavy else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,173 @@
+"""The ``modelwire`` command line, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from modelwire.testing import FakeServer, Reply, Request
+
+from .conftest import last_json, make_distribution, run_python
+
+
+def modelwire(*args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "modelwire", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=60,
+        env={**os.environ, **env},
+        check=False,
+    )
+
+
+def write_config(tmp_path: Path, server: FakeServer, **extra: object) -> Path:
+    path = tmp_path / "configs.json"
+    path.write_text(
+        json.dumps(
+            [
+                {
+                    "config_name": "rev",
+                    "model_type": "reverse_echo",
+                    "model_name": "reverse-1",
+                    "base_url": server.url,
+                    "api_key": "cli-secret-key-987654",
+                    **extra,
+                }
+            ]
+        )
+    )
+    return path
+
+
+def service(request: Request) -> Reply:
+    body = request.json()
+    usage = {"input_tokens": 1, "output_tokens": 1}
+    if body.get("stream"):
+        out = body["text"][::-1]
+        return Reply.ndjson([{"delta": out[:2]}, {"delta": out[2:]}, {"delta": "", "usage": usage}])
+    return Reply.json({"output": body["text"][::-1], "usage": usage})
+
+
+def test_types_json_lists_installed_types() -> None:
+    result = modelwire("types", "--json")
+    rows = json.loads(result.stdout)
+    reverse = next(r for r in rows if r["model_type"] == "reverse_echo")
+    assert reverse["distribution"] == "modelwire-reverse-echo"
+    assert reverse["aliases"] == []
+    assert {"model_type", "distribution", "aliases"} <= set(rows[0])
+
+
+def test_types_table() -> None:
+    result = modelwire("types")
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[0].split() == ["MODEL_TYPE", "DISTRIBUTION", "ALIASES", "TARGET"]
+    assert any(line.startswith("reverse_echo") for line in result.stdout.splitlines())
+
+
+def test_plugins_shows_broken_plugin_reason(tmp_path: Path) -> None:
+    make_distribution(
+        tmp_path, "broken-dist", {"brk.plugin": "raise ImportError('no sdk')\n"}, "[modelwire]\nb = brk.plugin\n"
+    )
+    code = "from modelwire.cli import main; raise SystemExit(main(['plugins', '--json']))"
+    result = run_python(code, tmp_path)
+    plugins = {p["distribution"]: p for p in json.loads(result.stdout)}
+    assert plugins["broken-dist"]["status"] == "broken"
+    assert plugins["broken-dist"]["error"] == "ImportError: no sdk"
+    assert plugins["modelwire-reverse-echo"]["status"] == "ok"
+    table = run_python("from modelwire.cli import main; raise SystemExit(main(['plugins']))", tmp_path)
+    assert "broken-dist (b) failed: ImportError: no sdk" in table.stdout
+
+
+def test_check_ok_and_redacted(tmp_path: Path, server: FakeServer) -> None:
+    path = write_config(tmp_path, server)
+    result = modelwire("check", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "1 config(s) OK" in result.stdout
+    assert "cli-secret-key-987654" not in result.stdout
+    assert json.loads(modelwire("check", str(path), "--json").stdout)["ok"] is True
+    assert server.requests == []
+
+
+def test_check_reports_every_problem(tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(
+        json.dumps(
+            [
+                {"config_name": "a", "model_type": "reverse_echo", "model": "x"},
+                {"config_name": "b", "model_type": "nope_type"},
+            ]
+        )
+    )
+    result = modelwire("check", str(path))
+    assert result.returncode == 1
+    assert "did you mean 'model_name'" in result.stderr
+    assert "unknown model_type 'nope_type'" in result.stderr
+    report = json.loads(modelwire("check", str(path), "--json").stdout)
+    assert report["ok"] is False
+    assert {(i["config_name"], i["key"]) for i in report["issues"]} >= {("a", "model"), ("b", "model_type")}
+
+
+def test_chat_streams_and_reads_stdin(tmp_path: Path, server: FakeServer) -> None:
+    server.route("POST", "/v1/reverse", service)
+    path = write_config(tmp_path, server)
+    result = modelwire("chat", "rev", "hello", "-c", str(path))
+    assert result.stdout == "olleh\n", result.stderr
+    assert server.requests[-1].json()["stream"] is True
+    result = modelwire("chat", "rev", "--no-stream", stdin="abc", MODELWIRE_CONFIG=str(path))
+    assert result.stdout == "cba\n"
+    assert server.requests[-1].json()["stream"] is False
+
+
+def test_chat_error_is_one_clean_line(tmp_path: Path, server: FakeServer) -> None:
+    server.route("POST", "/v1/reverse", Reply.error(401))
+    path = write_config(tmp_path, server)
+    result = modelwire("chat", "rev", "x", "-c", str(path), "--no-stream")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: [rev (reverse_echo)] HTTP 401")
+    assert "Traceback" not in result.stderr
+    assert "cli-secret-key-987654" not in result.stderr
+
+
+def test_missing_config_option(server: FakeServer) -> None:
+    result = modelwire("chat", "rev", "x")
+    assert result.returncode != 0 and "pass --config FILE or set MODELWIRE_CONFIG" in result.stderr
+
+
+def test_plugin_commands_are_added(tmp_path: Path) -> None:
+    source = """
+import pluggy
+hookimpl = pluggy.HookimplMarker("modelwire")
+
+def configure(parser):
+    parser.add_argument("--name", default="world")
+
+def run(args):
+    print(f"hello {args.name}")
+    return 3
+
+@hookimpl
+def register_commands(cli):
+    cli.add("hello", help="say hello", configure=configure, run=run)
+"""
+    make_distribution(tmp_path, "hello-cmd", {"hello_cmd.plugin": source}, "[modelwire]\nh = hello_cmd.plugin\n")
+    code = "from modelwire.cli import main; raise SystemExit(main(['hello', '--name', 'x']))"
+    result = run_python(code, tmp_path)
+    assert result.returncode == 3 and result.stdout == "hello x\n"
+
+
+def test_import_modelwire_loads_no_plugin_pluggy_or_sdk() -> None:
+    code = """
+import json, sys
+import modelwire
+heavy = ("pluggy", "importlib_metadata", "modelwire_", "openai", "dashscope", "google",
+         "ollama", "httpx", "torch", "transformers", "yaml", "modelwire.plugins",
+         "modelwire.wrapper")
+print(json.dumps(sorted(m for m in sys.modules if m.startswith(heavy))))
+"""
+    assert last_json(run_python(code)) == []
