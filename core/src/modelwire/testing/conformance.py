@@ -44,7 +44,9 @@ from modelwire.errors import (
     AuthenticationError,
     ConfigError,
     ModelTimeoutError,
+    ProviderError,
     RateLimitError,
+    ResponseParseError,
     ServiceUnavailableError,
     UnsupportedOperationError,
 )
@@ -86,6 +88,8 @@ class ConformanceSuite:
     expected_usage: ClassVar[Usage | None] = None
     #: (method, path) of the route a plain call uses; errors are scripted there.
     routes: ClassVar[list[tuple[str, str]]] = []
+    #: (method, path) of the route a stream uses, when it is not ``routes[0]``.
+    stream_route: ClassVar[tuple[str, str] | None] = None
     #: The credential the config carries; it must reach the wire and nothing else.
     secret: ClassVar[str] = "mw-conformance-secret-5f1e2d3c4b"
 
@@ -392,6 +396,100 @@ class ConformanceSuite:
         server.close()
         with pytest.raises(ServiceUnavailableError):
             self.call(model)
+
+    # -- fault injection ----------------------------------------------------------------------
+    def test_async_errors_are_mapped_and_retried(self, server: FakeServer) -> None:
+        self.script_success(server)
+        method, path = self._error_route()
+        server.once(method, path, self.error_reply(429, {"Retry-After": "0.2"}))
+        server.once(method, path, self.error_reply(500, {}))
+        model = self.load(server)
+        args, kwargs = self.call_args(model)
+        self.check_output(asyncio.run(model.acall(*args, **kwargs)))
+        assert len(server.requests_to(path, method)) == 3
+        server.once(method, path, self.error_reply(401, {}))
+        with pytest.raises(AuthenticationError):
+            asyncio.run(model.acall(*args, **kwargs))
+
+    def test_429_without_retry_after_backs_off(self, server: FakeServer) -> None:
+        self.script_success(server)
+        method, path = self._error_route()
+        server.once(method, path, self.error_reply(429, {}), self.error_reply(429, {}))
+        model = self.load(server)
+        self.check_output(self.call(model))
+        assert len(server.requests_to(path, method)) == 3
+
+    def test_html_error_page_is_retried(self, server: FakeServer) -> None:
+        self.script_success(server)
+        method, path = self._error_route()
+        server.once(method, path, Reply.html("<html><body><h1>502 Bad Gateway</h1></body></html>"))
+        model = self.load(server)
+        self.check_output(self.call(model))
+        server.route(method, path, Reply.html("<html><h1>503 Service Unavailable</h1></html>", 503))
+        with pytest.raises(ServiceUnavailableError) as info:
+            self.call(model)
+        assert info.value.status == 503
+
+    def test_connection_reset_is_retried(self, server: FakeServer) -> None:
+        self.script_success(server)
+        method, path = self._error_route()
+        server.once(method, path, Reply.connection_reset())
+        model = self.load(server)
+        self.check_output(self.call(model))
+
+    def test_reply_cut_mid_body_is_retried(self, server: FakeServer) -> None:
+        self.script_success(server)
+        method, path = self._error_route()
+        server.cut_next(method, path)
+        model = self.load(server)
+        self.check_output(self.call(model))
+        assert len(server.requests_to(path, method)) == 2
+
+    @pytest.mark.parametrize(
+        "reply",
+        [
+            Reply.text("{not json", content_type="application/json"),
+            Reply.empty(200, headers={"Content-Type": "application/json"}),
+            Reply.html("<html>maintenance</html>", 200),
+        ],
+        ids=["malformed-json", "empty-body", "html-200"],
+    )
+    def test_unparseable_reply_is_response_parse_error(
+        self, server: FakeServer, reply: Reply
+    ) -> None:
+        self.script_success(server)
+        method, path = self._error_route()
+        server.route(method, path, reply)
+        model = self.load(server)
+        with pytest.raises(ResponseParseError) as info:
+            self.call(model)
+        assert info.value.config_name == model.config_name
+
+    def test_stream_cut_half_way_keeps_partial_text(self, server: FakeServer) -> None:
+        if not self.streams:
+            return  # covered by test_stream_agrees_with_call: streaming is refused cleanly
+        self.script_success(server)
+        method, path = self.stream_route or self._error_route()
+        model = self.load(server)
+        args, kwargs = self.call_args(model)
+        for use_async in (False, True):
+            server.cut_next(method, path)
+            received: list[str] = []
+
+            async def consume() -> None:
+                async for chunk in model.astream(*args, **kwargs):
+                    received.append(chunk.text)
+
+            with pytest.raises(ProviderError) as info:
+                if use_async:
+                    asyncio.run(consume())
+                else:
+                    for chunk in model.stream(*args, **kwargs):
+                        received.append(chunk.text)
+            text = "".join(received)
+            assert (info.value.partial_text or "") == text
+            assert text != self.expected_text
+        assert model.usage["errors"] == 2
 
     # -- secrets ------------------------------------------------------------------------------
     def test_no_secret_in_repr_errors_records_or_logs(

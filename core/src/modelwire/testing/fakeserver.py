@@ -13,6 +13,7 @@ so a test can check what the real SDK actually sent::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import socket
@@ -204,6 +205,7 @@ class _Route:
         self.standing: list[Responder] = []
         self.served = 0
         self.queued: deque[Responder] = deque()
+        self.cuts = 0
 
     def next(self) -> Responder | None:
         if self.queued:
@@ -287,6 +289,16 @@ class FakeServer:
             self._route(method, path).queued.extend(responders)
         return self
 
+    def cut_next(self, method: str, path: str, times: int = 1) -> FakeServer:
+        """Cut the route's next replies half-way, whatever produces them.
+
+        A stream loses the connection after half of its events, a body after half
+        of its bytes: the broken stream or truncated reply a flaky network gives.
+        """
+        with self._lock:
+            self._route(method, path).cuts += times
+        return self
+
     def clear(self) -> None:
         with self._lock:
             self._routes.clear()
@@ -315,14 +327,22 @@ class FakeServer:
                 if route.method == request.method and match:
                     request.params = match.groupdict()
                     responder = route.next()
+                    cut = route.cuts > 0
+                    route.cuts -= cut
                     break
             else:
-                responder = None
+                responder, cut = None, False
         if responder is None:
             return Reply.json(
                 {"error": {"message": f"no route for {request.method} {request.path}"}}, 404
             )
-        return responder(request) if callable(responder) else responder
+        reply = responder(request) if callable(responder) else responder
+        if cut:
+            if reply.parts is not None:
+                reply = dataclasses.replace(reply, cut_after=max(1, len(reply.parts) // 2))
+            else:
+                reply = dataclasses.replace(reply, truncate_to=len(reply.body) // 2)
+        return reply
 
 
 class _Handler(BaseHTTPRequestHandler):

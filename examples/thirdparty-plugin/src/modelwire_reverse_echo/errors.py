@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import urllib.error
@@ -28,6 +29,8 @@ def map_error(exc: Exception) -> ModelWireError | None:
         if isinstance(exc.reason, (TimeoutError, socket.timeout)):
             return ModelTimeoutError(f"no answer in time: {exc.reason}")
         return ServiceUnavailableError(f"cannot reach the service: {exc.reason}")
+    if isinstance(exc, http.client.HTTPException):  # e.g. IncompleteRead: the body was cut
+        return ServiceUnavailableError(f"the connection broke mid-reply: {exc!r}")
     if isinstance(exc, json.JSONDecodeError):
         return ResponseParseError(f"the reply is not JSON: {exc}")
     return None
