@@ -29,10 +29,13 @@ get_manager()
 modelwire.init(model_configs=sys.argv[1])
 """
 
-LIST_MODULES = STARTUP + """
+LIST_MODULES = (
+    STARTUP
+    + """
 import json
 print(json.dumps(sorted(sys.modules)))
 """
+)
 
 
 def fifty_configs(directory: Path) -> Path:
@@ -83,7 +86,11 @@ def main() -> int:
         bare = set(
             json.loads(
                 subprocess.run(
-                    [sys.executable, "-c", "import sys, json; print(json.dumps(sorted(sys.modules)))"],
+                    [
+                        sys.executable,
+                        "-c",
+                        "import sys, json; print(json.dumps(sorted(sys.modules)))",
+                    ],
                     check=True,
                     capture_output=True,
                     text=True,
@@ -94,7 +101,8 @@ def main() -> int:
     heavy = [
         m
         for m in added
-        if m.split(".")[0] in {"openai", "dashscope", "google", "ollama", "httpx", "torch", "transformers"}
+        if m.split(".")[0]
+        in {"openai", "dashscope", "google", "ollama", "httpx", "torch", "transformers"}
     ]
     result = {
         "runs": args.runs,
@@ -109,11 +117,17 @@ def main() -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"python -c pass                    : {result['baseline_ms_median']:7.1f} ms (median of {args.runs})")
+        print(
+            f"python -c pass                    : {result['baseline_ms_median']:7.1f} ms (median of {args.runs})"
+        )
         print(f"import + discovery + 50 configs   : {result['startup_ms_median']:7.1f} ms")
-        print(f"overhead                          : {result['overhead_ms_median']:7.1f} ms (target < 50 ms)")
-        print(f"modules added to a bare interpreter: {len(added)}; SDK/torch modules: {heavy or 'none'}")
-        top = sorted({m.split('.')[0] for m in added})
+        print(
+            f"overhead                          : {result['overhead_ms_median']:7.1f} ms (target < 50 ms)"
+        )
+        print(
+            f"modules added to a bare interpreter: {len(added)}; SDK/torch modules: {heavy or 'none'}"
+        )
+        top = sorted({m.split(".")[0] for m in added})
         print("top-level packages imported:", ", ".join(top))
     return 0 if result["overhead_ms_median"] < 50 and not heavy else 1
 

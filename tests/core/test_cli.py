@@ -66,13 +66,21 @@ def test_types_json_lists_installed_types() -> None:
 def test_types_table() -> None:
     result = modelwire("types")
     assert result.returncode == 0
-    assert result.stdout.splitlines()[0].split() == ["MODEL_TYPE", "DISTRIBUTION", "ALIASES", "TARGET"]
+    assert result.stdout.splitlines()[0].split() == [
+        "MODEL_TYPE",
+        "DISTRIBUTION",
+        "ALIASES",
+        "TARGET",
+    ]
     assert any(line.startswith("reverse_echo") for line in result.stdout.splitlines())
 
 
 def test_plugins_shows_broken_plugin_reason(tmp_path: Path) -> None:
     make_distribution(
-        tmp_path, "broken-dist", {"brk.plugin": "raise ImportError('no sdk')\n"}, "[modelwire]\nb = brk.plugin\n"
+        tmp_path,
+        "broken-dist",
+        {"brk.plugin": "raise ImportError('no sdk')\n"},
+        "[modelwire]\nb = brk.plugin\n",
     )
     code = "from modelwire.cli import main; raise SystemExit(main(['plugins', '--json']))"
     result = run_python(code, tmp_path)
@@ -80,7 +88,9 @@ def test_plugins_shows_broken_plugin_reason(tmp_path: Path) -> None:
     assert plugins["broken-dist"]["status"] == "broken"
     assert plugins["broken-dist"]["error"] == "ImportError: no sdk"
     assert plugins["modelwire-reverse-echo"]["status"] == "ok"
-    table = run_python("from modelwire.cli import main; raise SystemExit(main(['plugins']))", tmp_path)
+    table = run_python(
+        "from modelwire.cli import main; raise SystemExit(main(['plugins']))", tmp_path
+    )
     assert "broken-dist (b) failed: ImportError: no sdk" in table.stdout
 
 
@@ -110,7 +120,10 @@ def test_check_reports_every_problem(tmp_path: Path) -> None:
     assert "unknown model_type 'nope_type'" in result.stderr
     report = json.loads(modelwire("check", str(path), "--json").stdout)
     assert report["ok"] is False
-    assert {(i["config_name"], i["key"]) for i in report["issues"]} >= {("a", "model"), ("b", "model_type")}
+    assert {(i["config_name"], i["key"]) for i in report["issues"]} >= {
+        ("a", "model"),
+        ("b", "model_type"),
+    }
 
 
 def test_chat_streams_and_reads_stdin(tmp_path: Path, server: FakeServer) -> None:
@@ -155,7 +168,9 @@ def run(args):
 def register_commands(cli):
     cli.add("hello", help="say hello", configure=configure, run=run)
 """
-    make_distribution(tmp_path, "hello-cmd", {"hello_cmd.plugin": source}, "[modelwire]\nh = hello_cmd.plugin\n")
+    make_distribution(
+        tmp_path, "hello-cmd", {"hello_cmd.plugin": source}, "[modelwire]\nh = hello_cmd.plugin\n"
+    )
     code = "from modelwire.cli import main; raise SystemExit(main(['hello', '--name', 'x']))"
     result = run_python(code, tmp_path)
     assert result.returncode == 3 and result.stdout == "hello x\n"

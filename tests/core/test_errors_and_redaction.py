@@ -111,7 +111,10 @@ def test_retry_policy_backoff_and_retry_after() -> None:
 
 def test_scrub_known_and_generic_secrets() -> None:
     register_secret("my-private-key-0001")
-    text = "key my-private-key-0001; Authorization: Bearer abcdef123456; sk-live12345678; ?key=zzzzzz12"
+    text = (
+        "key my-private-key-0001; Authorization: Bearer abcdef123456;"
+        " sk-live12345678; ?key=zzzzzz12"
+    )
     cleaned = scrub(text)
     assert "my-private-key-0001" not in cleaned
     assert "abcdef123456" not in cleaned and "sk-live12345678" not in cleaned

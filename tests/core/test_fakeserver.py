@@ -42,7 +42,9 @@ def test_sequences_once_and_unknown_routes(server: FakeServer) -> None:
 
 def test_sse_ndjson_and_raw_events(server: FakeServer) -> None:
     server.route(
-        "POST", "/sse", Reply.sse([{"a": 1}, "text", RawEvent("id:1\nevent:result\ndata:{}")], done="[DONE]")
+        "POST",
+        "/sse",
+        Reply.sse([{"a": 1}, "text", RawEvent("id:1\nevent:result\ndata:{}")], done="[DONE]"),
     )
     body = post(server, "/sse").read().decode()
     assert body == 'data: {"a": 1}\n\ndata: text\n\nid:1\nevent:result\ndata:{}\n\ndata: [DONE]\n\n'

@@ -54,12 +54,12 @@ __all__ = [
     "UnknownModelTypeError",
     "UnsupportedOperationError",
     "Usage",
+    "default_registry",
     "hookimpl",
     "init",
     "load_model",
     "load_model_by_config_name",
     "read_model_configs",
-    "default_registry",
     "usage",
 ]
 

@@ -34,6 +34,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar
@@ -42,6 +43,7 @@ import pytest
 
 from modelwire.errors import (
     AuthenticationError,
+    BudgetExceededError,
     ConfigError,
     ModelTimeoutError,
     ProviderError,
@@ -475,21 +477,58 @@ class ConformanceSuite:
         for use_async in (False, True):
             server.cut_next(method, path)
             received: list[str] = []
-
-            async def consume() -> None:
-                async for chunk in model.astream(*args, **kwargs):
-                    received.append(chunk.text)
-
             with pytest.raises(ProviderError) as info:
-                if use_async:
-                    asyncio.run(consume())
-                else:
-                    for chunk in model.stream(*args, **kwargs):
-                        received.append(chunk.text)
+                _consume_stream(model, args, kwargs, received, use_async=use_async)
             text = "".join(received)
             assert (info.value.partial_text or "") == text
             assert text != self.expected_text
         assert model.usage["errors"] == 2
+
+    # -- budgets and records under concurrency ------------------------------------------------
+    def test_budget_is_exact_under_concurrency(self, server: FakeServer) -> None:
+        """64 threads, then 256 tasks: exactly the calls the budget admits reach the server."""
+        if not self.reports_usage:
+            return  # no token usage, so no token price: budgets need a priced usage
+        usage = self.expected_usage
+        assert usage is not None, "set expected_usage"
+        pricing = {"prompt": 1.0, "completion": 2.0}
+        cost = (usage.prompt_tokens * 1.0 + usage.completion_tokens * 2.0) / 1000
+        assert cost > 0
+        self.script_success(server)
+        method, path = self._error_route()
+        for admitted, run in ((5, "threads"), (7, "tasks")):
+            model = self.load(server, budget=cost * admitted, pricing=pricing)
+            before = len(server.requests_to(path, method))
+            args, kwargs = self.call_args(model)
+            if run == "threads":
+                results = _concurrent_threads(model, args, kwargs, 64)
+            else:
+                results = asyncio.run(_concurrent_tasks(model, args, kwargs, 256))
+            refused = [r for r in results if isinstance(r, BudgetExceededError)]
+            unexpected = [r for r in results if isinstance(r, BaseException) and r not in refused]
+            assert unexpected == []
+            assert len(results) - len(refused) == admitted, run
+            assert len(server.requests_to(path, method)) - before == admitted, run
+            assert model.usage["cost_usd"] == pytest.approx(cost * admitted)
+
+    def test_records_complete_under_threads(self, server: FakeServer, tmp_path: Path) -> None:
+        from modelwire import records
+
+        self.script_success(server)
+        path_records = tmp_path / "threads.jsonl"
+        records.configure(path_records)
+        try:
+            model = self.load(server)
+            args, kwargs = self.call_args(model)
+            with ThreadPoolExecutor(8) as pool:
+                list(pool.map(lambda _: model(*args, **kwargs), range(40)))
+        finally:
+            records.configure(None)
+        text = path_records.read_text()
+        lines = text.splitlines()
+        assert len(lines) == 40
+        assert len({json.loads(line)["id"] for line in lines}) == 40
+        assert self.secret not in text
 
     # -- secrets ------------------------------------------------------------------------------
     def test_no_secret_in_repr_errors_records_or_logs(
@@ -529,6 +568,42 @@ class ConformanceSuite:
             assert self.secret not in text
         lines = path_records.read_text().splitlines()
         assert len(lines) == 2 and all(json.loads(line) for line in lines)
+
+
+def _outcome(model: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    try:
+        return model(*args, **kwargs)
+    except Exception as exc:
+        return exc
+
+
+def _concurrent_threads(
+    model: Any, args: tuple[Any, ...], kwargs: dict[str, Any], count: int
+) -> list[Any]:
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(lambda _: _outcome(model, args, kwargs), range(count)))
+
+
+async def _concurrent_tasks(
+    model: Any, args: tuple[Any, ...], kwargs: dict[str, Any], count: int
+) -> list[Any]:
+    calls = (model.acall(*args, **kwargs) for _ in range(count))
+    return await asyncio.gather(*calls, return_exceptions=True)
+
+
+def _consume_stream(
+    model: Any, args: tuple[Any, ...], kwargs: dict[str, Any], into: list[str], *, use_async: bool
+) -> None:
+    if not use_async:
+        for chunk in model.stream(*args, **kwargs):
+            into.append(chunk.text)
+        return
+
+    async def consume() -> None:
+        async for chunk in model.astream(*args, **kwargs):
+            into.append(chunk.text)
+
+    asyncio.run(consume())
 
 
 def _carries(request: Request, secret: str) -> bool:
