@@ -10,6 +10,7 @@ import pytest
 
 import modelwire
 from modelwire import ConfigError, ModelRegistry, UnknownModelTypeError
+from modelwire.plugins import PluginManager
 from modelwire.testing import FakeServer
 
 
@@ -151,8 +152,12 @@ def test_nothing_is_added_unless_all_configs_are_valid() -> None:
 
 
 def test_unknown_model_type_hints_first_party_distribution() -> None:
+    nothing_installed = PluginManager(load_entry_points=False)
     with pytest.raises(UnknownModelTypeError) as info:
-        ModelRegistry([{"config_name": "g", "model_type": "gemini_chatt", "model_name": "x"}])
+        ModelRegistry(
+            [{"config_name": "g", "model_type": "gemini_chatt", "model_name": "x"}],
+            plugins=nothing_installed,
+        )
     message = str(info.value)
     assert "unknown model_type 'gemini_chatt'; did you mean 'gemini_chat'?" in message
     assert "pip install modelwire-gemini" in message
