@@ -59,7 +59,16 @@ from modelwire.testing.fakeserver import FakeServer, Reply, Request
 __all__ = ["HEAVY_MODULES", "ConformanceSuite"]
 
 #: Modules that plugin discovery must never import, whatever the plugin.
-HEAVY_MODULES = ("torch", "transformers", "openai", "dashscope", "google.genai", "ollama", "httpx")
+HEAVY_MODULES = (
+    "torch",
+    "transformers",
+    "openai",
+    "dashscope",
+    "google.genai",
+    "ollama",
+    "httpx",
+    "httpx2",
+)
 
 #: Retry settings that keep the suite fast while still exercising real retries.
 FAST_RETRY = {"max_retries": 2, "initial_delay": 0.01, "max_delay": 3.0}

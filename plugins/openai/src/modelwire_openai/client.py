@@ -1,0 +1,270 @@
+"""What the three OpenAI wrappers share: config keys, credentials, SDK clients, request args.
+
+The SDK is imported only when the first call builds a client, never at module
+level: loading a config reads the wrapper's signature and must stay cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import os
+import threading
+import weakref
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
+
+from modelwire.errors import (
+    BadRequestError,
+    ConfigError,
+    ConfigIssue,
+    ModelWireError,
+    PluginError,
+    ProviderError,
+    ResponseParseError,
+)
+from modelwire.redact import is_secret_key
+from modelwire.response import Usage
+from modelwire.wrapper import ModelWrapper
+from modelwire_openai.errors import map_error
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI, OpenAI
+
+__all__ = ["ClientArgs", "OpenAIWrapperBase", "payload_of", "usage_of"]
+
+
+class ClientArgs(TypedDict, total=False):
+    """The ``client_args`` key: keyword arguments of ``openai.OpenAI(...)``.
+
+    Typed so that a misspelt key (``base_uri``) is caught when the config loads.
+    ``max_retries`` and ``timeout`` feed the core's retry policy and timeout; the
+    SDK itself always runs with ``max_retries=0``.
+    """
+
+    base_url: str
+    api_key: str
+    organization: str
+    project: str
+    timeout: float
+    max_retries: int
+    default_headers: dict[str, str]
+    default_query: dict[str, Any]
+
+
+class OpenAIWrapperBase(ModelWrapper):
+    """Config, credentials and clients common to the chat, embedding and image wrappers."""
+
+    #: Request arguments the wrapper sets itself; refused in ``generate_args`` and calls.
+    reserved_args: ClassVar[tuple[str, ...]] = ("model",)
+
+    def __init__(
+        self,
+        config_name: str,
+        *,
+        model_name: str,
+        api_key: str | None = None,
+        organization: str | None = None,
+        client_args: ClientArgs | None = None,
+        generate_args: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        client_kwargs: dict[str, Any] = dict(client_args or {})
+        # The SDK's retries stay off: the core retries, with these settings.
+        max_retries = client_kwargs.pop("max_retries", None)
+        if kwargs.get("retry") is None and max_retries is not None:
+            kwargs["retry"] = {"max_retries": max_retries}
+        sdk_timeout = client_kwargs.pop("timeout", None)
+        if kwargs.get("timeout") is None and sdk_timeout is not None:
+            kwargs["timeout"] = sdk_timeout
+        super().__init__(config_name, **kwargs)
+        self.model_name = model_name
+        self.generate_args: dict[str, Any] = dict(generate_args or {})
+        key = api_key or client_kwargs.pop("api_key", None) or os.environ.get("OPENAI_API_KEY")
+        client_kwargs.pop("api_key", None)
+        if not key:
+            raise ConfigError(
+                [
+                    ConfigIssue(
+                        config_name,
+                        "api_key",
+                        "no API key: set `api_key` in the config or the OPENAI_API_KEY"
+                        ' environment variable (any value, e.g. "EMPTY", for a local'
+                        " OpenAI-compatible server that does not check keys)",
+                    )
+                ]
+            )
+        self._api_key = self.secret(key)
+        self.organization = (
+            organization
+            or client_kwargs.pop("organization", None)
+            or os.environ.get("OPENAI_ORG_ID")
+        )
+        client_kwargs.pop("organization", None)
+        for name, value in dict(client_kwargs.get("default_headers") or {}).items():
+            if is_secret_key(name):
+                self.secret(value)
+        self._client_kwargs = client_kwargs
+        self._client_lock = threading.Lock()
+        self._sync_client: OpenAI | None = None
+        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncOpenAI] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    @classmethod
+    def validate_params(cls, params: Mapping[str, Any]) -> list[ConfigIssue]:
+        issues = super().validate_params(params)
+        generate_args = params.get("generate_args")
+        if isinstance(generate_args, Mapping):
+            for key in cls.reserved_args:
+                if key in generate_args:
+                    issues.append(ConfigIssue("?", f"generate_args.{key}", _reserved(key)))
+        client_args = params.get("client_args")
+        if isinstance(client_args, Mapping):
+            for key in ("max_retries", "timeout"):
+                value = client_args.get(key)
+                if isinstance(value, (int, float)) and value < 0:
+                    issues.append(ConfigIssue("?", f"client_args.{key}", "must not be negative"))
+        return issues
+
+    @property
+    def base_url(self) -> str | None:
+        """The configured ``client_args.base_url`` (``None``: the SDK's default)."""
+        value = self._client_kwargs.get("base_url")
+        return None if value is None else str(value)
+
+    # -- clients ----------------------------------------------------------------------
+    def _sdk_kwargs(self) -> dict[str, Any]:
+        return {
+            **self._client_kwargs,
+            "api_key": self._api_key,
+            "organization": self.organization,
+            "timeout": self.timeout,
+            "max_retries": 0,
+        }
+
+    @property
+    def client(self) -> OpenAI:
+        """The synchronous SDK client, built on first use and shared by every call."""
+        client = self._sync_client
+        if client is None:
+            with self._client_lock:
+                if self._sync_client is None:
+                    self._sync_client = _sdk().OpenAI(**self._sdk_kwargs())
+                client = self._sync_client
+        return client
+
+    @property
+    def aclient(self) -> AsyncOpenAI:
+        """The asynchronous SDK client of the running event loop.
+
+        Pooled connections belong to the loop that opened them, so each loop (each
+        ``asyncio.run``) gets its own client; it goes away with its loop.
+        """
+        loop = asyncio.get_running_loop()
+        client = self._async_clients.get(loop)
+        if client is None:
+            with self._client_lock:
+                client = self._async_clients.get(loop)
+                if client is None:
+                    client = _sdk().AsyncOpenAI(**self._sdk_kwargs())
+                    self._async_clients[loop] = client
+        return client
+
+    # -- requests ---------------------------------------------------------------------
+    def request_args(self, method: Callable[..., Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """``generate_args`` overridden by the call's kwargs, shaped for an SDK method.
+
+        Keys the SDK method does not know go into ``extra_body``, so that options of
+        OpenAI-compatible servers (vLLM's ``top_k``, ...) reach the wire.
+        """
+        for key in self.reserved_args:
+            if key in kwargs:
+                raise BadRequestError(_reserved(key))
+        args = {**self.generate_args, **kwargs}
+        accepted = _parameters(method)
+        extra_body = dict(args.pop("extra_body", None) or {})
+        for key in list(args):
+            if key not in accepted:
+                extra_body[key] = args.pop(key)
+        if extra_body:
+            args["extra_body"] = extra_body
+        return args
+
+    def _map_error(self, exc: Exception) -> ModelWireError | None:
+        error = map_error(exc)
+        base_url = self.base_url
+        if (
+            isinstance(error, ProviderError)
+            and error.status == 404
+            and base_url
+            and not base_url.rstrip("/").endswith("/v1")
+        ):
+            error.message += (
+                f" (client_args.base_url is {base_url!r}: OpenAI-compatible"
+                " servers usually serve the API under .../v1)"
+            )
+        return error
+
+
+def payload_of(result: Any) -> dict[str, Any]:
+    """The reply as a plain JSON-like dict, or a ``ResponseParseError``.
+
+    The SDK hands back text when the reply was not JSON (an HTML error page from a
+    proxy, say), and builds its models without validating them.
+    """
+    if isinstance(result, str):
+        raise ResponseParseError("the service did not answer with JSON", body=result)
+    to_dict = getattr(result, "to_dict", None)
+    data = to_dict(mode="json", warnings=False) if callable(to_dict) else result
+    if not isinstance(data, dict):
+        raise ResponseParseError(
+            f"the service answered a JSON {type(data).__name__}, not an object",
+            body=str(data),
+        )
+    return data
+
+
+def usage_of(payload: Mapping[str, Any]) -> Usage | None:
+    """Token usage of a reply (``prompt_tokens``/``completion_tokens`` or ``input_tokens``/...)."""
+    usage = payload.get("usage")
+    if not isinstance(usage, Mapping):
+        return None
+    prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
+    completion = usage.get("completion_tokens", usage.get("output_tokens"))
+    try:
+        return Usage.of(prompt, completion)
+    except (TypeError, ValueError) as exc:
+        raise ResponseParseError(f"unreadable token usage {dict(usage)!r}") from exc
+
+
+def _sdk() -> Any:
+    """The ``openai`` module, imported on the first call rather than at config loading."""
+    try:
+        import openai
+    except ImportError as exc:
+        raise PluginError(
+            f"the openai SDK cannot be imported ({exc});"
+            " reinstall it: pip install modelwire-openai",
+            distribution="modelwire-openai",
+        ) from exc
+    return openai
+
+
+@functools.cache
+def _parameters_of(function: Callable[..., Any]) -> frozenset[str]:
+    return frozenset(inspect.signature(function).parameters)
+
+
+def _parameters(method: Callable[..., Any]) -> frozenset[str]:
+    """Keyword parameters of an SDK method (cached per function, not per bound method)."""
+    return _parameters_of(getattr(method, "__func__", method))
+
+
+def _reserved(key: str) -> str:
+    if key == "stream":
+        return "`stream` is chosen by modelwire: call model.stream(...) or model.astream(...)"
+    if key == "model":
+        return "the model is set by `model_name`"
+    return f"`{key}` is the call's input: pass it as the call's argument"

@@ -1,0 +1,95 @@
+"""``openai_embedding``: one vector per input text, from ``/v1/embeddings``."""
+
+from __future__ import annotations
+
+import array
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from modelwire.errors import ResponseParseError
+from modelwire.message import Msg, iter_msgs
+from modelwire.response import ModelResponse
+from modelwire_openai.client import OpenAIWrapperBase, payload_of, usage_of
+from modelwire_openai.pricing import EMBEDDING_PRICES
+
+__all__ = ["OpenAIEmbeddingWrapper"]
+
+
+class OpenAIEmbeddingWrapper(OpenAIWrapperBase):
+    """Embeddings: ``model(["a", "b"]).embedding`` is two lists of floats, in input order.
+
+    Vectors are requested as floats (the SDK would otherwise ask for base64); a
+    ``generate_args.encoding_format`` of ``base64`` is honoured and decoded.
+    """
+
+    model_type = "openai_embedding"
+    pricing_table = EMBEDDING_PRICES
+    reserved_args: ClassVar[tuple[str, ...]] = ("model", "input")
+
+    def format(self, *args: Msg | list[Msg] | None) -> list[str]:
+        """The messages' texts, one input (and so one vector) per message."""
+        return [
+            msg.content if isinstance(msg.content, str) else json.dumps(msg.content)
+            for msg in iter_msgs(*args)
+        ]
+
+    def _call(self, texts: str | list[str] | list[int], **kwargs: Any) -> ModelResponse:
+        create = self.client.embeddings.create
+        result = create(model=self.model_name, input=texts, **self._args(create, kwargs))
+        return self._response(payload_of(result), texts)
+
+    async def _acall(self, texts: str | list[str] | list[int], **kwargs: Any) -> ModelResponse:
+        create = self.aclient.embeddings.create
+        result = await create(model=self.model_name, input=texts, **self._args(create, kwargs))
+        return self._response(payload_of(result), texts)
+
+    def _args(self, create: Any, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        args = self.request_args(create, kwargs)
+        args.setdefault("encoding_format", "float")
+        return args
+
+    def _response(self, payload: dict[str, Any], texts: Any) -> ModelResponse:
+        data = payload.get("data")
+        if not isinstance(data, list) or not all(isinstance(item, Mapping) for item in data):
+            raise ResponseParseError(
+                "the reply has no list of embeddings", body=json.dumps(payload)
+            )
+        expected = _input_count(texts)
+        if len(data) != expected:
+            raise ResponseParseError(
+                f"{expected} input(s) were sent but {len(data)} embedding(s) came back",
+                body=json.dumps(payload),
+            )
+        ordered = sorted(data, key=lambda item: item.get("index", 0))
+        return ModelResponse(
+            embedding=[_vector(item.get("embedding")) for item in ordered],
+            raw=payload,
+            usage=usage_of(payload),
+            model_name=payload.get("model") or self.model_name,
+        )
+
+
+def _input_count(texts: Any) -> int:
+    """How many vectors a request asks for: a string or one list of token ids is one."""
+    if isinstance(texts, str) or (
+        isinstance(texts, list) and texts and all(isinstance(x, int) for x in texts)
+    ):
+        return 1
+    return len(texts)
+
+
+def _vector(value: Any) -> list[float]:
+    """A vector sent as floats, or as base64 of little-endian float32s."""
+    if isinstance(value, str):
+        try:
+            return array.array("f", base64.b64decode(value, validate=True)).tolist()
+        except (binascii.Error, ValueError) as exc:
+            raise ResponseParseError(f"an embedding is not valid base64 float32: {exc}") from exc
+    if isinstance(value, list) and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) for x in value
+    ):
+        return [float(x) for x in value]
+    raise ResponseParseError(f"an embedding is not a list of numbers: {str(value)[:200]}")

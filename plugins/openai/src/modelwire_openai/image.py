@@ -1,0 +1,136 @@
+"""``openai_dall_e``: images from a prompt, via ``/v1/images/generations``."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import tempfile
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from modelwire.errors import ConfigIssue, ResponseParseError
+from modelwire.message import Msg, iter_msgs
+from modelwire.response import ModelResponse
+from modelwire_openai.client import OpenAIWrapperBase, payload_of, usage_of
+from modelwire_openai.pricing import IMAGE_PRICES
+
+__all__ = ["DEFAULT_SAVE_DIR", "OpenAIDallEWrapper"]
+
+#: Where base64 images are written when a call names no ``save_dir``.
+DEFAULT_SAVE_DIR = Path(tempfile.gettempdir()) / "modelwire-openai-images"
+
+_SIGNATURES = (
+    (b"\x89PNG", "png"),
+    (b"\xff\xd8", "jpg"),
+    (b"GIF8", "gif"),
+    (b"<svg", "svg"),
+    (b"<?xml", "svg"),
+)
+
+
+class OpenAIDallEWrapper(OpenAIWrapperBase):
+    """Image generation: ``model("a lighthouse at dawn").image_urls``.
+
+    URLs come back as the service sent them. Images sent as base64 (``response_format:
+    "b64_json"``, the only format of GPT Image models) are written to files under
+    ``save_dir`` (a call argument; a temporary folder by default) and their paths
+    returned instead, so ``image_urls`` is always something to open.
+    """
+
+    model_type = "openai_dall_e"
+    pricing_table = IMAGE_PRICES
+    reserved_args: ClassVar[tuple[str, ...]] = ("model", "prompt", "stream")
+
+    @classmethod
+    def validate_params(cls, params: Mapping[str, Any]) -> list[ConfigIssue]:
+        issues = super().validate_params(params)
+        model_name = params.get("model_name")
+        if (
+            params.get("budget") is not None
+            and isinstance(model_name, str)
+            and model_name.startswith("dall-e")
+        ):
+            issues = [issue for issue in issues if issue.key != "budget"]
+            issues.append(
+                ConfigIssue(
+                    "?",
+                    "budget",
+                    f"{model_name} is billed per image and reports no tokens, so a budget"
+                    " (which modelwire counts in tokens) cannot be enforced; remove `budget`",
+                )
+            )
+        return issues
+
+    def format(self, *args: Msg | list[Msg] | None) -> str:
+        """A prompt: the messages' texts, one per line."""
+        return "\n".join(
+            msg.content if isinstance(msg.content, str) else json.dumps(msg.content)
+            for msg in iter_msgs(*args)
+        )
+
+    def _call(self, prompt: str, *, save_dir: str | None = None, **kwargs: Any) -> ModelResponse:
+        generate = self.client.images.generate
+        result = generate(
+            model=self.model_name, prompt=prompt, **self.request_args(generate, kwargs)
+        )
+        return self._response(payload_of(result), save_dir)
+
+    async def _acall(
+        self, prompt: str, *, save_dir: str | None = None, **kwargs: Any
+    ) -> ModelResponse:
+        generate = self.aclient.images.generate
+        args = self.request_args(generate, kwargs)
+        result = await generate(model=self.model_name, prompt=prompt, **args)
+        return self._response(payload_of(result), save_dir)
+
+    def _response(self, payload: dict[str, Any], save_dir: str | None) -> ModelResponse:
+        data = payload.get("data")
+        if not isinstance(data, list) or not data:
+            raise ResponseParseError("the reply holds no images", body=_summary(payload))
+        urls = []
+        for item in data:
+            if isinstance(item, Mapping) and isinstance(item.get("url"), str):
+                urls.append(item["url"])
+            elif isinstance(item, Mapping) and isinstance(item.get("b64_json"), str):
+                urls.append(save_image(item["b64_json"], save_dir))
+            else:
+                raise ResponseParseError(
+                    "an image has neither `url` nor `b64_json`", body=_summary(payload)
+                )
+        return ModelResponse(
+            image_urls=urls,
+            raw=payload,
+            usage=usage_of(payload),
+            model_name=payload.get("model") or self.model_name,
+        )
+
+
+def save_image(b64: str, save_dir: str | Path | None = None) -> str:
+    """Write a base64 image to a new file under ``save_dir``; returns its absolute path."""
+    try:
+        data = base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ResponseParseError(f"an image's b64_json is not valid base64: {exc}") from exc
+    folder = Path(save_dir).expanduser() if save_dir is not None else DEFAULT_SAVE_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{uuid.uuid4().hex}.{_extension(data)}"
+    path.write_bytes(data)
+    return str(path.resolve())
+
+
+def _extension(data: bytes) -> str:
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    for signature, extension in _SIGNATURES:
+        if data.startswith(signature):
+            return extension
+    return "png"
+
+
+def _summary(payload: Any) -> str:
+    """The reply for an error message, without megabytes of base64."""
+    text = json.dumps(payload, default=str)
+    return text if len(text) <= 500 else text[:500] + "..."
