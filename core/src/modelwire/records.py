@@ -115,6 +115,8 @@ def _clip(text: str | None) -> str | None:
 def _jsonable(value: Any) -> Any:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return _clip(value) if isinstance(value, str) else value
+    if isinstance(value, (bytes, bytearray, memoryview)):  # e.g. an inline image
+        return f"<{len(value)} bytes>"
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -68,6 +68,7 @@ HEAVY_MODULES = (
     "ollama",
     "httpx",
     "httpx2",
+    "aiohttp",
 )
 
 #: Retry settings that keep the suite fast while still exercising real retries.

@@ -1,0 +1,695 @@
+"""Gemini-specific behaviour, through the real google-genai SDK over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelwire import Msg
+from modelwire.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ConfigError,
+    ModelTimeoutError,
+    ProviderError,
+    RateLimitError,
+    ResponseParseError,
+    ServiceUnavailableError,
+)
+from modelwire.registry import ModelRegistry
+from modelwire.response import Usage
+from modelwire.testing import FakeServer, Reply
+from modelwire_gemini.errors import BlockedResponseError
+
+# google-genai subclasses aiohttp.ClientSession for its async transport; aiohttp frowns on it.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Inheritance class AiohttpClientSession:DeprecationWarning"
+)
+
+SEED_CONFIGS = Path(__file__).parents[3] / "examples" / "model_configs.json"
+KEY = "gm-test-key-0c9d8e7f6a"
+FAST_RETRY = {"max_retries": 2, "initial_delay": 0.01, "max_delay": 3.0}
+SAFETY_RATINGS = [
+    {"category": "HARM_CATEGORY_HARASSMENT", "probability": "HIGH", "blocked": True},
+    {"category": "HARM_CATEGORY_HATE_SPEECH", "probability": "NEGLIGIBLE"},
+]
+
+
+def load(server: FakeServer, model_type: str = "gemini_chat", **params: Any) -> Any:
+    config = {
+        "config_name": f"test-{model_type}",
+        "model_type": model_type,
+        "model_name": "gemini-pro" if model_type == "gemini_chat" else "text-embedding-004",
+        "api_key": KEY,
+        "base_url": server.url,
+        "retry": dict(FAST_RETRY),
+        "timeout": 5.0,
+        **params,
+    }
+    config = {k: v for k, v in config.items() if v is not None}
+    return ModelRegistry([config]).load_model(config["config_name"])
+
+
+def hello(model: Any) -> Any:
+    return model.format(Msg("user", "Hello", role="user"))
+
+
+def snake(obj: dict[str, Any]) -> dict[str, Any]:
+    return {re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), k): v for k, v in obj.items()}
+
+
+def collect(model: Any, prompt: Any, received: list[str], use_async: bool) -> None:
+    if use_async:
+
+        async def consume() -> None:
+            async for chunk in model.astream(prompt):
+                received.append(chunk.text)
+
+        asyncio.run(consume())
+    else:
+        for chunk in model.stream(prompt):
+            received.append(chunk.text)
+
+
+# -- seed configs ------------------------------------------------------------------------------
+def test_every_seed_gemini_config_works_against_the_fake_server(
+    server: FakeServer, wire: Any
+) -> None:
+    seed = [c for c in json.loads(SEED_CONFIGS.read_text()) if c["model_type"].startswith("gemini")]
+    assert {c["model_type"] for c in seed} == {"gemini_chat", "gemini_embedding"}
+    server.route("POST", wire.generate_path, wire.chat())
+    server.route("POST", wire.stream_path, wire.stream())
+    server.route("POST", wire.embed_path, wire.embeddings())
+    registry = ModelRegistry([{**c, "base_url": server.url} for c in seed])
+    for config in seed:
+        model = registry.load_model(config["config_name"])
+        if config["model_type"] == "gemini_chat":
+            assert model(hello(model)).text == wire.reply_text
+            assert asyncio.run(model.acall(hello(model))).text == wire.reply_text
+            assert "".join(c.text for c in model.stream(hello(model))) == wire.reply_text
+        else:
+            response = model(["one", "two", "three"])
+            assert response.embedding is not None and len(response.embedding) == 3
+    paths = {r.path for r in server.requests}
+    assert paths == {
+        "/v1/models/gemini-pro:generateContent",
+        "/v1/models/gemini-pro:streamGenerateContent",
+        "/v1/models/embedding-001:batchEmbedContents",
+    }
+    assert all(r.header("x-goog-api-key") == "xxx" for r in server.requests)
+
+
+def test_seed_style_generation_config_reaches_the_wire(server: FakeServer, wire: Any) -> None:
+    server.route("POST", wire.generate_path, wire.chat())
+    generation_config = {
+        "temperature": 0.2,
+        "max_output_tokens": 64,
+        "top_p": 0.9,
+        "top_k": 20,
+        "stop_sequences": ["END"],
+    }
+    model = load(server, generation_config=generation_config)
+    assert model(hello(model)).text == wire.reply_text
+    model(hello(model), temperature=0.7)
+    first, second = wire.bodies(server, wire.generate_path)
+    assert first["generationConfig"] == {
+        "temperature": 0.2,
+        "maxOutputTokens": 64,
+        "topP": 0.9,
+        "topK": 20,
+        "stopSequences": ["END"],
+    }
+    assert second["generationConfig"]["temperature"] == 0.7
+    assert second["generationConfig"]["maxOutputTokens"] == 64
+
+
+def test_unknown_generation_config_key_is_rejected_at_load(server: FakeServer) -> None:
+    config = {
+        "config_name": "typo",
+        "model_type": "gemini_chat",
+        "model_name": "gemini-pro",
+        "api_key": KEY,
+        "generation_config": {"temprature": 0.5, "max_tokens": 10},
+    }
+    with pytest.raises(ConfigError) as info:
+        ModelRegistry([config])
+    message = str(info.value)
+    assert "generation_config.temprature" in message and "did you mean 'temperature'" in message
+    assert "did you mean 'max_output_tokens'" in message
+    assert server.requests == []
+
+
+def test_unknown_call_argument_is_a_bad_request_never_sent(server: FakeServer, wire: Any) -> None:
+    server.route("POST", wire.generate_path, wire.chat())
+    model = load(server)
+    with pytest.raises(BadRequestError) as info:
+        model(hello(model), temprature=0.3)
+    assert "did you mean 'temperature'" in str(info.value)
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("name", ["gemini-pro", "models/gemini-pro"])
+def test_model_name_with_or_without_models_prefix(server: FakeServer, wire: Any, name: str) -> None:
+    server.route("POST", wire.generate_path, wire.chat())
+    model = load(server, model_name=name)
+    assert model.model_name == "gemini-pro"
+    model(hello(model))
+    assert server.requests[-1].path == "/v1/models/gemini-pro:generateContent"
+    assert model.pricing is not None  # found in the price table either way
+
+
+def test_safety_settings_in_both_forms(server: FakeServer, wire: Any) -> None:
+    server.route("POST", wire.generate_path, wire.chat())
+    expected = [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}]
+    for settings in (expected, {"HARM_CATEGORY_HARASSMENT": "BLOCK_NONE"}):
+        model = load(server, safety_settings=settings)
+        model(hello(model))
+        assert wire.bodies(server, wire.generate_path)[-1]["safetySettings"] == expected
+
+
+# -- format ------------------------------------------------------------------------------------
+def test_format_merges_roles_and_lifts_system_messages(server: FakeServer, wire: Any) -> None:
+    server.route("POST", wire.generate_path, wire.chat())
+    model = load(server)
+    prompt = model.format(
+        Msg("system", "You are terse.", role="system"),
+        [Msg("alice", "Hi", role="user"), Msg("bob", "Hello?", role="user")],
+        Msg("gemini", "Hey.", role="assistant"),
+        Msg("gemini", "What now?", role="assistant"),
+        None,
+        Msg("system", "Answer in English.", role="system"),
+        Msg("alice", {"ask": "weather"}, role="user"),
+    )
+    assert prompt == {
+        "contents": [
+            {"role": "user", "parts": [{"text": "Hi"}, {"text": "Hello?"}]},
+            {"role": "model", "parts": [{"text": "Hey."}, {"text": "What now?"}]},
+            {"role": "user", "parts": [{"text": '{"ask": "weather"}'}]},
+        ],
+        "system_instruction": {
+            "parts": [{"text": "You are terse."}, {"text": "Answer in English."}]
+        },
+    }
+    model(prompt)
+    body = wire.bodies(server, wire.generate_path)[-1]
+    assert [c["role"] for c in body["contents"]] == ["user", "model", "user"]
+    assert body["systemInstruction"]["parts"] == [
+        {"text": "You are terse."},
+        {"text": "Answer in English."},
+    ]
+
+
+def test_format_without_system_message_sends_no_system_instruction(
+    server: FakeServer, wire: Any
+) -> None:
+    server.route("POST", wire.generate_path, wire.chat())
+    model = load(server)
+    prompt = model.format(Msg("u", "Hi", role="user"))
+    assert "system_instruction" not in prompt
+    model(prompt)
+    assert "systemInstruction" not in wire.bodies(server, wire.generate_path)[-1]
+
+
+def test_format_attaches_media(server: FakeServer, wire: Any, tmp_path: Path) -> None:
+    server.route("POST", wire.generate_path, wire.chat())
+    image = tmp_path / "dot.png"
+    image.write_bytes(b"\x89PNG-bytes")
+    model = load(server)
+    prompt = model.format(
+        Msg("u", "What is this?", role="user", url=[str(image), "gs://bucket/clip.mp4"])
+    )
+    model(prompt)
+    parts = wire.bodies(server, wire.generate_path)[-1]["contents"][0]["parts"]
+    assert parts[0] == {"text": "What is this?"}
+    # The SDK writes the inner keys in snake_case; Gemini's JSON parser takes either case.
+    inline, remote = snake(parts[1]["inlineData"]), snake(parts[2]["fileData"])
+    assert inline["mime_type"] == "image/png"
+    assert base64.b64decode(inline["data"]) == b"\x89PNG-bytes"
+    assert remote == {"file_uri": "gs://bucket/clip.mp4", "mime_type": "video/mp4"}
+
+
+def test_prompt_with_only_system_messages_is_refused_before_sending(server: FakeServer) -> None:
+    model = load(server)
+    with pytest.raises(BadRequestError, match="at least one user or assistant message"):
+        model(model.format(Msg("system", "Be nice.", role="system")))
+    assert server.requests == []
+
+
+# -- blocked responses --------------------------------------------------------------------------
+def test_blocked_prompt_raises_with_block_reason(server: FakeServer, wire: Any) -> None:
+    feedback = {"blockReason": "SAFETY", "safetyRatings": SAFETY_RATINGS}
+    server.route(
+        "POST", wire.generate_path, Reply.json({"promptFeedback": feedback, "usageMetadata": {}})
+    )
+    model = load(server)
+    for call in (lambda: model(hello(model)), lambda: asyncio.run(model.acall(hello(model)))):
+        with pytest.raises(BlockedResponseError) as info:
+            call()
+        assert info.value.finish_reason == "SAFETY"
+        assert info.value.blocked == "prompt"
+        assert "HARM_CATEGORY_HARASSMENT" in str(info.value)
+        assert info.value.config_name == model.config_name
+    assert len(server.requests) == 2  # never retried
+    assert model.usage["errors"] == 2
+
+
+@pytest.mark.parametrize("reason", ["SAFETY", "RECITATION", "PROHIBITED_CONTENT"])
+def test_blocked_response_raises_with_finish_reason(
+    server: FakeServer, wire: Any, reason: str
+) -> None:
+    reply = wire.response(None, finish_reason=reason, safety_ratings=SAFETY_RATINGS)
+    server.route("POST", wire.generate_path, Reply.json(reply))
+    model = load(server)
+    with pytest.raises(BlockedResponseError) as info:
+        model(hello(model))
+    assert isinstance(info.value, ProviderError)
+    assert info.value.finish_reason == reason
+    assert info.value.blocked == "response"
+    assert info.value.partial_text is None
+    assert f"finish reason {reason}" in str(info.value)
+    assert len(server.requests) == 1
+
+
+def test_recitation_after_some_text_keeps_it_as_partial_text(server: FakeServer, wire: Any) -> None:
+    reply = wire.response("To be, or not", finish_reason="RECITATION")
+    server.route("POST", wire.generate_path, Reply.json(reply))
+    model = load(server)
+    with pytest.raises(BlockedResponseError) as info:
+        model(hello(model))
+    assert info.value.partial_text == "To be, or not"
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+def test_stream_blocked_half_way(server: FakeServer, wire: Any, use_async: bool) -> None:
+    events = [
+        wire.response("Once upon ", usage=None, finish_reason=None),
+        wire.response("a time", usage=None, finish_reason="SAFETY", safety_ratings=SAFETY_RATINGS),
+    ]
+    server.route("POST", wire.stream_path, Reply.sse(events))
+    model = load(server)
+    received: list[str] = []
+    with pytest.raises(BlockedResponseError) as info:
+        collect(model, hello(model), received, use_async)
+    assert "".join(received) == "Once upon a time"
+    assert info.value.partial_text == "Once upon a time"
+    assert info.value.finish_reason == "SAFETY"
+
+
+def test_stream_blocked_prompt(server: FakeServer) -> None:
+    event = {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}}
+    server.route("POST", "/v1/models/{model}:streamGenerateContent", Reply.sse([event]))
+    model = load(server)
+    with pytest.raises(BlockedResponseError) as info:
+        list(model.stream(hello(model)))
+    assert (info.value.blocked, info.value.finish_reason) == ("prompt", "PROHIBITED_CONTENT")
+
+
+def test_max_tokens_is_not_a_block(server: FakeServer, wire: Any) -> None:
+    reply = wire.response("Truncat", finish_reason="MAX_TOKENS")
+    server.route("POST", wire.generate_path, Reply.json(reply))
+    model = load(server)
+    response = model(hello(model))
+    assert (response.text, response.finish_reason) == ("Truncat", "MAX_TOKENS")
+
+
+# -- usage ---------------------------------------------------------------------------------------
+def test_usage_counts_thinking_as_completion_and_sends_no_token_counting_call(
+    server: FakeServer, wire: Any
+) -> None:
+    usage = {
+        "promptTokenCount": 11,
+        "candidatesTokenCount": 5,
+        "thoughtsTokenCount": 20,
+        "totalTokenCount": 36,
+    }
+    parts = [{"text": "Let me think...", "thought": True}, {"text": "Forty-two."}]
+    reply = wire.response(None, usage=usage, parts=parts)
+    server.route("POST", wire.generate_path, Reply.json(reply))
+    model = load(server, model_name="gemini-2.5-flash")
+    response = model(hello(model))
+    assert response.text == "Forty-two."
+    assert response.usage == Usage(11, 25, 36)
+    assert response.model_name == "gemini-pro-001"  # the service's model version
+    assert model.usage["cost_usd"] == pytest.approx(11 * 0.0003 / 1000 + 25 * 0.0025 / 1000)
+    assert [r.path for r in server.requests] == ["/v1/models/gemini-2.5-flash:generateContent"]
+
+
+def test_reply_without_candidates_is_a_parse_error(server: FakeServer) -> None:
+    server.route("POST", "/v1/models/{model}:generateContent", Reply.json({"modelVersion": "x"}))
+    model = load(server)
+    with pytest.raises(ResponseParseError, match="no candidate"):
+        model(hello(model))
+
+
+# -- errors ----------------------------------------------------------------------------------------
+def test_rate_limit_delay_from_retry_info(server: FakeServer, wire: Any) -> None:
+    server.route("POST", wire.generate_path, wire.chat())
+    limited = wire.error(429, "Quota exceeded", details=[wire.retry_info("7s")])
+    server.once("POST", wire.generate_path, limited)
+    model = load(server, retry={"max_retries": 0})
+    with pytest.raises(RateLimitError) as info:
+        model(hello(model))
+    assert info.value.retry_after == 7.0
+    assert info.value.status == 429
+    assert "RESOURCE_EXHAUSTED: Quota exceeded" in str(info.value)
+
+
+def test_retry_info_delay_is_waited(server: FakeServer, wire: Any) -> None:
+    server.route("POST", wire.generate_path, wire.chat())
+    limited = wire.error(429, "Quota exceeded", details=[wire.retry_info("0.300s")])
+    server.once("POST", wire.generate_path, limited)
+    model = load(server)
+    started = time.perf_counter()
+    assert model(hello(model)).text == wire.reply_text
+    assert time.perf_counter() - started >= 0.29
+    assert len(server.requests) == 2
+
+
+def test_retry_after_header_wins_over_retry_info(server: FakeServer, wire: Any) -> None:
+    limited = wire.error(
+        429, "slow down", details=[wire.retry_info("9s")], headers={"Retry-After": "2"}
+    )
+    server.route("POST", wire.generate_path, limited)
+    model = load(server, retry={"max_retries": 0})
+    with pytest.raises(RateLimitError) as info:
+        model(hello(model))
+    assert info.value.retry_after == 2.0
+
+
+@pytest.mark.parametrize(
+    ("status", "details", "expected"),
+    [
+        (403, None, AuthenticationError),
+        (
+            400,
+            [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}],
+            AuthenticationError,
+        ),
+        (400, None, BadRequestError),
+        (404, None, BadRequestError),
+    ],
+    ids=["403", "400-bad-key", "400", "404"],
+)
+def test_client_errors_are_mapped_and_not_retried(
+    server: FakeServer, wire: Any, status: int, details: Any, expected: type[Exception]
+) -> None:
+    server.route("POST", wire.generate_path, wire.error(status, "refused", details=details))
+    model = load(server)
+    with pytest.raises(expected) as info:
+        asyncio.run(model.acall(hello(model)))
+    assert info.value.status == status  # type: ignore[attr-defined]
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+def test_sdk_itself_never_retries(server: FakeServer, wire: Any, use_async: bool) -> None:
+    server.route("POST", wire.generate_path, wire.error(503, "overloaded"))
+    model = load(server, retry={"max_retries": 0})
+    with pytest.raises(ServiceUnavailableError):
+        if use_async:
+            asyncio.run(model.acall(hello(model)))
+        else:
+            model(hello(model))
+    assert len(server.requests) == 1
+
+
+def test_async_connection_refused_fails_fast(server: FakeServer) -> None:
+    """aiohttp's implicit reconnect would sleep 1-10 s: it must be off."""
+    model = load(server, retry={"max_retries": 0})
+    server.close()
+    started = time.perf_counter()
+    with pytest.raises(ServiceUnavailableError):
+        asyncio.run(model.acall(hello(model)))
+    assert time.perf_counter() - started < 0.9
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+def test_timeout_applies_to_calls_and_streams(
+    server: FakeServer, wire: Any, use_async: bool
+) -> None:
+    server.route("POST", wire.generate_path, Reply.json(wire.response(), delay=2.0))
+    server.route("POST", wire.stream_path, wire.stream(interval=2.0))
+    model = load(server, timeout=0.4)
+    started = time.perf_counter()
+    with pytest.raises(ModelTimeoutError):
+        if use_async:
+            asyncio.run(model.acall(hello(model)))
+        else:
+            model(hello(model))
+    received: list[str] = []
+    with pytest.raises(ModelTimeoutError) as info:
+        collect(model, hello(model), received, use_async)
+    assert time.perf_counter() - started < 1.8
+    assert received == ["Hello "] and info.value.partial_text == "Hello "
+    assert server.requests[0].header("x-server-timeout") == "1"
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+def test_timeout_bounds_each_wait_not_a_whole_stream(
+    server: FakeServer, wire: Any, use_async: bool
+) -> None:
+    pieces = ("one ", "two ", "three ", "four")
+    server.route("POST", wire.stream_path, wire.stream(pieces, interval=0.25))
+    model = load(server, timeout=0.5)
+    received: list[str] = []
+    collect(model, hello(model), received, use_async)
+    assert "".join(received) == "one two three four"
+
+
+def test_error_event_in_stream(server: FakeServer, wire: Any) -> None:
+    events = [
+        wire.response("Hel", usage=None, finish_reason=None),
+        {"error": {"code": 500, "message": "backend died", "status": "INTERNAL"}},
+    ]
+    server.route("POST", wire.stream_path, Reply.sse(events))
+    model = load(server)
+    with pytest.raises(ServiceUnavailableError) as info:
+        list(model.stream(hello(model)))
+    assert info.value.status == 500
+    assert info.value.partial_text == "Hel"
+    assert "backend died" in str(info.value)
+
+
+# -- credentials -----------------------------------------------------------------------------------
+def test_api_key_from_environment_in_order(
+    server: FakeServer, wire: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.route("POST", wire.generate_path, wire.chat())
+    monkeypatch.setenv("GOOGLE_API_KEY", "google-env-key-111")
+    model = load(server, api_key=None)
+    model(hello(model))
+    assert server.requests[-1].header("x-goog-api-key") == "google-env-key-111"
+    monkeypatch.setenv("GEMINI_API_KEY", "gemini-env-key-222")
+    model = load(server, api_key=None)
+    model(hello(model))
+    assert server.requests[-1].header("x-goog-api-key") == "gemini-env-key-222"
+
+
+def test_environment_key_is_scrubbed_and_only_sent_as_header(
+    server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env_key = "gemini-env-key-echoed-333"
+    monkeypatch.setenv("GEMINI_API_KEY", env_key)
+    echoed = {"error": {"code": 400, "message": f"API key {env_key} not valid", "status": "X"}}
+    server.route("POST", "/v1/models/{model}:generateContent", Reply.json(echoed, 400))
+    model = load(server, api_key=None)
+    with pytest.raises(BadRequestError) as info:
+        model(hello(model))
+    request = server.requests[-1]
+    assert request.header("x-goog-api-key") == env_key
+    assert env_key not in request.text and not request.query
+    assert env_key not in str(info.value) and env_key not in repr(model)
+
+
+def test_missing_api_key_is_a_config_error(server: FakeServer) -> None:
+    with pytest.raises(ConfigError, match="GEMINI_API_KEY or GOOGLE_API_KEY"):
+        load(server, api_key=None)
+    assert server.requests == []
+
+
+# -- options -------------------------------------------------------------------------------------
+def test_http_options_headers_and_api_version(server: FakeServer, wire: Any) -> None:
+    server.route("POST", "/v1beta/models/{model}:generateContent", wire.chat())
+    model = load(
+        server,
+        base_url=None,
+        http_options={
+            "base_url": server.url,
+            "api_version": "v1beta",
+            "headers": {"X-Team": "search"},
+        },
+    )
+    assert model(hello(model)).text == wire.reply_text
+    request = server.requests[-1]
+    assert request.path == "/v1beta/models/gemini-pro:generateContent"
+    assert request.header("x-team") == "search"
+
+
+@pytest.mark.parametrize(
+    ("params", "key", "hint"),
+    [
+        ({"http_options": {"timeout": 5000}}, "http_options.timeout", "`timeout` key"),
+        ({"http_options": {"retry_options": {}}}, "http_options.retry_options", "`retry` key"),
+        ({"http_options": {"base_uri": "x"}}, "http_options.base_uri", "did you mean 'base_url'"),
+        ({"http_options": {"base_url": "http://a"}}, "base_url", "set only one"),
+        ({"project": "p"}, "project", "vertexai"),
+    ],
+)
+def test_option_mistakes_are_rejected_at_load(params: Any, key: str, hint: str) -> None:
+    config = {
+        "config_name": "bad",
+        "model_type": "gemini_chat",
+        "model_name": "gemini-pro",
+        "api_key": KEY,
+        "base_url": "http://127.0.0.1:9",
+        **params,
+    }
+    with pytest.raises(ConfigError) as info:
+        ModelRegistry([config])
+    assert any(issue.key == key for issue in info.value.issues), str(info.value)
+    assert hint in str(info.value)
+
+
+def test_vertex_ai_express_mode(server: FakeServer, wire: Any) -> None:
+    path = "/v1beta1/publishers/google/models/{model}:generateContent"
+    server.route("POST", path, wire.chat())
+    model = load(server, vertexai=True)
+    assert model(hello(model)).text == wire.reply_text
+    request = server.requests[-1]
+    assert request.path == "/v1beta1/publishers/google/models/gemini-pro:generateContent"
+    assert request.header("x-goog-api-key") == KEY
+
+
+def test_vertex_ai_project_and_location(server: FakeServer, wire: Any) -> None:
+    path = "/v1beta1/projects/{project}/locations/{location}/publishers/google/models/{m}"
+    server.route("POST", path + ":generateContent", wire.chat())
+    model = load(server, model_name="models/gemini-pro", vertexai=True, project="p1", location="l1")
+    assert model(hello(model)).text == wire.reply_text
+    assert server.requests[-1].path == (
+        "/v1beta1/projects/p1/locations/l1/publishers/google/models/gemini-pro:generateContent"
+    )
+
+
+# -- the client ----------------------------------------------------------------------------------
+def test_one_client_per_wrapper_across_threads(server: FakeServer) -> None:
+    model = load(server)
+    barrier = threading.Barrier(8)
+    clients: list[Any] = []
+
+    def build() -> None:
+        barrier.wait()
+        clients.append(model._client())
+
+    threads = [threading.Thread(target=build) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(clients) == 8 and len({id(client) for client in clients}) == 1
+
+
+def test_importing_the_plugin_does_not_import_the_sdk() -> None:
+    code = (
+        "import json, sys\n"
+        "import modelwire_gemini, modelwire_gemini.plugin\n"
+        "import modelwire_gemini.chat, modelwire_gemini.embedding, modelwire_gemini.errors\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('google', 'httpx')))))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+# -- embeddings ----------------------------------------------------------------------------------
+def test_embedding_options_reach_every_request(server: FakeServer, wire: Any) -> None:
+    server.route("POST", wire.embed_path, wire.embeddings(dims=8))
+    model = load(
+        server, "gemini_embedding", task_type="retrieval_document", output_dimensionality=8
+    )
+    response = model(["a", "b", "c"])
+    assert response.embedding is not None and [len(v) for v in response.embedding] == [8, 8, 8]
+    assert response.usage is None  # this reply carried no usageMetadata
+    asyncio.run(model.acall("d", task_type="RETRIEVAL_QUERY", output_dimensionality=2))
+    first, second = wire.bodies(server, wire.embed_path)
+    assert [r["content"]["parts"][0]["text"] for r in first["requests"]] == ["a", "b", "c"]
+    assert all(r["taskType"] == "RETRIEVAL_DOCUMENT" for r in first["requests"])
+    assert all(r["outputDimensionality"] == 8 for r in first["requests"])
+    assert all(r["model"] == "models/text-embedding-004" for r in first["requests"])
+    assert second["requests"] == [
+        {
+            "content": {"parts": [{"text": "d"}], "role": "user"},
+            "taskType": "RETRIEVAL_QUERY",
+            "outputDimensionality": 2,
+            "model": "models/text-embedding-004",
+        }
+    ]
+
+
+def test_embedding_task_type_typo_is_rejected(server: FakeServer, wire: Any) -> None:
+    config = {
+        "config_name": "emb",
+        "model_type": "gemini_embedding",
+        "model_name": "text-embedding-004",
+        "api_key": KEY,
+        "task_type": "RETRIEVAL_DOCUMNET",
+    }
+    with pytest.raises(ConfigError, match="did you mean 'RETRIEVAL_DOCUMENT'"):
+        ModelRegistry([config])
+    server.route("POST", wire.embed_path, wire.embeddings())
+    model = load(server, "gemini_embedding")
+    with pytest.raises(BadRequestError, match="did you mean 'output_dimensionality'"):
+        model(["x"], output_dimensions=3)
+    assert server.requests == []
+
+
+def test_embedding_count_mismatch_is_a_parse_error(server: FakeServer, wire: Any) -> None:
+    server.route("POST", wire.embed_path, wire.embeddings(drop=1))
+    model = load(server, "gemini_embedding")
+    with pytest.raises(ResponseParseError, match="1 embeddings for 2 texts"):
+        model(["x", "y"])
+
+
+def test_readme_example_configs_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = Path(__file__).parents[3] / "plugins" / "gemini" / "README.md"
+    blocks = re.findall(r"```json\n(.*?)```", readme.read_text(), re.S)
+    configs = [json.loads(block) for block in blocks]
+    items = [c for block in configs for c in (block if isinstance(block, list) else [block])]
+    assert len(items) == 5
+    monkeypatch.setenv("GEMINI_API_KEY", "readme-env-key-444")
+    registry = ModelRegistry(items)
+    assert len(registry) == 5
+    assert registry.load_model("gemini-flash-creative").pricing is not None
+
+
+def test_google_auth_failures_are_mapped() -> None:
+    from google.auth import exceptions
+
+    from modelwire_gemini.errors import map_error
+
+    assert isinstance(map_error(exceptions.DefaultCredentialsError("none")), AuthenticationError)
+    assert isinstance(map_error(exceptions.RefreshError("expired")), AuthenticationError)
+    assert isinstance(map_error(exceptions.TransportError("dns")), ServiceUnavailableError)
+    assert map_error(KeyError("not ours")) is None
+
+
+@pytest.mark.parametrize(
+    ("delay", "seconds"),
+    [("7s", 7.0), ("0.250s", 0.25), ({"seconds": 3, "nanos": 500_000_000}, 3.5), ("soon", None)],
+)
+def test_retry_info_delay_formats(delay: Any, seconds: float | None) -> None:
+    from modelwire_gemini.errors import retry_delay
+
+    detail = {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay}
+    assert retry_delay({"error": {"code": 429, "details": [detail]}}) == seconds

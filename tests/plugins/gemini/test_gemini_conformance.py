@@ -1,0 +1,69 @@
+"""modelwire's conformance suite for each Gemini model type, through the real google-genai SDK."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from modelwire.response import Usage
+from modelwire.testing import FakeServer, Reply
+from modelwire.testing.conformance import ConformanceSuite
+
+# google-genai subclasses aiohttp.ClientSession for its async transport; aiohttp frowns on it.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Inheritance class AiohttpClientSession:DeprecationWarning"
+)
+
+
+class _GeminiSuite(ConformanceSuite):
+    distribution = "modelwire-gemini"
+    sdk_modules = ("google.genai",)
+    model_name = ""
+
+    @pytest.fixture(autouse=True)
+    def _wire(self, wire: Any) -> None:
+        self.wire = wire
+
+    def config(self, server: FakeServer) -> dict[str, Any]:
+        return {
+            "config_name": f"conformance-{self.model_type}",
+            "model_type": self.model_type,
+            "model_name": self.model_name,
+            "api_key": self.secret,
+            "base_url": server.url,
+        }
+
+    def error_reply(self, status: int, headers: dict[str, str]) -> Reply:
+        return self.wire.error(status, f"scripted {status}", headers=headers)
+
+
+class TestGeminiChatConformance(_GeminiSuite):
+    model_type = "gemini_chat"
+    model_name = "gemini-pro"
+    output = "text"
+    streams = True
+    expected_text = "Hello there, how can I help?"
+    expected_usage = Usage(7, 6, 13)
+    routes = [("POST", "/v1/models/{model}:generateContent")]
+    stream_route = ("POST", "/v1/models/{model}:streamGenerateContent")
+
+    def script_success(self, server: FakeServer) -> None:
+        server.route("POST", self.wire.generate_path, self.wire.chat())
+        server.route("POST", self.wire.stream_path, self.wire.stream())
+
+
+class TestGeminiEmbeddingConformance(_GeminiSuite):
+    model_type = "gemini_embedding"
+    model_name = "models/text-embedding-004"
+    output = "embedding"
+    expected_embedding_count = 2
+    expected_usage = Usage(4, 0, 4)
+    routes = [("POST", "/v1/models/{model}:batchEmbedContents")]
+
+    def script_success(self, server: FakeServer) -> None:
+        server.route(
+            "POST",
+            self.wire.embed_path,
+            self.wire.embeddings(usage={"promptTokenCount": 4, "totalTokenCount": 4}),
+        )
