@@ -1,0 +1,92 @@
+"""The dashscope SDK clients of one wrapper: built once, lazily and thread-safely.
+
+The 2.x SDK's ``dashscope.Client`` carries its own base URL, API key and timeout,
+so two wrappers with different ``base_url``s in different threads never touch the
+module-level ``dashscope.base_http_api_url`` the 1.x call style relies on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dashscope import AsyncClient, Client
+
+__all__ = ["API_KEY_ENV", "DashScopeClients", "api_key_or_env"]
+
+#: Where the API key comes from when a config sets none (the SDK's own variable).
+API_KEY_ENV = "DASHSCOPE_API_KEY"
+
+
+class DashScopeClients:
+    """One ``dashscope.Client`` and one ``dashscope.AsyncClient`` per running event loop.
+
+    httpx binds an async connection pool to the loop that opened it, so an async
+    client is kept per loop: a wrapper then works across repeated ``asyncio.run``.
+    SDK retries are off (the core retries) and the protocol is pinned to DashScope's
+    native wire format whatever ``DASHSCOPE_PROTOCOL`` says.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str | None,
+        workspace: str | None,
+        timeout: float,
+        secret: Callable[[str | None], str | None],
+    ) -> None:
+        self._options: dict[str, Any] = {
+            "api_key": api_key,
+            "base_url": base_url.rstrip("/") if base_url else None,
+            "workspace": workspace,
+            "timeout": timeout,
+            "protocol": "native",
+            "max_retries": 0,
+            "raise_on_error": True,
+        }
+        self._secret = secret
+        self._lock = threading.Lock()
+        self._sync: Client | None = None
+        # id(loop) -> (the loop, weakly; its client). Not a WeakKeyDictionary: the
+        # client's connections reference the loop, which would then never be freed.
+        self._async: dict[int, tuple[weakref.ref[asyncio.AbstractEventLoop], AsyncClient]] = {}
+
+    def sync(self) -> Client:
+        """The synchronous client, built on first use."""
+        with self._lock:
+            if self._sync is None:
+                from dashscope import Client
+
+                self._sync = Client(**self._options)
+                self._secret(self._sync.config.api_key)  # a key the SDK found on its own
+                weakref.finalize(self, self._sync.close)  # its pool goes with the wrapper
+            return self._sync
+
+    def aio(self) -> AsyncClient:
+        """The asynchronous client of the running event loop, built on first use."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            for key, (owner, _) in list(self._async.items()):
+                gone = owner()
+                if gone is None or gone.is_closed():
+                    del self._async[key]  # its loop has ended: let the pool go with it
+            entry = self._async.get(id(loop))
+            if entry is not None and entry[0]() is loop:
+                return entry[1]
+            from dashscope import AsyncClient
+
+            client = AsyncClient(**self._options)
+            self._secret(client.config.api_key)
+            self._async[id(loop)] = (weakref.ref(loop), client)
+            return client
+
+
+def api_key_or_env(api_key: str | None) -> str | None:
+    """The configured key, else ``DASHSCOPE_API_KEY``."""
+    return api_key or os.environ.get(API_KEY_ENV) or None
