@@ -319,3 +319,30 @@ def test_connection_refused(server: FakeServer) -> None:
     server.close()
     with pytest.raises(ServiceUnavailableError, match="cannot reach the service"):
         model("x")
+
+
+def test_close_and_context_managers(server: FakeServer) -> None:
+    from modelwire.wrapper import ModelWrapper
+
+    closed: list[str] = []
+
+    class Closing(ModelWrapper):
+        model_type = "closing"
+
+        def close(self) -> None:
+            closed.append(self.config_name)
+
+    with Closing("a") as wrapper:
+        assert wrapper.config_name == "a"
+    assert closed == ["a"]
+
+    async def main() -> None:
+        async with Closing("b"):
+            pass
+
+    asyncio.run(main())
+    assert closed == ["a", "b"]
+    with ModelRegistry(
+        [{"config_name": "r", "model_type": "reverse_echo", "model_name": "m"}]
+    ) as r:
+        r.load_model("r")

@@ -7,6 +7,7 @@ naming its config and key.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -207,18 +208,25 @@ def validate_configs(
     return configs
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _core_issues(name: str, params: Mapping[str, Any]) -> list[ConfigIssue]:
+    """Range checks of the core-owned keys (their types are checked from the signature)."""
     issues = []
     timeout = params.get("timeout")
-    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout <= 0:
-        issues.append(ConfigIssue(name, "timeout", "must be a positive number of seconds"))
+    if _number(timeout) and not 0 < timeout < math.inf:
+        issues.append(ConfigIssue(name, "timeout", "must be a positive, finite number of seconds"))
     budget = params.get("budget")
-    if isinstance(budget, (int, float)) and not isinstance(budget, bool) and budget < 0:
-        issues.append(ConfigIssue(name, "budget", "must not be negative (USD)"))
+    if _number(budget) and not 0 <= budget < math.inf:
+        issues.append(ConfigIssue(name, "budget", "must be a finite, non-negative amount (USD)"))
     for section in ("retry", "pricing"):
         value = params.get(section)
         if isinstance(value, Mapping):
             for key, item in value.items():
-                if isinstance(item, (int, float)) and not isinstance(item, bool) and item < 0:
-                    issues.append(ConfigIssue(name, f"{section}.{key}", "must not be negative"))
+                if _number(item) and not 0 <= item < math.inf:
+                    issues.append(
+                        ConfigIssue(name, f"{section}.{key}", "must be finite and not negative")
+                    )
     return issues

@@ -46,13 +46,28 @@ class ModelRegistry:
             configs = validate_configs(items, self.plugins, taken=taken, source=source)
             for config in configs:
                 self._configs[config.config_name] = config
-                self._wrappers.pop(config.config_name, None)
+                replaced = self._wrappers.pop(config.config_name, None)
+                if replaced is not None:
+                    replaced.close()
         return [config.config_name for config in configs]
 
     def clear(self) -> None:
+        """Forget every config, closing the wrappers built so far."""
         with self._lock:
+            self.close()
             self._configs.clear()
             self._wrappers.clear()
+
+    def close(self) -> None:
+        """Close every wrapper built so far (they reopen connections if called again)."""
+        for wrapper in list(self._wrappers.values()):
+            wrapper.close()
+
+    def __enter__(self) -> ModelRegistry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def load_model(self, config_name: str) -> ModelWrapper:
         """The wrapper of a config, built on first use."""

@@ -156,7 +156,31 @@ class ModelWrapper:
 
     @property
     def supports_stream(self) -> bool:
+        """Whether ``stream``/``astream`` work; by default, whether ``_stream`` is implemented."""
         return type(self)._stream is not ModelWrapper._stream
+
+    def stream_unsupported_reason(self) -> str:
+        """Why ``stream()`` is refused; override when streaming depends on the config."""
+        return f"model_type {self.model_type!r} does not stream; call the model instead"
+
+    def close(self) -> None:
+        """Release pooled connections; wrappers holding SDK clients override this."""
+
+    async def aclose(self) -> None:
+        """Release pooled connections, async ones included; defaults to ``close()``."""
+        self.close()
+
+    def __enter__(self) -> ModelWrapper:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> ModelWrapper:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     # -- public API ------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> ModelResponse:
@@ -206,16 +230,12 @@ class ModelWrapper:
     def stream(self, *args: Any, **kwargs: Any) -> Iterator[ModelChunk]:
         """Yield chunks as they arrive; retries happen only before the first chunk."""
         if not self.supports_stream:
-            raise UnsupportedOperationError(
-                f"model_type {self.model_type!r} does not stream; call the model instead"
-            )
+            raise UnsupportedOperationError(self.stream_unsupported_reason())
         return self._stream_chunks(args, kwargs)
 
     def astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ModelChunk]:
         if not self.supports_stream:
-            raise UnsupportedOperationError(
-                f"model_type {self.model_type!r} does not stream; call the model instead"
-            )
+            raise UnsupportedOperationError(self.stream_unsupported_reason())
         return self._astream_chunks(args, kwargs)
 
     # -- streaming machinery ------------------------------------------------------------

@@ -1,0 +1,15 @@
+"""The entry-point module: registers the POST API model types, imports nothing heavy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+hookimpl = pluggy.HookimplMarker("modelwire")
+
+
+@hookimpl
+def register_model_types(register: Any) -> None:
+    register("post_api", "modelwire_postapi.api:PostAPIWrapper")
+    register("post_api_chat", "modelwire_postapi.chat:PostAPIChatWrapper")

@@ -1,0 +1,67 @@
+"""modelwire's conformance suite for ``post_api`` and ``post_api_chat``, over real HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelwire.testing import FakeServer, Reply
+from modelwire.testing.conformance import ConformanceSuite
+
+from .conftest import USAGE, llm_service, openai_chat_service
+
+
+class TestPostAPIConformance(ConformanceSuite):
+    """The serving distribution's ``/llm/``: JSON replies, NDJSON streams, FastAPI-style errors."""
+
+    model_type = "post_api"
+    distribution = "modelwire-postapi"
+    sdk_modules = ("httpx",)
+    output = "text"
+    streams = True
+    expected_text = "Echo: Hello"
+    expected_usage = USAGE
+    routes = [("POST", "/llm/")]
+
+    def config(self, server: FakeServer) -> dict[str, Any]:
+        return {
+            "config_name": "conformance-post-api",
+            "model_type": "post_api",
+            "api_url": server.url + "/llm/",
+            "headers": {"Authorization": f"Bearer {self.secret}"},
+            "json_args": {"max_length": 256, "temperature": 0.5},
+            "stream": True,
+        }
+
+    def script_success(self, server: FakeServer) -> None:
+        server.route("POST", "/llm/", llm_service())
+
+    def error_reply(self, status: int, headers: dict[str, str]) -> Reply:
+        return Reply.json({"detail": f"scripted status {status}"}, status, headers=headers)
+
+
+class TestPostAPIChatConformance(ConformanceSuite):
+    """An OpenAI-compatible server (vLLM, FastChat): chat completions and SSE chunks."""
+
+    model_type = "post_api_chat"
+    distribution = "modelwire-postapi"
+    sdk_modules = ("httpx",)
+    output = "text"
+    streams = True
+    expected_text = "Echo: Hello"
+    expected_usage = USAGE
+    routes = [("POST", "/v1/chat/completions")]
+
+    def config(self, server: FakeServer) -> dict[str, Any]:
+        return {
+            "config_name": "conformance-post-api-chat",
+            "model_type": "post_api_chat",
+            "api_url": server.url + "/v1/chat/completions",
+            "headers": {"x-api-key": self.secret},
+            "messages_key": "messages",
+            "json_args": {"model": "local-llama", "temperature": 0.0},
+            "stream": True,
+            "stream_args": {"stream": True, "stream_options": {"include_usage": True}},
+        }
+
+    def script_success(self, server: FakeServer) -> None:
+        server.route("POST", "/v1/chat/completions", openai_chat_service())
