@@ -294,6 +294,16 @@ class ConformanceSuite:
         self.check_output(response)
         assert server.requests, "the call reached no server"
 
+    def test_close_then_call_again(self, server: FakeServer) -> None:
+        """``close()`` releases pooled connections; the wrapper stays usable."""
+        self.script_success(server)
+        model = self.load(server)
+        self.check_output(self.call(model))
+        model.close()
+        self.check_output(self.call(model))
+        model.close()
+        model.close()  # idempotent
+
     def test_acall_agrees_with_call(self, server: FakeServer) -> None:
         self.script_success(server)
         model = self.load(server)

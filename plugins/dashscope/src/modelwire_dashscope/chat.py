@@ -13,12 +13,10 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from modelwire.errors import ModelWireError, ResponseParseError
+from modelwire.errors import ResponseParseError
 from modelwire.message import Msg, iter_msgs
 from modelwire.response import ModelChunk, ModelResponse, Usage
-from modelwire.wrapper import ModelWrapper
-from modelwire_dashscope.client import DashScopeClients, api_key_or_env
-from modelwire_dashscope.errors import map_error
+from modelwire_dashscope.client import DashScopeWrapper
 from modelwire_dashscope.pricing import CHAT_PRICES
 
 if TYPE_CHECKING:
@@ -35,7 +33,7 @@ _VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".flv"})
 _AUDIO_SUFFIXES = frozenset({".mp3", ".wav", ".m4a", ".flac", ".ogg", ".aac", ".amr"})
 
 
-class DashScopeChatWrapper(ModelWrapper):
+class DashScopeChatWrapper(DashScopeWrapper):
     """Chat with a Qwen model; ``format`` builds messages that follow DashScope's rules."""
 
     model_type = "dashscope_chat"
@@ -45,25 +43,11 @@ class DashScopeChatWrapper(ModelWrapper):
         self,
         config_name: str,
         *,
-        model_name: str,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        workspace: str | None = None,
-        generate_args: dict[str, Any] | None = None,
         multimodal: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(config_name, **kwargs)
-        self.model_name = model_name
-        self.generate_args = dict(generate_args or {})
-        self.multimodal = _looks_multimodal(model_name) if multimodal is None else multimodal
-        self._clients = DashScopeClients(
-            api_key=self.secret(api_key_or_env(api_key)),
-            base_url=base_url,
-            workspace=workspace,
-            timeout=self.timeout,
-            secret=self.secret,
-        )
+        self.multimodal = _looks_multimodal(self.model_name) if multimodal is None else multimodal
 
     # -- input ------------------------------------------------------------------------
     def format(self, *args: Msg | list[Msg] | None) -> list[Message]:
@@ -167,9 +151,6 @@ class DashScopeChatWrapper(ModelWrapper):
             model_name=completion.model or self.model_name,
             finish_reason=_finish_reason(choice.finish_reason),
         )
-
-    def _map_error(self, exc: Exception) -> ModelWireError | None:
-        return map_error(exc)
 
 
 class _StreamState:

@@ -1,4 +1,5 @@
-"""The dashscope SDK clients of one wrapper: built once, lazily and thread-safely.
+"""What the DashScope types share: config keys, SDK clients (built once, lazily and
+thread-safely) and error mapping.
 
 The 2.x SDK's ``dashscope.Client`` carries its own base URL, API key and timeout,
 so two wrappers with different ``base_url``s in different threads never touch the
@@ -14,10 +15,14 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from modelwire.errors import ModelWireError
+from modelwire.wrapper import ModelWrapper
+from modelwire_dashscope.errors import map_error
+
 if TYPE_CHECKING:
     from dashscope import AsyncClient, Client
 
-__all__ = ["API_KEY_ENV", "DashScopeClients", "api_key_or_env"]
+__all__ = ["API_KEY_ENV", "DashScopeClients", "DashScopeWrapper", "api_key_or_env"]
 
 #: Where the API key comes from when a config sets none (the SDK's own variable).
 API_KEY_ENV = "DASHSCOPE_API_KEY"
@@ -68,6 +73,13 @@ class DashScopeClients:
                 weakref.finalize(self, self._sync.close)  # its pool goes with the wrapper
             return self._sync
 
+    def close(self) -> None:
+        """Close the sync client's pooled connections; the next call opens new ones."""
+        with self._lock:
+            client, self._sync = self._sync, None
+        if client is not None:
+            client.close()
+
     def aio(self) -> AsyncClient:
         """The asynchronous client of the running event loop, built on first use."""
         loop = asyncio.get_running_loop()
@@ -90,3 +102,39 @@ class DashScopeClients:
 def api_key_or_env(api_key: str | None) -> str | None:
     """The configured key, else ``DASHSCOPE_API_KEY``."""
     return api_key or os.environ.get(API_KEY_ENV) or None
+
+
+class DashScopeWrapper(ModelWrapper):
+    """The config keys, clients and error mapping the three DashScope types share.
+
+    Keys: ``model_name``, ``api_key`` (else ``DASHSCOPE_API_KEY``), ``base_url``,
+    ``workspace``, ``generate_args``.
+    """
+
+    def __init__(
+        self,
+        config_name: str,
+        *,
+        model_name: str,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        workspace: str | None = None,
+        generate_args: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(config_name, **kwargs)
+        self.model_name = model_name
+        self.generate_args = dict(generate_args or {})
+        self._clients = DashScopeClients(
+            api_key=self.secret(api_key_or_env(api_key)),
+            base_url=base_url,
+            workspace=workspace,
+            timeout=self.timeout,
+            secret=self.secret,
+        )
+
+    def close(self) -> None:
+        self._clients.close()
+
+    def _map_error(self, exc: Exception) -> ModelWireError | None:
+        return map_error(exc)

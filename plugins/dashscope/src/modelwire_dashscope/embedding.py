@@ -10,11 +10,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from modelwire.errors import BadRequestError, ConfigIssue, ModelWireError, ResponseParseError
+from modelwire.errors import BadRequestError, ConfigIssue, ResponseParseError
 from modelwire.response import ModelResponse, Usage
-from modelwire.wrapper import ModelWrapper
-from modelwire_dashscope.client import DashScopeClients, api_key_or_env
-from modelwire_dashscope.errors import map_error
+from modelwire_dashscope.client import DashScopeWrapper
 from modelwire_dashscope.pricing import EMBEDDING_PRICES
 
 if TYPE_CHECKING:
@@ -27,7 +25,7 @@ BATCH_LIMITS: dict[str, int] = {"text-embedding-v3": 10, "text-embedding-v4": 10
 DEFAULT_BATCH_LIMIT = 25
 
 
-class DashScopeTextEmbeddingWrapper(ModelWrapper):
+class DashScopeTextEmbeddingWrapper(DashScopeWrapper):
     """Embed texts with a DashScope text-embedding model."""
 
     model_type = "dashscope_text_embedding"
@@ -37,25 +35,11 @@ class DashScopeTextEmbeddingWrapper(ModelWrapper):
         self,
         config_name: str,
         *,
-        model_name: str,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        workspace: str | None = None,
-        generate_args: dict[str, Any] | None = None,
         batch_size: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(config_name, **kwargs)
-        self.model_name = model_name
-        self.generate_args = dict(generate_args or {})
-        self.batch_size = batch_size or _batch_limit(model_name)
-        self._clients = DashScopeClients(
-            api_key=self.secret(api_key_or_env(api_key)),
-            base_url=base_url,
-            workspace=workspace,
-            timeout=self.timeout,
-            secret=self.secret,
-        )
+        self.batch_size = batch_size or _batch_limit(self.model_name)
 
     @classmethod
     def validate_params(cls, params: Mapping[str, Any]) -> list[ConfigIssue]:
@@ -119,9 +103,6 @@ class DashScopeTextEmbeddingWrapper(ModelWrapper):
             usage=Usage.of(tokens, 0),
             model_name=self.model_name,
         )
-
-    def _map_error(self, exc: Exception) -> ModelWireError | None:
-        return map_error(exc)
 
 
 def _batch_limit(model_name: str) -> int:

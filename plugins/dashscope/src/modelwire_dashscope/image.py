@@ -24,8 +24,7 @@ from modelwire.errors import (
     ResponseParseError,
 )
 from modelwire.response import ModelResponse
-from modelwire.wrapper import ModelWrapper
-from modelwire_dashscope.client import DashScopeClients, api_key_or_env
+from modelwire_dashscope.client import DashScopeWrapper
 from modelwire_dashscope.errors import error_for_code, map_error
 
 if TYPE_CHECKING:
@@ -50,7 +49,7 @@ NAMED_ARGS = (
 SUCCEEDED, FAILED, CANCELED, UNKNOWN = "SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN"
 
 
-class DashScopeImageSynthesisWrapper(ModelWrapper):
+class DashScopeImageSynthesisWrapper(DashScopeWrapper):
     """Generate images from a prompt; returns their (temporary) URLs."""
 
     model_type = "dashscope_image_synthesis"
@@ -59,30 +58,16 @@ class DashScopeImageSynthesisWrapper(ModelWrapper):
         self,
         config_name: str,
         *,
-        model_name: str,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        workspace: str | None = None,
-        generate_args: dict[str, Any] | None = None,
         poll_interval: float = 1.0,
         max_poll_interval: float = 8.0,
         wait_timeout: float = 300.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(config_name, **kwargs)
-        self.model_name = model_name
-        self.generate_args = dict(generate_args or {})
         self.poll_interval = float(poll_interval)
         # A slow poll_interval alone raises the ceiling rather than being an error.
         self.max_poll_interval = max(float(max_poll_interval), self.poll_interval)
         self.wait_timeout = float(wait_timeout)
-        self._clients = DashScopeClients(
-            api_key=self.secret(api_key_or_env(api_key)),
-            base_url=base_url,
-            workspace=workspace,
-            timeout=self.timeout,
-            secret=self.secret,
-        )
 
     @classmethod
     def validate_params(cls, params: Mapping[str, Any]) -> list[ConfigIssue]:
@@ -154,9 +139,6 @@ class DashScopeImageSynthesisWrapper(ModelWrapper):
             model_name=self.model_name,
             extra={"task_id": job.task_id, "failed_results": failed},
         )
-
-    def _map_error(self, exc: Exception) -> ModelWireError | None:
-        return map_error(exc)
 
 
 class _Polling:

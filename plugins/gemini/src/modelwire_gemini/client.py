@@ -178,5 +178,12 @@ class GeminiWrapper(ModelWrapper):
                 [ConfigIssue(self.config_name, None, f"the Gemini client cannot be built: {exc}")]
             ) from exc
 
+    def close(self) -> None:
+        """Close the pooled connections of the sync client; the next call opens new ones."""
+        with self._client_lock:
+            client, self._sdk_client = self._sdk_client, None
+        if client is not None:
+            client.close()
+
     def _map_error(self, exc: Exception) -> ModelWireError | None:
         return map_error(exc)

@@ -209,5 +209,12 @@ class OllamaWrapper(ModelWrapper):
         if not done:
             raise ResponseParseError(_UNFINISHED)
 
+    def close(self) -> None:
+        """Close the pooled connections of the sync client; the next call opens new ones."""
+        with self._lock:
+            client, self._sync_client = self._sync_client, None
+        if client is not None:
+            client.close()
+
     def _map_error(self, exc: Exception) -> ModelWireError | None:
         return map_error(exc, model=self.model, host=self.host)

@@ -192,6 +192,13 @@ class OpenAIWrapperBase(ModelWrapper):
             args["extra_body"] = extra_body
         return args
 
+    def close(self) -> None:
+        """Close the pooled connections of the sync client; the next call opens new ones."""
+        with self._client_lock:
+            client, self._sync_client = self._sync_client, None
+        if client is not None:
+            client.close()
+
     def _map_error(self, exc: Exception) -> ModelWireError | None:
         error = map_error(exc)
         base_url = self.base_url
