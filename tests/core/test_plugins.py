@@ -232,3 +232,20 @@ def test_lifecycle_hook_failure_does_not_fail_the_call(server, caplog) -> None: 
         assert "observer bug" in caplog.text
     finally:
         manager.unregister(plugin)
+
+
+def test_entry_point_reader_agrees_with_importlib_metadata(tmp_path: Path) -> None:
+    _with_good(tmp_path)
+    code = """
+import json
+from importlib import metadata
+from modelwire.plugins import _entry_points
+ours = sorted((ep.distribution, ep.name, ep.value) for ep in _entry_points())
+theirs = sorted(
+    {(ep.dist.name, ep.name, ep.value) for ep in metadata.entry_points(group="modelwire")}
+)
+print(json.dumps([ours, theirs]))
+"""
+    ours, theirs = last_json(run_python(code, tmp_path))
+    assert ours == theirs
+    assert ["good-plugin", "good", "good_pkg.plugin"] in ours

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +26,7 @@ class Call:
     reserved: float = 0.0
     attempts: int = 0
     admitted: bool = True
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    id: str = field(default_factory=lambda: os.urandom(16).hex())
     started_at: float = field(default_factory=time.time)
     _started: float = field(default_factory=time.perf_counter, repr=False)
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
+import os
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 __all__ = ["Msg", "iter_msgs"]
@@ -24,8 +24,8 @@ class Msg:
     role: str = "assistant"
     url: str | list[str] | None = None
     metadata: dict[str, Any] | None = None
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    timestamp: str = field(default_factory=lambda: datetime.now().strftime("%Y-%m-%d %H:%M:%S"))
+    id: str = field(default_factory=lambda: os.urandom(16).hex())
+    timestamp: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S"))
 
     def __post_init__(self) -> None:
         if self.role not in ("system", "user", "assistant"):

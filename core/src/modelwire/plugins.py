@@ -9,11 +9,13 @@ from __future__ import annotations
 import difflib
 import importlib
 import logging
+import os
+import re
+import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from importlib import metadata
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ENTRY_POINT_GROUP",
     "FIRST_PARTY_TYPES",
+    "EntryPoint",
     "PluginInfo",
     "PluginManager",
     "TypeRegistration",
@@ -167,11 +170,10 @@ class PluginManager:
             self._discovered = True
         return self
 
-    def _load_entry_point(self, entry_point: metadata.EntryPoint) -> None:
-        dist = entry_point.dist
-        distribution = dist.name if dist is not None else "?"
-        version = dist.version if dist is not None else "?"
-        info = PluginInfo(entry_point.name, distribution, version, entry_point.value)
+    def _load_entry_point(self, entry_point: EntryPoint) -> None:
+        info = PluginInfo(
+            entry_point.name, entry_point.distribution, entry_point.version, entry_point.value
+        )
         try:
             module = entry_point.load()
         except Exception as exc:
@@ -345,26 +347,105 @@ class PluginManager:
                 logger.warning("plugin %s failed to add its commands: %s", impl.plugin_name, exc)
 
 
-def _entry_points() -> list[metadata.EntryPoint]:
-    seen: set[tuple[str, str]] = set()
-    found = []
-    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        dist = entry_point.dist
-        key = (dist.name if dist else "?", entry_point.name)
-        if key not in seen:  # the same distribution seen twice on sys.path
+@dataclass(frozen=True)
+class EntryPoint:
+    """One ``modelwire`` entry point, read straight from a distribution's metadata."""
+
+    name: str
+    value: str
+    distribution: str
+    version: str
+
+    def load(self) -> Any:
+        module_name, _, attrs = self.value.partition(":")
+        target: Any = importlib.import_module(module_name.strip())
+        for attr in filter(None, attrs.strip().split(".")):
+            target = getattr(target, attr)
+        return target
+
+
+def _entry_points(group: str = ENTRY_POINT_GROUP) -> list[EntryPoint]:
+    """The group's entry points of every distribution on ``sys.path``, first one wins.
+
+    Reads ``*.dist-info/entry_points.txt`` (and ``*.egg-info``) directly: importing
+    ``importlib.metadata`` alone costs more than all of modelwire's start-up budget.
+    """
+    header = f"[{group}]"
+    seen: set[str] = set()
+    found: list[EntryPoint] = []
+    for folder in sys.path:
+        try:
+            names = os.listdir(folder or ".")
+        except OSError:
+            continue
+        for name in names:
+            if not name.endswith((".dist-info", ".egg-info")):
+                continue
+            info = os.path.join(folder or ".", name)
+            try:
+                with open(os.path.join(info, "entry_points.txt"), encoding="utf-8") as file:
+                    text = file.read()
+            except OSError:
+                continue
+            if header not in text:
+                continue
+            distribution, version = _identity(info, name)
+            key = _normalize(distribution)
+            if key in seen:  # the same distribution twice on sys.path
+                continue
             seen.add(key)
-            found.append(entry_point)
+            found += [
+                EntryPoint(ep_name, value, distribution, version)
+                for ep_name, value in _section(text, header)
+            ]
     # A stable order: conflicts and `modelwire plugins` read the same on every machine.
-    return sorted(found, key=lambda ep: (ep.dist.name if ep.dist else "?", ep.name))
+    return sorted(found, key=lambda ep: (ep.distribution, ep.name))
+
+
+def _section(text: str, header: str) -> list[tuple[str, str]]:
+    """``name = value`` lines of one INI section."""
+    entries, inside = [], False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("["):
+            inside = line == header
+        elif inside and "=" in line and not line.startswith(("#", ";")):
+            name, _, value = line.partition("=")
+            entries.append((name.strip(), value.strip()))
+    return entries
+
+
+def _identity(info: str, folder_name: str) -> tuple[str, str]:
+    """Name and version from METADATA (PKG-INFO for eggs), else from the folder's name."""
+    stem = folder_name.rsplit(".", 1)[0]
+    name, _, version = stem.partition("-")
+    for metadata_file in ("METADATA", "PKG-INFO"):
+        try:
+            with open(os.path.join(info, metadata_file), encoding="utf-8") as file:
+                for line in file:
+                    if not line.strip():
+                        break
+                    key, _, value = line.partition(":")
+                    if key == "Name":
+                        name = value.strip()
+                    elif key == "Version":
+                        version = value.strip()
+            break
+        except OSError:
+            continue
+    return name, version or "?"
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _version_of(distribution: str) -> str:
     if distribution.startswith("modelwire ("):
-        distribution = "modelwire"
-    try:
-        return metadata.version(distribution)
-    except Exception:
-        return "?"
+        from modelwire import __version__
+
+        return __version__
+    return "?"
 
 
 _manager: PluginManager | None = None

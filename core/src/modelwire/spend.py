@@ -8,7 +8,6 @@ only one call is in flight at a time, so concurrency cannot overshoot the cap.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -109,6 +108,8 @@ class SpendTracker:
 
     async def areserve(self) -> float:
         """Admit one call without blocking the event loop."""
+        import asyncio  # on first async use: importing it costs ~15 ms at start-up
+
         while True:
             with self._lock:
                 amount = self._try_reserve()

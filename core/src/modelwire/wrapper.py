@@ -16,9 +16,7 @@ provider-specific parts:
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any, ClassVar
@@ -142,6 +140,8 @@ class ModelWrapper:
         raise NotImplementedError(f"{type(self).__name__} must implement _call")
 
     async def _acall(self, *args: Any, **kwargs: Any) -> ModelResponse:
+        import asyncio  # on first async use: importing it costs ~15 ms at start-up
+
         return await asyncio.to_thread(self._call, *args, **kwargs)
 
     def _stream(self, *args: Any, **kwargs: Any) -> Iterator[ModelChunk]:
@@ -206,6 +206,8 @@ class ModelWrapper:
         return response
 
     async def acall(self, *args: Any, **kwargs: Any) -> ModelResponse:
+        import asyncio  # on first async use: importing it costs ~15 ms at start-up
+
         call = await self._abegin("acall", args, kwargs)
         retries = 0
         while True:
@@ -287,6 +289,8 @@ class ModelWrapper:
     async def _astream_chunks(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> AsyncIterator[ModelChunk]:
+        import asyncio  # on first async use: importing it costs ~15 ms at start-up
+
         call = await self._abegin("astream", args, kwargs)
         collected = _Collected()
         retries = 0
@@ -437,7 +441,7 @@ class _Collected:
 def _generic_error(exc: Exception) -> ModelWireError:
     """Map exceptions no plugin recognised, by what they are rather than who raised them."""
     name = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, (TimeoutError, socket.timeout, asyncio.TimeoutError)):
+    if isinstance(exc, TimeoutError):  # socket.timeout and asyncio's are aliases of it
         return ModelTimeoutError(f"the service did not answer in time ({name})")
     if isinstance(exc, ConnectionError):
         return ServiceUnavailableError(f"could not reach the service ({name})")
@@ -461,6 +465,8 @@ def _close(iterator: Any) -> None:
 
 
 async def _aclose(iterator: Any) -> None:
+    import asyncio  # on first async use: importing it costs ~15 ms at start-up
+
     close = getattr(iterator, "aclose", None)
     if close is not None:
         try:
@@ -477,6 +483,8 @@ async def _thread_stream(
     open_stream: Callable[[], Iterator[ModelChunk]],
 ) -> AsyncIterator[ModelChunk]:
     """Drive a synchronous stream from a worker thread, for wrappers without ``_astream``."""
+    import asyncio  # on first async use: importing it costs ~15 ms at start-up
+
     iterator = await asyncio.to_thread(lambda: iter(open_stream()))
     sentinel = object()
     try:

@@ -8,13 +8,11 @@ module-level ``dashscope.base_http_api_url`` the 1.x call style relies on.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import threading
-import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from modelwire.clients import LazyClient, PerLoopClient
 from modelwire.errors import ModelWireError
 from modelwire.wrapper import ModelWrapper
 from modelwire_dashscope.errors import map_error
@@ -56,47 +54,34 @@ class DashScopeClients:
             "raise_on_error": True,
         }
         self._secret = secret
-        self._lock = threading.Lock()
-        self._sync: Client | None = None
-        # id(loop) -> (the loop, weakly; its client). Not a WeakKeyDictionary: the
-        # client's connections reference the loop, which would then never be freed.
-        self._async: dict[int, tuple[weakref.ref[asyncio.AbstractEventLoop], AsyncClient]] = {}
+        self._sync: LazyClient[Client] = LazyClient(self._build, close=_close)
+        self._async: PerLoopClient[AsyncClient] = PerLoopClient(self._build_async)
 
     def sync(self) -> Client:
         """The synchronous client, built on first use."""
-        with self._lock:
-            if self._sync is None:
-                from dashscope import Client
-
-                self._sync = Client(**self._options)
-                self._secret(self._sync.config.api_key)  # a key the SDK found on its own
-                weakref.finalize(self, self._sync.close)  # its pool goes with the wrapper
-            return self._sync
-
-    def close(self) -> None:
-        """Close the sync client's pooled connections; the next call opens new ones."""
-        with self._lock:
-            client, self._sync = self._sync, None
-        if client is not None:
-            client.close()
+        return self._sync.get()
 
     def aio(self) -> AsyncClient:
         """The asynchronous client of the running event loop, built on first use."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            for key, (owner, _) in list(self._async.items()):
-                gone = owner()
-                if gone is None or gone.is_closed():
-                    del self._async[key]  # its loop has ended: let the pool go with it
-            entry = self._async.get(id(loop))
-            if entry is not None and entry[0]() is loop:
-                return entry[1]
-            from dashscope import AsyncClient
+        return self._async.get()
 
-            client = AsyncClient(**self._options)
-            self._secret(client.config.api_key)
-            self._async[id(loop)] = (weakref.ref(loop), client)
-            return client
+    def close(self) -> None:
+        """Close the sync client's pooled connections; the next call opens new ones."""
+        self._sync.close()
+
+    def _build(self) -> Client:
+        from dashscope import Client
+
+        client = Client(**self._options)
+        self._secret(client.config.api_key)  # a key the SDK found on its own
+        return client
+
+    def _build_async(self) -> AsyncClient:
+        from dashscope import AsyncClient
+
+        client = AsyncClient(**self._options)
+        self._secret(client.config.api_key)
+        return client
 
 
 def api_key_or_env(api_key: str | None) -> str | None:
@@ -138,3 +123,7 @@ class DashScopeWrapper(ModelWrapper):
 
     def _map_error(self, exc: Exception) -> ModelWireError | None:
         return map_error(exc)
+
+
+def _close(client: Client) -> None:
+    client.close()

@@ -10,7 +10,6 @@ submit, and pay for, a second task.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Mapping
@@ -107,6 +106,8 @@ class DashScopeImageSynthesisWrapper(DashScopeWrapper):
         return self._response(job)
 
     async def _acall(self, prompt: str, **kwargs: Any) -> ModelResponse:
+        import asyncio  # here, not at module level: loading a config stays cheap
+
         jobs = self._clients.aio().images.jobs
         job = await jobs.create(model=self.model_name, prompt=prompt, **self._arguments(kwargs))
         polling = _Polling(self, job)

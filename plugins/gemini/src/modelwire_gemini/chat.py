@@ -8,7 +8,6 @@ recitation, ...) raises ``BlockedResponseError`` rather than returning empty tex
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
@@ -222,6 +221,8 @@ class GeminiChatWrapper(GeminiWrapper):
         would cut a long but healthy stream; ``timeout=0`` switches that off for this
         request and ``asyncio.timeout`` bounds the wait for each chunk instead.
         """
+        import asyncio  # here, not at module level: loading a config stays cheap
+
         from google.genai import types
 
         contents, config = self._request(prompt, kwargs)

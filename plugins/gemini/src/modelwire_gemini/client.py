@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from modelwire.clients import LazyClient
 from modelwire.errors import ConfigError, ConfigIssue, ModelWireError
 from modelwire.redact import is_secret_key
 from modelwire.spend import Pricing
@@ -82,8 +82,7 @@ class GeminiWrapper(ModelWrapper):
             if is_secret_key(key):
                 self.secret(value)
         self._api_key = self._resolve_api_key(self.secret(api_key))
-        self._sdk_client: genai.Client | None = None
-        self._client_lock = threading.Lock()
+        self._sdk: LazyClient[genai.Client] = LazyClient(self._build_client, close=_close)
 
     def _resolve_api_key(self, api_key: str | None) -> str | None:
         """The config's key, else the environment's; Vertex AI with a project uses ADC."""
@@ -145,13 +144,7 @@ class GeminiWrapper(ModelWrapper):
     # -- the SDK client ---------------------------------------------------------------
     def _client(self) -> genai.Client:
         """The one ``genai.Client`` of this wrapper, built on first use."""
-        client = self._sdk_client
-        if client is None:
-            with self._client_lock:
-                if self._sdk_client is None:
-                    self._sdk_client = self._build_client()
-                client = self._sdk_client
-        return client
+        return self._sdk.get()
 
     def _build_client(self) -> genai.Client:
         from google import genai
@@ -179,11 +172,12 @@ class GeminiWrapper(ModelWrapper):
             ) from exc
 
     def close(self) -> None:
-        """Close the pooled connections of the sync client; the next call opens new ones."""
-        with self._client_lock:
-            client, self._sdk_client = self._sdk_client, None
-        if client is not None:
-            client.close()
+        """Close the pooled connections of the client; the next call opens new ones."""
+        self._sdk.close()
 
     def _map_error(self, exc: Exception) -> ModelWireError | None:
         return map_error(exc)
+
+
+def _close(client: genai.Client) -> None:
+    client.close()

@@ -6,13 +6,11 @@ clients, so validating a config, which reads the wrapper's signature, never load
 
 from __future__ import annotations
 
-import asyncio
 import os
-import threading
-import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
+from modelwire.clients import LazyClient, PerLoopClient
 from modelwire.errors import ModelWireError, ResponseParseError
 from modelwire.redact import is_secret_key
 from modelwire.response import ModelChunk, ModelResponse, Usage
@@ -99,11 +97,8 @@ class OllamaWrapper(ModelWrapper):
         self.options: dict[str, Any] | None = dict(options) if options else None
         self.keep_alive = keep_alive
         self._headers = self._secret_headers(headers)
-        self._lock = threading.Lock()
-        self._sync_client: Client | None = None
-        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncClient] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._sync: LazyClient[Client] = LazyClient(self._build_client, close=_close)
+        self._async: PerLoopClient[AsyncClient] = PerLoopClient(self._build_async_client)
 
     def _secret_headers(self, headers: dict[str, str] | None) -> dict[str, str]:
         """Config headers with credentials registered as secrets.
@@ -124,33 +119,21 @@ class OllamaWrapper(ModelWrapper):
     # -- clients ------------------------------------------------------------------------
     def _client(self) -> Client:
         """The sync client, built on first use; httpx pools its connections."""
-        client = self._sync_client
-        if client is None:
-            with self._lock:
-                if self._sync_client is None:
-                    from ollama import Client
-
-                    self._sync_client = Client(
-                        host=self.host, timeout=self.timeout, headers=self._headers
-                    )
-                client = self._sync_client
-        return client
+        return self._sync.get()
 
     def _aclient(self) -> AsyncClient:
-        """The async client of the running event loop.
+        """The async client of the running event loop."""
+        return self._async.get()
 
-        An httpx pool is bound to the loop that opened its connections: reusing it
-        under a later ``asyncio.run`` fails with "Event loop is closed".
-        """
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            client = self._async_clients.get(loop)
-            if client is None:
-                from ollama import AsyncClient
+    def _build_client(self) -> Client:
+        from ollama import Client
 
-                client = AsyncClient(host=self.host, timeout=self.timeout, headers=self._headers)
-                self._async_clients[loop] = client
-        return client
+        return Client(host=self.host, timeout=self.timeout, headers=self._headers)
+
+    def _build_async_client(self) -> AsyncClient:
+        from ollama import AsyncClient
+
+        return AsyncClient(host=self.host, timeout=self.timeout, headers=self._headers)
 
     def _request_params(self) -> dict[str, Any]:
         """The keyword arguments every SDK call of this config carries."""
@@ -211,10 +194,11 @@ class OllamaWrapper(ModelWrapper):
 
     def close(self) -> None:
         """Close the pooled connections of the sync client; the next call opens new ones."""
-        with self._lock:
-            client, self._sync_client = self._sync_client, None
-        if client is not None:
-            client.close()
+        self._sync.close()
 
     def _map_error(self, exc: Exception) -> ModelWireError | None:
         return map_error(exc, model=self.model, host=self.host)
+
+
+def _close(client: Client) -> None:
+    client.close()

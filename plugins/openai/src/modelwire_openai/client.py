@@ -6,15 +6,13 @@ level: loading a config reads the wrapper's signature and must stay cheap.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import os
-import threading
-import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 
+from modelwire.clients import LazyClient, PerLoopClient
 from modelwire.errors import (
     BadRequestError,
     ConfigError,
@@ -106,10 +104,11 @@ class OpenAIWrapperBase(ModelWrapper):
             if is_secret_key(name):
                 self.secret(value)
         self._client_kwargs = client_kwargs
-        self._client_lock = threading.Lock()
-        self._sync_client: OpenAI | None = None
-        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncOpenAI] = (
-            weakref.WeakKeyDictionary()
+        self._sync: LazyClient[OpenAI] = LazyClient(
+            lambda: _sdk().OpenAI(**self._sdk_kwargs()), close=lambda client: client.close()
+        )
+        self._async: PerLoopClient[AsyncOpenAI] = PerLoopClient(
+            lambda: _sdk().AsyncOpenAI(**self._sdk_kwargs())
         )
 
     @classmethod
@@ -147,30 +146,12 @@ class OpenAIWrapperBase(ModelWrapper):
     @property
     def client(self) -> OpenAI:
         """The synchronous SDK client, built on first use and shared by every call."""
-        client = self._sync_client
-        if client is None:
-            with self._client_lock:
-                if self._sync_client is None:
-                    self._sync_client = _sdk().OpenAI(**self._sdk_kwargs())
-                client = self._sync_client
-        return client
+        return self._sync.get()
 
     @property
     def aclient(self) -> AsyncOpenAI:
-        """The asynchronous SDK client of the running event loop.
-
-        Pooled connections belong to the loop that opened them, so each loop (each
-        ``asyncio.run``) gets its own client; it goes away with its loop.
-        """
-        loop = asyncio.get_running_loop()
-        client = self._async_clients.get(loop)
-        if client is None:
-            with self._client_lock:
-                client = self._async_clients.get(loop)
-                if client is None:
-                    client = _sdk().AsyncOpenAI(**self._sdk_kwargs())
-                    self._async_clients[loop] = client
-        return client
+        """The asynchronous SDK client of the running event loop."""
+        return self._async.get()
 
     # -- requests ---------------------------------------------------------------------
     def request_args(self, method: Callable[..., Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -194,10 +175,7 @@ class OpenAIWrapperBase(ModelWrapper):
 
     def close(self) -> None:
         """Close the pooled connections of the sync client; the next call opens new ones."""
-        with self._client_lock:
-            client, self._sync_client = self._sync_client, None
-        if client is not None:
-            client.close()
+        self._sync.close()
 
     def _map_error(self, exc: Exception) -> ModelWireError | None:
         error = map_error(exc)

@@ -8,17 +8,15 @@ hold (text, or also embeddings and image URLs).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import os
 import re
-import threading
-import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 from urllib.parse import urlsplit
 
+from modelwire.clients import LazyClient, PerLoopClient
 from modelwire.errors import (
     BadRequestError,
     ConfigIssue,
@@ -107,10 +105,8 @@ class PostAPIBase(ModelWrapper):
             self.secret(cookie)
         if self.post_args.get("auth"):
             self.secret(self.post_args["auth"][-1])
-        self._lock = threading.Lock()
-        self._client: httpx.Client | None = None
-        self._aclient: httpx.AsyncClient | None = None
-        self._aclient_loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
+        self._sync: LazyClient[httpx.Client] = LazyClient(self._build_client, close=_close)
+        self._async: PerLoopClient[httpx.AsyncClient] = PerLoopClient(self._build_async_client)
 
     def _make_parser(self) -> ReplyParser:
         return ReplyParser(
@@ -212,46 +208,31 @@ class PostAPIBase(ModelWrapper):
 
     def _sync_client(self) -> httpx.Client:
         """The wrapper's one ``httpx.Client``, built on first use: its pool is shared."""
-        client = self._client
-        if client is None:
-            with self._lock:
-                client = self._client
-                if client is None:
-                    import httpx
-
-                    client = self._client = httpx.Client(**self._client_options(httpx))
-        return client
+        return self._sync.get()
 
     def _async_client(self) -> httpx.AsyncClient:
-        """The wrapper's ``httpx.AsyncClient`` for the running loop.
+        """The wrapper's ``httpx.AsyncClient`` for the running loop."""
+        return self._async.get()
 
-        An async connection belongs to the loop that opened it, so a new loop (each
-        ``asyncio.run``) gets a new client; within a loop, one client pools connections.
-        """
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            owner = self._aclient_loop() if self._aclient_loop is not None else None
-            if self._aclient is None or owner is not loop:
-                import httpx
+    def _build_client(self) -> httpx.Client:
+        import httpx
 
-                self._aclient = httpx.AsyncClient(**self._client_options(httpx))
-                self._aclient_loop = weakref.ref(loop)
-            return self._aclient
+        return httpx.Client(**self._client_options(httpx))
+
+    def _build_async_client(self) -> httpx.AsyncClient:
+        import httpx
+
+        return httpx.AsyncClient(**self._client_options(httpx))
 
     def close(self) -> None:
         """Close the pooled connections; the next call opens new ones."""
-        with self._lock:
-            client, self._client = self._client, None
-            self._aclient = self._aclient_loop = None
-        if client is not None:
-            client.close()
+        self._sync.close()
+        self._async.clear()
 
     async def aclose(self) -> None:
         """``close()``, and close the async connections opened on the running loop."""
-        with self._lock:
-            aclient, self._aclient = self._aclient, None
-            owner = self._aclient_loop() if self._aclient_loop is not None else None
-        if aclient is not None and owner is asyncio.get_running_loop():
+        aclient = self._async.pop_current()
+        if aclient is not None:
             await aclient.aclose()
         self.close()
 
@@ -470,3 +451,7 @@ def _post_args_issues(args: Mapping[str, Any]) -> list[ConfigIssue]:
         if isinstance(value, str) and not _PRINTABLE.match(value):
             problem(f"cookies.{name}", "cookie values must be printable ASCII")
     return issues
+
+
+def _close(client: httpx.Client) -> None:
+    client.close()
