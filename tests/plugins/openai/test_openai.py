@@ -534,14 +534,14 @@ def test_base64_images_are_saved_to_files(
 def test_base64_images_default_to_a_temporary_folder(
     server: FakeServer, wire: Any, load: Loader
 ) -> None:
-    from modelwire_openai.image import DEFAULT_SAVE_DIR
+    from modelwire_openai.image import default_save_dir
 
     server.route("POST", wire.images_path, wire.images())
     model = load(dall_e_config(model_name="gpt-image-1"))
     response = model("a dot", response_format="b64_json")
     path = Path(response.image_urls[0])
     try:
-        assert path.parent == DEFAULT_SAVE_DIR.resolve()
+        assert path.parent == default_save_dir().resolve()
         assert path.read_bytes() == wire.png_bytes
     finally:
         path.unlink(missing_ok=True)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import tempfile
-import uuid
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -17,10 +16,17 @@ from modelwire.response import ModelResponse
 from modelwire_openai.client import OpenAIWrapperBase, payload_of, usage_of
 from modelwire_openai.pricing import IMAGE_PRICES
 
-__all__ = ["DEFAULT_SAVE_DIR", "OpenAIDallEWrapper"]
+__all__ = ["OpenAIDallEWrapper", "default_save_dir"]
 
 #: Where base64 images are written when a call names no ``save_dir``.
-DEFAULT_SAVE_DIR = Path(tempfile.gettempdir()) / "modelwire-openai-images"
+
+
+def default_save_dir() -> Path:
+    """Where base64 images go when a call names no ``save_dir``: a temporary folder."""
+    import tempfile  # only when an image is saved: importing it slows config loading
+
+    return Path(tempfile.gettempdir()) / "modelwire-openai-images"
+
 
 _SIGNATURES = (
     (b"\x89PNG", "png"),
@@ -114,9 +120,9 @@ def save_image(b64: str, save_dir: str | Path | None = None) -> str:
         data = base64.b64decode(b64, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ResponseParseError(f"an image's b64_json is not valid base64: {exc}") from exc
-    folder = Path(save_dir).expanduser() if save_dir is not None else DEFAULT_SAVE_DIR
+    folder = Path(save_dir).expanduser() if save_dir is not None else default_save_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{uuid.uuid4().hex}.{_extension(data)}"
+    path = folder / f"{os.urandom(16).hex()}.{_extension(data)}"
     path.write_bytes(data)
     return str(path.resolve())
 
