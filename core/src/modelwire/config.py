@@ -12,7 +12,6 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelwire.errors import ConfigError, ConfigIssue, PluginError
@@ -47,7 +46,7 @@ class ModelConfig:
 def read_configs(source: ConfigSource) -> tuple[list[Any], str | None]:
     """The raw config items of a dict, a list of dicts or a JSON/YAML file."""
     if isinstance(source, (str, os.PathLike)):
-        return _read_file(Path(source)), str(source)
+        return _read_file(os.fspath(source)), os.fspath(source)
     if isinstance(source, Mapping):
         return [source], None
     if isinstance(source, Iterable) and not isinstance(source, (bytes, bytearray)):
@@ -58,28 +57,29 @@ def read_configs(source: ConfigSource) -> tuple[list[Any], str | None]:
     )
 
 
-def _read_file(path: Path) -> list[Any]:
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist", source=str(path))
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() in (".yaml", ".yml"):
+def _read_file(path: str) -> list[Any]:
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file {path!r} does not exist", source=path)
+    with open(path, encoding="utf-8") as file:
+        text = file.read()
+    if os.path.splitext(path)[1].lower() in (".yaml", ".yml"):
         try:
             import yaml
         except ImportError:
             raise ConfigError(
-                "reading YAML configs needs PyYAML: pip install 'modelwire[yaml]'", source=str(path)
+                "reading YAML configs needs PyYAML: pip install 'modelwire[yaml]'", source=path
             ) from None
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise ConfigError(f"invalid YAML: {exc}", source=str(path)) from exc
+            raise ConfigError(f"invalid YAML: {exc}", source=path) from exc
     else:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(
                 f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
-                source=str(path),
+                source=path,
             ) from exc
     if isinstance(data, dict):
         return [data]
@@ -87,7 +87,7 @@ def _read_file(path: Path) -> list[Any]:
         return data
     raise ConfigError(
         f"a config file holds an object or a list of objects, not {type(data).__name__}",
-        source=str(path),
+        source=path,
     )
 
 

@@ -6,14 +6,11 @@ registration hook raises, is recorded as broken and never takes the others down.
 
 from __future__ import annotations
 
-import difflib
 import importlib
-import logging
 import os
 import re
 import sys
 import threading
-import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -40,7 +37,14 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "modelwire"
 hookimpl = pluggy.HookimplMarker("modelwire")
-logger = logging.getLogger("modelwire")
+
+
+def _logger() -> Any:
+    """The ``modelwire`` logger; logging is imported only when there is something to say."""
+    import logging
+
+    return logging.getLogger("modelwire")
+
 
 #: Where each first-party model type comes from, for the ``pip install`` hint.
 FIRST_PARTY_TYPES: dict[str, str] = {
@@ -224,10 +228,12 @@ class PluginManager:
 
     def _mark_broken(self, info: PluginInfo, exc: BaseException) -> None:
         info.error = f"{type(exc).__name__}: {exc}"
+        import traceback  # only for a broken plugin
+
         info.detail = "".join(traceback.format_exception(exc))
         if info not in self.plugins:
             self.plugins.append(info)
-        logger.warning(
+        _logger().warning(
             "modelwire plugin %r from %s failed to load: %s",
             info.name,
             info.distribution,
@@ -260,7 +266,7 @@ class PluginManager:
         claims = self.conflicts.setdefault(name, [existing])
         claims.append(registration)
         self.types.pop(name, None)
-        logger.warning(
+        _logger().warning(
             "model_type %r is registered twice: by %s and by %s",
             name,
             claims[0].distribution,
@@ -301,6 +307,8 @@ class PluginManager:
     def _unknown_message(self, model_type: str, provider: str | None) -> str:
         message = f"unknown model_type {model_type!r}"
         known = sorted(set(self.types) | set(FIRST_PARTY_TYPES))
+        import difflib  # only for an unknown type
+
         close = difflib.get_close_matches(model_type, known, n=1, cutoff=0.6)
         if close and close[0] != model_type:
             message += f"; did you mean {close[0]!r}?"
@@ -336,7 +344,7 @@ class PluginManager:
             try:
                 function(**kwargs)
             except Exception:
-                logger.exception("modelwire hook %s in %s failed", name, function.__module__)
+                _logger().exception("modelwire hook %s in %s failed", name, function.__module__)
 
     def register_commands(self, cli: Any) -> None:
         self.discover()
@@ -344,7 +352,7 @@ class PluginManager:
             try:
                 impl.function(cli=cli)
             except Exception as exc:
-                logger.warning("plugin %s failed to add its commands: %s", impl.plugin_name, exc)
+                _logger().warning("plugin %s failed to add its commands: %s", impl.plugin_name, exc)
 
 
 @dataclass(frozen=True)

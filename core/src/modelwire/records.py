@@ -11,7 +11,6 @@ import json
 import os
 import threading
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelwire.plugins import hookimpl
@@ -30,14 +29,14 @@ class RecordsPlugin:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._path: Path | None = None
+        self._path: str | None = None
         self._file: Any = None
         env = os.environ.get("MODELWIRE_RECORDS")
         if env:
             self.configure(env)
 
     @property
-    def path(self) -> Path | None:
+    def path(self) -> str | None:
         return self._path
 
     def configure(self, path: str | os.PathLike[str] | None) -> None:
@@ -46,9 +45,9 @@ class RecordsPlugin:
             if self._file is not None:
                 self._file.close()
                 self._file = None
-            self._path = Path(path) if path else None
+            self._path = os.fspath(path) if path else None
             if self._path is not None:
-                self._path.parent.mkdir(parents=True, exist_ok=True)
+                os.makedirs(os.path.dirname(os.path.abspath(self._path)), exist_ok=True)
                 self._file = open(self._path, "a", encoding="utf-8")  # noqa: SIM115
 
     def _write(self, record: dict[str, Any]) -> None:

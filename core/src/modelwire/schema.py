@@ -8,7 +8,6 @@ Annotations understood: ``str``, ``int``, ``float``, ``bool``, ``list[...]``,
 from __future__ import annotations
 
 import collections.abc
-import difflib
 import functools
 import inspect
 import os
@@ -89,6 +88,8 @@ def did_you_mean(word: str, choices: collections.abc.Iterable[str]) -> str | Non
             len(word) >= 4 and (choice.startswith(word) or word.startswith(choice))
         ):
             return choice
+    import difflib  # only once a key is already wrong
+
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return close[0] if close else None
 
