@@ -412,6 +412,12 @@ class ConformanceSuite:
         with pytest.raises(ModelTimeoutError):
             self.call(model)
         assert time.perf_counter() - started < 2.5
+        server.once(method, path, Reply.json({"late": True}, delay=3.0))
+        args, kwargs = self.call_args(model)
+        started = time.perf_counter()
+        with pytest.raises(ModelTimeoutError):
+            asyncio.run(model.acall(*args, **kwargs))
+        assert time.perf_counter() - started < 2.5
 
     def test_connection_refused_is_service_unavailable(self, server: FakeServer) -> None:
         model = self.load(server, retry={"max_retries": 1, "initial_delay": 0.01})

@@ -1,0 +1,477 @@
+"""Validate request bodies into typed requests, before any model work.
+
+Everything a client can get wrong is checked here and raised as a
+`RequestError` (HTTP 400) naming the field, so bad input never reaches
+`generate` and never turns into a 500. Pure Python: no torch, no Flask.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from modelwire_serving.errors import RequestError
+
+# Generation keyword arguments accepted on /llm/ (the seed passed them to `generate`).
+LLM_GENERATION_KEYS: frozenset[str] = frozenset(
+    {
+        "max_length",
+        "max_new_tokens",
+        "temperature",
+        "top_p",
+        "top_k",
+        "do_sample",
+        "repetition_penalty",
+        "seed",
+        "stop",
+    }
+)
+
+# `generate` arguments that exist but cannot be honoured by a shared batch.
+UNSUPPORTED_GENERATION_KEYS: dict[str, str] = {
+    "num_beams": "beam search is not supported by the batching worker",
+    "num_return_sequences": "only one sequence per request is returned",
+    "stream": "streaming is available on POST /v1/chat/completions",
+}
+
+CHAT_KEYS: frozenset[str] = frozenset(
+    {
+        "model",
+        "messages",
+        "stream",
+        "stream_options",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "top_k",
+        "do_sample",
+        "repetition_penalty",
+        "seed",
+        "stop",
+        "n",
+        "presence_penalty",
+        "frequency_penalty",
+        "logprobs",
+        "top_logprobs",
+        "logit_bias",
+        "response_format",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "user",
+        "metadata",
+        "store",
+    }
+)
+
+EMBEDDING_KEYS: frozenset[str] = frozenset(
+    {"model", "input", "encoding_format", "dimensions", "user"}
+)
+
+MAX_STOP_STRINGS = 4
+MAX_SEED = 2**63 - 1
+MAX_EMBEDDING_INPUTS = 2048
+
+_unique = itertools.count()
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How tokens are picked; requests batch together only when these agree."""
+
+    do_sample: bool | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    repetition_penalty: float | None = None
+    seed: int | None = None
+
+    def resolve(self, default_do_sample: bool) -> SamplingParams:
+        """Fix `do_sample`: explicit value, else temperature > 0, else the model's default."""
+        do_sample = self.do_sample
+        if do_sample is None:
+            do_sample = self.temperature > 0 if self.temperature is not None else default_do_sample
+        if do_sample and self.temperature == 0:
+            raise RequestError(
+                "temperature must be > 0 when do_sample is true (use temperature 0 for greedy)",
+                param="temperature",
+            )
+        return replace(self, do_sample=do_sample)
+
+    def batch_key(self) -> tuple[object, ...]:
+        """Requests with equal keys may share one `generate` call.
+
+        Greedy requests ignore the sampling knobs, so they all group together.
+        A seeded request runs alone, so its seed reproduces its own sample.
+        """
+        if not self.do_sample:
+            return ("greedy", self.repetition_penalty)
+        seed_slot = ("seed", next(_unique)) if self.seed is not None else None
+        return (
+            "sample",
+            self.temperature,
+            self.top_p,
+            self.top_k,
+            self.repetition_penalty,
+            seed_slot,
+        )
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """Length limits, sampling and stop strings of one request."""
+
+    sampling: SamplingParams = SamplingParams()
+    max_new_tokens: int | None = None
+    max_length: int | None = None
+    stop: tuple[str, ...] = ()
+    max_tokens_param: str = "max_new_tokens"
+
+
+@dataclass(frozen=True)
+class LLMRequest:
+    """A validated POST /llm/ body."""
+
+    inputs: str | list[dict[str, str]]
+    options: GenerationOptions
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """A validated POST /v1/chat/completions body."""
+
+    messages: list[dict[str, str]]
+    options: GenerationOptions
+    model: str | None
+    stream: bool
+    include_usage: bool
+
+
+@dataclass(frozen=True)
+class EmbeddingRequest:
+    """A validated POST /v1/embeddings body."""
+
+    inputs: list[str]
+    model: str | None
+    encoding_format: str
+    dimensions: int | None
+
+
+# -- field checkers --------------------------------------------------------------------
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return _is_int(value) and abs(value) < 2**53  # type: ignore[arg-type]
+
+
+def _int(body: Mapping[str, Any], key: str, minimum: int, maximum: int | None = None) -> int | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not _is_int(value):
+        raise RequestError(f"'{key}' must be an integer, got {_type_name(value)}", param=key)
+    if value < minimum:
+        raise RequestError(f"'{key}' must be >= {minimum}, got {value}", param=key)
+    if maximum is not None and value > maximum:
+        raise RequestError(f"'{key}' must be <= {maximum}, got {value}", param=key)
+    return int(value)
+
+
+def _number(
+    body: Mapping[str, Any],
+    key: str,
+    minimum: float,
+    maximum: float | None = None,
+    *,
+    exclusive_minimum: bool = False,
+) -> float | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not _is_number(value):
+        raise RequestError(f"'{key}' must be a number, got {_type_name(value)}", param=key)
+    number = float(value)
+    too_small = number <= minimum if exclusive_minimum else number < minimum
+    if too_small or (maximum is not None and number > maximum):
+        low = f"> {minimum}" if exclusive_minimum else f">= {minimum}"
+        high = f" and <= {maximum}" if maximum is not None else ""
+        raise RequestError(f"'{key}' must be {low}{high}, got {value}", param=key)
+    return number
+
+
+def _bool(body: Mapping[str, Any], key: str) -> bool | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise RequestError(f"'{key}' must be true or false, got {_type_name(value)}", param=key)
+    return value
+
+
+def _stop(body: Mapping[str, Any]) -> tuple[str, ...]:
+    value = body.get("stop")
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise RequestError("'stop' must be a string or a list of strings", param="stop")
+    if len(items) > MAX_STOP_STRINGS:
+        raise RequestError(f"'stop' accepts at most {MAX_STOP_STRINGS} strings", param="stop")
+    if any(item == "" for item in items):
+        raise RequestError("'stop' strings must not be empty", param="stop")
+    return tuple(items)
+
+
+def _type_name(value: object) -> str:
+    names = {bool: "a boolean", str: "a string", list: "a list", dict: "an object"}
+    if value is None:
+        return "null"
+    for kind, name in names.items():
+        if isinstance(value, kind):
+            return name
+    return "a number" if _is_number(value) else type(value).__name__
+
+
+def _sampling(body: Mapping[str, Any]) -> SamplingParams:
+    return SamplingParams(
+        do_sample=_bool(body, "do_sample"),
+        temperature=_number(body, "temperature", 0.0, 100.0),
+        top_p=_number(body, "top_p", 0.0, 1.0, exclusive_minimum=True),
+        top_k=_int(body, "top_k", 0),
+        repetition_penalty=_number(body, "repetition_penalty", 0.0, 100.0, exclusive_minimum=True),
+        seed=_int(body, "seed", 0, MAX_SEED),
+    )
+
+
+def _reject_unknown(
+    body: Mapping[str, Any],
+    allowed: frozenset[str],
+    what: str,
+    unsupported: Mapping[str, str] | None = None,
+) -> None:
+    for key in body:
+        if unsupported and key in unsupported:
+            raise RequestError(f"'{key}' is not supported: {unsupported[key]}", param=key)
+    unknown = sorted(key for key in body if key not in allowed)
+    if unknown:
+        names = ", ".join(f"'{key}'" for key in unknown)
+        accepted = ", ".join(sorted(allowed))
+        raise RequestError(f"unknown {what} {names}; accepted: {accepted}", param=unknown[0])
+
+
+# -- messages --------------------------------------------------------------------------
+
+
+def parse_messages(value: object, key: str = "messages") -> list[dict[str, str]]:
+    """OpenAI-style messages reduced to `{"role", "content"}` with text content."""
+    if not isinstance(value, list) or not value:
+        raise RequestError(f"'{key}' must be a non-empty list of messages", param=key)
+    messages: list[dict[str, str]] = []
+    for index, message in enumerate(value):
+        where = f"{key}[{index}]"
+        if not isinstance(message, dict):
+            raise RequestError(f"'{where}' must be an object with 'role' and 'content'", param=key)
+        role = message.get("role")
+        if not isinstance(role, str) or not role:
+            raise RequestError(f"'{where}.role' must be a non-empty string", param=key)
+        messages.append({"role": role, "content": _content_text(message.get("content"), where)})
+    return messages
+
+
+def _content_text(content: object, where: str) -> str:
+    """Message content as text: a string, null, or a list of text parts."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts: list[str] = []
+        for part in content:
+            if not isinstance(part, dict) or part.get("type") != "text":
+                raise RequestError(
+                    f"'{where}.content' parts must be text parts ({{'type': 'text', ...}}); "
+                    "this server serves a text-only model",
+                    param="messages",
+                )
+            text = part.get("text")
+            if not isinstance(text, str):
+                raise RequestError(f"'{where}.content' text part needs a string 'text'")
+            texts.append(text)
+        return "".join(texts)
+    raise RequestError(
+        f"'{where}.content' must be a string or a list of text parts", param="messages"
+    )
+
+
+# -- bodies ----------------------------------------------------------------------------
+
+
+def parse_llm_body(body: Mapping[str, Any]) -> LLMRequest:
+    """The seed's body: `{"inputs": str | messages, **generation kwargs}`.
+
+    `messages` is accepted in place of `inputs` (the seed's `messages_key` is
+    configurable); a string is used as the prompt as it is.
+    """
+    key = "inputs" if "inputs" in body else "messages" if "messages" in body else None
+    if key is None:
+        raise RequestError(
+            'missing \'inputs\': send {"inputs": "a prompt" or [messages], ...}', param="inputs"
+        )
+    if "inputs" in body and "messages" in body:
+        raise RequestError("send either 'inputs' or 'messages', not both", param="messages")
+    inputs = body[key]
+    parsed: str | list[dict[str, str]]
+    if isinstance(inputs, str):
+        if not inputs:
+            raise RequestError(f"'{key}' must not be empty", param=key)
+        parsed = inputs
+    elif isinstance(inputs, list):
+        parsed = parse_messages(inputs, key)
+    else:
+        raise RequestError(
+            f"'{key}' must be a string or a list of messages, got {_type_name(inputs)}", param=key
+        )
+    rest = {name: value for name, value in body.items() if name != key}
+    _reject_unknown(
+        rest, LLM_GENERATION_KEYS, "generation parameter(s)", UNSUPPORTED_GENERATION_KEYS
+    )
+    options = GenerationOptions(
+        sampling=_sampling(rest),
+        max_new_tokens=_int(rest, "max_new_tokens", 1),
+        max_length=_int(rest, "max_length", 1),
+        stop=_stop(rest),
+    )
+    return LLMRequest(inputs=parsed, options=options)
+
+
+def parse_chat_body(body: Mapping[str, Any]) -> ChatRequest:
+    """An OpenAI chat completion request, limited to what one local model can do."""
+    _reject_unknown(body, CHAT_KEYS, "parameter(s)")
+    if "messages" not in body:
+        raise RequestError("missing 'messages'", param="messages")
+    messages = parse_messages(body["messages"])
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise RequestError("'model' must be a string", param="model")
+    n = _int(body, "n", 1)
+    if n not in (None, 1):
+        raise RequestError("only n=1 is supported", param="n")
+    for penalty in ("presence_penalty", "frequency_penalty"):
+        if _number(body, penalty, -2.0, 2.0) not in (None, 0.0):
+            raise RequestError(
+                f"'{penalty}' is not supported; use 'repetition_penalty' instead", param=penalty
+            )
+    if _bool(body, "logprobs"):
+        raise RequestError("'logprobs' is not supported", param="logprobs")
+    if body.get("tools") or body.get("tool_choice") not in (None, "none"):
+        raise RequestError("tool calling is not supported by this server", param="tools")
+    if body.get("logit_bias"):
+        raise RequestError("'logit_bias' is not supported", param="logit_bias")
+    response_format = body.get("response_format")
+    if response_format is not None and response_format != {"type": "text"}:
+        raise RequestError("only response_format {'type': 'text'} is supported")
+    stream = _bool(body, "stream") or False
+    include_usage = False
+    stream_options = body.get("stream_options")
+    if stream_options is not None:
+        if not isinstance(stream_options, dict):
+            raise RequestError("'stream_options' must be an object", param="stream_options")
+        include_usage = bool(_bool(stream_options, "include_usage"))
+    max_tokens_key = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
+    options = GenerationOptions(
+        sampling=_sampling(body),
+        max_new_tokens=_int(body, max_tokens_key, 1),
+        stop=_stop(body),
+        max_tokens_param=max_tokens_key,
+    )
+    return ChatRequest(
+        messages=messages,
+        options=options,
+        model=model,
+        stream=stream,
+        include_usage=include_usage,
+    )
+
+
+def parse_embedding_body(body: Mapping[str, Any]) -> EmbeddingRequest:
+    """An OpenAI embeddings request: `input` is a string or a list of strings."""
+    _reject_unknown(body, EMBEDDING_KEYS, "parameter(s)")
+    if "input" not in body:
+        raise RequestError("missing 'input'", param="input")
+    value = body["input"]
+    inputs = [value] if isinstance(value, str) else value
+    if not isinstance(inputs, list) or not inputs:
+        raise RequestError("'input' must be a string or a non-empty list of strings", param="input")
+    if not all(isinstance(item, str) for item in inputs):
+        raise RequestError(
+            "'input' must contain strings (token-id input is not supported)", param="input"
+        )
+    if any(not item for item in inputs):
+        raise RequestError("'input' strings must not be empty", param="input")
+    if len(inputs) > MAX_EMBEDDING_INPUTS:
+        raise RequestError(f"'input' accepts at most {MAX_EMBEDDING_INPUTS} strings", param="input")
+    encoding_format = body.get("encoding_format") or "float"
+    if encoding_format not in ("float", "base64"):
+        raise RequestError("'encoding_format' must be 'float' or 'base64'", param="encoding_format")
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise RequestError("'model' must be a string", param="model")
+    return EmbeddingRequest(
+        inputs=list(inputs),
+        model=model,
+        encoding_format=encoding_format,
+        dimensions=_int(body, "dimensions", 1),
+    )
+
+
+def resolve_max_new_tokens(
+    options: GenerationOptions, prompt_tokens: int, cap: int, context_length: int
+) -> int:
+    """How many tokens to generate for this prompt, or a 400 saying why not.
+
+    An explicit `max_new_tokens` / `max_tokens` above the server's cap is an
+    error (not silently clamped); the seed's `max_length` bounds prompt plus
+    answer, so it is turned into new tokens and then clamped to the cap.
+    Without either, the cap is used.
+    """
+    room = context_length - prompt_tokens
+    if room < 1:
+        raise RequestError(
+            f"the prompt is {prompt_tokens} tokens; this model's context is "
+            f"{context_length} tokens",
+        )
+    key = options.max_tokens_param
+    if options.max_new_tokens is not None:
+        if options.max_new_tokens > cap:
+            raise RequestError(
+                f"'{key}'={options.max_new_tokens} exceeds this server's cap of {cap} "
+                "new tokens (--max-new-tokens)",
+                param=key,
+            )
+        if options.max_new_tokens > room:
+            raise RequestError(
+                f"the prompt ({prompt_tokens} tokens) plus '{key}'={options.max_new_tokens} "
+                f"exceeds this model's context of {context_length} tokens",
+                param=key,
+            )
+        return options.max_new_tokens
+    if options.max_length is not None:
+        wanted = options.max_length - prompt_tokens
+        if wanted < 1:
+            raise RequestError(
+                f"'max_length'={options.max_length} leaves no room for new tokens: "
+                f"the prompt is already {prompt_tokens} tokens",
+                param="max_length",
+            )
+        return min(wanted, cap, room)
+    return min(cap, room)

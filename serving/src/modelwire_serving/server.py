@@ -1,0 +1,225 @@
+"""Start the service: load models, start the worker, serve with waitress.
+
+The order is chosen so that mistakes fail fast: flags, model location and
+port are checked before torch is imported and before a model is loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import socket
+import sys
+import time
+from types import FrameType
+from typing import Any
+
+from modelwire_serving.errors import ServeError
+from modelwire_serving.loading import log, resolve_location
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail before loading a model if the port is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ServeError(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
+                "choose another --port (0 picks a free one)"
+            ) from exc
+
+
+def _check_limits(args: argparse.Namespace) -> None:
+    for flag, value in (
+        ("--max-new-tokens", args.max_new_tokens),
+        ("--max-input-tokens", args.max_input_tokens),
+        ("--max-body-bytes", args.max_body_bytes),
+        ("--max-batch-size", args.max_batch_size),
+        ("--max-queue", args.max_queue),
+        ("--threads", args.threads or 1),
+    ):
+        if value < 1:
+            raise ServeError(f"{flag} must be at least 1, got {value}")
+    if args.batch_window_ms < 0 or args.request_timeout <= 0:
+        raise ServeError("--batch-window-ms must be >= 0 and --request-timeout > 0")
+
+
+def example_configs(
+    base_url: str, model: str, embedding_model: str | None, max_new_tokens: int = 128
+) -> list[dict[str, Any]]:
+    """modelwire configs that call this server (printed at startup, used by the demo)."""
+    configs: list[dict[str, Any]] = [
+        {
+            "config_name": "flask_llm",
+            "model_type": "post_api",
+            "api_url": f"{base_url}/llm/",
+            "json_args": {"max_length": 256, "temperature": 0.0},
+        },
+        {
+            "config_name": "flask_llm_chat",
+            "model_type": "post_api_chat",
+            "api_url": f"{base_url}/llm/",
+            "json_args": {"max_new_tokens": min(128, max_new_tokens), "temperature": 0.0},
+        },
+        {
+            "config_name": "local_openai",
+            "model_type": "openai_chat",
+            "model_name": model,
+            "api_key": "not-needed",
+            "client_args": {"base_url": f"{base_url}/v1"},
+        },
+    ]
+    if embedding_model:
+        configs.append(
+            {
+                "config_name": "local_embedding",
+                "model_type": "openai_embedding",
+                "model_name": embedding_model,
+                "api_key": "not-needed",
+                "client_args": {"base_url": f"{base_url}/v1"},
+            }
+        )
+    return configs
+
+
+def run_server(args: argparse.Namespace) -> int:
+    """Load everything and serve until SIGINT/SIGTERM."""
+    source = "modelscope" if args.engine == "modelscope" else args.source
+    _check_limits(args)
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    location = resolve_location(args.model_name_or_path, args.gguf_file, source)
+    embed_location = (
+        resolve_location(args.embedding_model, None, source) if args.embedding_model else None
+    )
+    if args.port:
+        check_port_free(args.host, args.port)
+
+    from modelwire_serving.loading import (
+        load_embedding_model,
+        load_text_model,
+        resolve_device,
+    )
+
+    device = resolve_device(args.device)
+    text = load_text_model(location, device, args.dtype, args.trust_remote_code)
+    embedder = None
+    if embed_location is not None:
+        from modelwire_serving.embeddings import Embedder
+
+        embedder = Embedder(load_embedding_model(embed_location, device, args.dtype))
+        if args.embedding_model_name:
+            embedder.name = args.embedding_model_name
+
+    from modelwire_serving.prompts import Prompter
+    from modelwire_serving.service import Limits, Service
+    from modelwire_serving.worker import BatchWorker
+
+    prompter = Prompter(text.tokenizer)
+    if not prompter.has_chat_template:
+        log("note: the tokenizer has no chat template; messages use a plain 'role: text' layout")
+    worker = BatchWorker(
+        text.model,
+        prompter,
+        eos_token_ids=text.eos_token_ids,
+        pad_token_id=text.pad_token_id,
+        device=device,
+        max_batch_size=args.max_batch_size,
+        batch_window=args.batch_window_ms / 1000,
+        max_queue=args.max_queue,
+    )
+    worker.start()
+    try:
+        _warm_up(worker, prompter)
+        service = Service(
+            model_name=args.served_model_name or location.served_name,
+            prompter=prompter,
+            worker=worker,
+            limits=Limits(
+                max_new_tokens=args.max_new_tokens,
+                max_input_tokens=min(args.max_input_tokens, text.context_length - 1),
+                max_body_bytes=args.max_body_bytes,
+                request_timeout=args.request_timeout,
+            ),
+            context_length=text.context_length,
+            default_do_sample=text.default_do_sample,
+            device=device,
+            embedder=embedder,
+            api_key=args.api_key or None,
+        )
+        from modelwire_serving.app import create_app
+
+        threads = args.threads or max(16, 2 * args.max_batch_size)
+        serve(create_app(service), args.host, args.port, threads, service, args.max_body_bytes)
+    finally:
+        worker.stop()
+    return 0
+
+
+def _warm_up(worker: Any, prompter: Any) -> None:
+    """One tiny generation, so the first client does not pay for lazy initialisation."""
+    from modelwire_serving.jobs import Job
+    from modelwire_serving.params import SamplingParams
+
+    started = time.perf_counter()
+    job = Job(prompter.encode_prompt("Hello"), 2, SamplingParams(do_sample=False))
+    worker.submit(job)
+    job.result(timeout=300)
+    log(f"Warm-up generation took {time.perf_counter() - started:.1f}s")
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def serve(app: Any, host: str, port: int, threads: int, service: Any, max_body: int) -> None:
+    """Serve `app` with waitress (a production WSGI server) until interrupted."""
+    from waitress import create_server
+
+    try:
+        server = create_server(
+            app,
+            host=host,
+            port=port,
+            threads=threads,
+            # Flask answers oversized bodies with a JSON 413; waitress's own limit
+            # only guards memory against far larger ones.
+            max_request_body_size=max_body * 4 + (1 << 20),
+            ident="modelwire-serve",
+        )
+    except OSError as exc:
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    bound_host = getattr(server, "effective_host", host)
+    bound_port = getattr(server, "effective_port", port)
+    display_host = f"[{bound_host}]" if ":" in str(bound_host) else bound_host
+    base_url = f"http://{display_host}:{bound_port}"
+    embedding_name = service.embedder.name if service.embedder else None
+    routes = "POST /llm/, POST /v1/chat/completions, GET /v1/models, GET /health"
+    if embedding_name:
+        routes = routes.replace("GET /v1/models", "POST /v1/embeddings, GET /v1/models")
+    log(f"Routes: {routes}")
+    log("modelwire configs for this server:")
+    configs = example_configs(
+        base_url, service.model_name, embedding_name, service.limits.max_new_tokens
+    )
+    for config in configs:
+        log("  " + json.dumps(config))
+    if service.api_key:
+        log("  (an API key is required: add it as api_key / an Authorization: Bearer header)")
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    log(f"modelwire-serve: listening on {base_url} (press Ctrl+C to stop)")
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        server.close()
+        log("modelwire-serve: stopped")
+        sys.stdout.flush()
