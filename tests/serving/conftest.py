@@ -34,6 +34,7 @@ class Server:
     base_url: str
     api_key: str
     log_path: str
+    pid: int
     max_new_tokens: int = MAX_NEW_TOKENS_CAP
     max_input_tokens: int = MAX_INPUT_TOKENS
     max_body_bytes: int = MAX_BODY_BYTES
@@ -86,7 +87,7 @@ def server() -> Iterator[Server]:
     try:
         base_url = _wait_until_listening(process, log.name)
         _wait_until_healthy(base_url)
-        yield Server(base_url=base_url, api_key=API_KEY, log_path=log.name)
+        yield Server(base_url=base_url, api_key=API_KEY, log_path=log.name, pid=process.pid)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)

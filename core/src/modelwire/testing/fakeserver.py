@@ -195,6 +195,17 @@ def _sse_event(event: Any) -> bytes:
 Responder = Reply | Callable[[Request], Reply]
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients dropping connections is what fault tests do: stay quiet about it."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
+
 class _Route:
     def __init__(self, method: str, path: str) -> None:
         self.method = method.upper()
@@ -225,8 +236,7 @@ class FakeServer:
         self._requests: list[Request] = []
         self._lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"fake": self})
-        self._httpd = ThreadingHTTPServer((host, port), handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _Server((host, port), handler)
         self._thread: threading.Thread | None = None
 
     # lifecycle -----------------------------------------------------------------
