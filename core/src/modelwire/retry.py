@@ -6,7 +6,6 @@ place where a call is repeated.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypedDict
@@ -59,5 +58,7 @@ class RetryPolicy:
         retry_after = getattr(error, "retry_after", None)
         if retry_after is not None:
             return float(retry_after) if retry_after <= self.max_delay else None
+        import random  # only once a call is being retried
+
         ceiling = min(self.max_delay, self.initial_delay * (2**retries_done))
         return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto

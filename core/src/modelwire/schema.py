@@ -202,13 +202,19 @@ def _outer_matches(value: Any, annotation: Any) -> bool:
     return True
 
 
+@functools.cache
+def _typeddict_fields(annotation: Any) -> dict[str, Any]:
+    """A TypedDict's keys and their types, evaluated once per TypedDict."""
+    try:
+        return typing.get_type_hints(annotation)
+    except Exception:
+        return dict(getattr(annotation, "__annotations__", {}))
+
+
 def _check_typeddict(value: Any, annotation: Any, key: str) -> list[tuple[str, str]]:
     if not isinstance(value, dict):
         return [(key, f"expected object, got {_json_type(value)}")]
-    try:
-        fields = typing.get_type_hints(annotation)
-    except Exception:
-        fields = dict(getattr(annotation, "__annotations__", {}))
+    fields = _typeddict_fields(annotation)
     problems = []
     for item_key, item in value.items():
         if item_key not in fields:

@@ -8,12 +8,8 @@ recitation, ...) raises ``BlockedResponseError`` rather than returning empty tex
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-import mimetypes
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from modelwire.errors import BadRequestError, ResponseParseError
@@ -289,6 +285,11 @@ def _parts(msg: Msg) -> list[dict[str, Any]]:
 
 def _media_part(url: str) -> dict[str, Any]:
     """Remote files by URI (``file_data``); local files and ``data:`` URLs inline."""
+    import base64  # only for messages carrying media
+    import binascii
+    import mimetypes
+    from pathlib import Path
+
     if url.startswith("data:"):
         header, _, payload = url[5:].partition(",")
         mime_type = header.split(";")[0] or "application/octet-stream"

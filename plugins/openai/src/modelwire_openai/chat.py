@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 import json
-import logging
-import mimetypes
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping
-from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import unquote, urlsplit
 
 from modelwire.errors import ResponseParseError
 from modelwire.message import Msg, iter_msgs
@@ -20,7 +15,12 @@ from modelwire_openai.pricing import CHAT_PRICES
 
 __all__ = ["OpenAIChatWrapper"]
 
-logger = logging.getLogger("modelwire.openai")
+
+def _logger() -> Any:
+    import logging  # only to warn about images a model cannot take
+
+    return logging.getLogger("modelwire.openai")
+
 
 #: OpenAI models known to refuse image input; images sent to them are left out.
 #: Any other name (newer OpenAI models, models behind a compatible server) gets them.
@@ -67,7 +67,7 @@ class OpenAIChatWrapper(OpenAIWrapperBase):
         if not urls:
             return text
         if msg.role != "user":
-            logger.warning(
+            _logger().warning(
                 "%s: OpenAI takes images in user messages only; %d image(s) of a %s message"
                 " were left out",
                 self.config_name,
@@ -76,7 +76,7 @@ class OpenAIChatWrapper(OpenAIWrapperBase):
             )
             return text
         if not self.takes_images:
-            logger.warning(
+            _logger().warning(
                 "%s: model %r does not take images; %d image(s) were left out",
                 self.config_name,
                 self.model_name,
@@ -184,6 +184,11 @@ def image_url(location: str) -> str:
     """A URL OpenAI accepts for an image: web and data URLs as they are, files inlined."""
     if location.startswith(("http://", "https://", "data:")):
         return location
+    import base64  # the rest runs only for local image files
+    import mimetypes
+    from pathlib import Path
+    from urllib.parse import unquote, urlsplit
+
     path = Path(unquote(urlsplit(location).path) if location.startswith("file://") else location)
     path = path.expanduser()
     if not path.is_file():
