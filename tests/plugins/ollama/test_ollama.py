@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -550,18 +548,3 @@ def test_async_calls_work_across_event_loops(server: FakeServer) -> None:
 
     for _ in range(2):  # a pool bound to a closed loop would fail the second run
         assert [r.text for r in asyncio.run(twice())] == [TEXT] * 3
-
-
-def test_importing_the_plugin_imports_no_sdk() -> None:
-    code = (
-        "import json, sys\n"
-        "import modelwire_ollama, modelwire_ollama.plugin, modelwire_ollama.chat\n"
-        "import modelwire_ollama.generate, modelwire_ollama.embedding\n"
-        "heavy = ('ollama', 'httpx', 'pydantic')\n"
-        "print(json.dumps(sorted(m for m in heavy if m in sys.modules)))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == []

@@ -11,8 +11,6 @@ import asyncio
 import base64
 import json
 import re
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -805,21 +803,6 @@ def test_model_name_is_optional_and_kept(server: FakeServer) -> None:
     assert post_api(server, "/svc").model_name is None
     model = post_api(server, "/svc", model_name="my-llm")
     assert model("hi").model_name == "my-llm"
-
-
-def test_importing_the_distribution_imports_no_httpx() -> None:
-    code = (
-        "import sys\n"
-        "import modelwire_postapi, modelwire_postapi.plugin, modelwire_postapi.api\n"
-        "import modelwire_postapi.chat, modelwire_postapi.base, modelwire_postapi.errors\n"
-        "import modelwire_postapi.parsing, modelwire_postapi.streaming\n"
-        "print('httpx' in sys.modules, 'httpcore' in sys.modules)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["False", "False"]
 
 
 # -- parsing units --------------------------------------------------------------------------------

@@ -219,6 +219,28 @@ class ConformanceSuite:
         )
         assert server.requests == []
 
+    def test_every_module_of_the_plugin_imports_no_sdk(self) -> None:
+        """Any module of the plugin's package may be imported without loading its SDK."""
+        from modelwire.plugins import get_manager
+
+        package = get_manager().resolve(self.model_type).target.split(":")[0].split(".")[0]
+        banned = sorted(set(self.sdk_modules) | set(HEAVY_MODULES) | {"pydantic", "httpcore"})
+        code = (
+            "import importlib, json, pkgutil, sys\n"
+            f"import {package} as package\n"
+            "for info in pkgutil.walk_packages(package.__path__, package.__name__ + '.'):\n"
+            "    importlib.import_module(info.name)\n"
+            f"banned = {banned!r}\n"
+            "loaded = [m for m in sys.modules if any(m == b or m.startswith(b + '.')"
+            " for b in banned)]\n"
+            "print(json.dumps(sorted(loaded)))\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
     # -- config validation ----------------------------------------------------------------
     def _schema(self) -> dict[str, Any]:
         from modelwire.plugins import get_manager
