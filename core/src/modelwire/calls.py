@@ -26,9 +26,17 @@ class Call:
     reserved: float = 0.0
     attempts: int = 0
     admitted: bool = True
-    id: str = field(default_factory=lambda: os.urandom(16).hex())
     started_at: float = field(default_factory=time.time)
     _started: float = field(default_factory=time.perf_counter, repr=False)
+    _id: str | None = field(default=None, repr=False)
+
+    @property
+    def id(self) -> str:
+        """A random id, made on first use: most calls are never recorded, and os.urandom
+        is a system call on every call's hot path otherwise."""
+        if self._id is None:
+            self._id = os.urandom(16).hex()
+        return self._id
 
     @property
     def config_name(self) -> str:

@@ -340,7 +340,10 @@ class PluginManager:
 
     def dispatch(self, name: str, **kwargs: Any) -> None:
         """Call a lifecycle hook; one failing observer never fails the model call."""
-        for function in self.hook_functions(name):
+        functions = self._dispatch.get(name)
+        if functions is None:
+            functions = self.hook_functions(name)
+        for function in functions:
             try:
                 function(**kwargs)
             except Exception:
@@ -464,6 +467,8 @@ def get_manager() -> PluginManager:
     """The process-wide plugin manager, discovered on first call."""
     global _manager
     manager = _manager
+    if manager is not None and manager._discovered:  # every call's hot path
+        return manager
     if manager is None:
         with _manager_lock:
             if _manager is None:

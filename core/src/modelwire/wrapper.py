@@ -16,6 +16,7 @@ provider-specific parts:
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -342,9 +343,7 @@ class ModelWrapper:
 
     # -- lifecycle ------------------------------------------------------------------------
     def _hooks(self) -> Any:
-        from modelwire.plugins import get_manager
-
-        return get_manager()
+        return _manager_getter()()
 
     def _new_call(self, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
         if self.budget is not None and self.pricing is None:
@@ -436,6 +435,14 @@ class _Collected:
             model_name=self.model_name or wrapper.model_name,
             finish_reason=finish_reason or self.finish_reason,
         )
+
+
+@functools.cache
+def _manager_getter() -> Callable[[], Any]:
+    """``get_manager``, imported once on the first call (``modelwire.plugins`` imports pluggy)."""
+    from modelwire.plugins import get_manager
+
+    return get_manager
 
 
 def _generic_error(exc: Exception) -> ModelWireError:

@@ -94,7 +94,7 @@ class DashScopeTextEmbeddingWrapper(DashScopeWrapper):
                     f"DashScope returned {len(ordered)} vectors for {len(batch)} texts",
                     body=json.dumps(payload)[:2000],
                 )
-            vectors.extend([float(x) for x in item.embedding] for item in ordered)
+            vectors.extend(list(map(float, item.embedding)) for item in ordered)
             if reply.usage is not None:
                 tokens += reply.usage.input_tokens or reply.usage.total_tokens
         return ModelResponse(

@@ -139,8 +139,15 @@ class GeminiChatWrapper(GeminiWrapper):
 
     def _request(
         self, prompt: Prompt, overrides: dict[str, Any]
-    ) -> tuple[list[types.Content], types.GenerateContentConfig]:
-        """Validate before sending, so a bad request fails here and is never retried."""
+    ) -> tuple[list[Any], dict[str, Any] | None]:
+        """Validate before sending, so a bad request fails here and is never retried.
+
+        The SDK is then given the plain dicts, and no config at all when there is
+        nothing to configure: it converts pydantic objects field by field (~0.2 ms for
+        the contents, ~0.3 ms for even an empty GenerateContentConfig per call, more
+        than the raw call costs on the client). Without tools, automatic function
+        calling has nothing to call, so leaving the config out sends the same request.
+        """
         import pydantic
         from google.genai import types
 
@@ -155,15 +162,17 @@ class GeminiChatWrapper(GeminiWrapper):
             config["safety_settings"] = self.safety_settings
         if system_instruction:
             config["system_instruction"] = system_instruction
-        # No tools are sent, and no hidden follow-up calls may be made either.
-        config["automatic_function_calling"] = {"disable": True}
+        if config:
+            # No tools are sent, and no hidden follow-up calls may be made either.
+            config["automatic_function_calling"] = {"disable": True}
         try:
-            return (
-                [types.Content.model_validate(content) for content in contents],
-                types.GenerateContentConfig.model_validate(config),
-            )
+            for content in contents:
+                types.Content.model_validate(content)
+            if config:
+                types.GenerateContentConfig.model_validate(config)
         except pydantic.ValidationError as exc:
             raise BadRequestError(f"invalid request for Gemini: {exc}") from exc
+        return contents, config or None
 
     def _split(self, prompt: Prompt) -> tuple[list[Any], Any]:
         """Contents and system instruction of what ``format`` returned (or a str / contents)."""
@@ -221,8 +230,10 @@ class GeminiChatWrapper(GeminiWrapper):
 
         from google.genai import types
 
-        contents, config = self._request(prompt, kwargs)
-        config = config.model_copy(update={"http_options": types.HttpOptions(timeout=0)})
+        contents, options = self._request(prompt, kwargs)
+        config = types.GenerateContentConfig.model_validate(
+            {**(options or {}), "http_options": types.HttpOptions(timeout=0)}
+        )
         async with asyncio.timeout(self.timeout):
             stream = await self._client().aio.models.generate_content_stream(
                 model=self.model_name, contents=contents, config=config

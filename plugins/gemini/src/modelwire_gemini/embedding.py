@@ -71,7 +71,7 @@ class GeminiEmbeddingWrapper(GeminiWrapper):
 
     def _request(
         self, texts: str | list[str], overrides: dict[str, Any]
-    ) -> tuple[list[str], types.EmbedContentConfig]:
+    ) -> tuple[list[str], types.EmbedContentConfig | None]:
         """Validate before sending, so a bad request fails here and is never retried."""
         from google.genai import types
 
@@ -93,7 +93,9 @@ class GeminiEmbeddingWrapper(GeminiWrapper):
         }
         if config["task_type"]:
             config["task_type"] = str(config["task_type"]).upper()
-        return items, types.EmbedContentConfig(**{k: v for k, v in config.items() if v is not None})
+        options = {k: v for k, v in config.items() if v is not None}
+        # No config when nothing is set: the SDK converts even an empty one field by field.
+        return items, types.EmbedContentConfig(**options) if options else None
 
     def _call(self, texts: str | list[str], **kwargs: Any) -> ModelResponse:
         items, config = self._request(texts, kwargs)
@@ -111,14 +113,16 @@ class GeminiEmbeddingWrapper(GeminiWrapper):
 
     def _response(self, response: types.EmbedContentResponse, expected: int) -> ModelResponse:
         raw = response.model_dump(mode="json", exclude_none=True, exclude={"sdk_http_response"})
-        vectors = [list(e.values) for e in response.embeddings or [] if e.values is not None]
+        vectors = [
+            list(map(float, e.values)) for e in response.embeddings or [] if e.values is not None
+        ]
         if len(vectors) != expected:
             raise ResponseParseError(
                 f"Gemini returned {len(vectors)} embeddings for {expected} texts",
                 body=str(raw)[:2000],
             )
         return ModelResponse(
-            embedding=[[float(x) for x in vector] for vector in vectors],
+            embedding=vectors,
             raw=raw,
             usage=_usage(response),
             model_name=self.model_name,

@@ -38,14 +38,18 @@ class OllamaEmbeddingWrapper(OllamaWrapper):
         return self._embedding_response(reply, len(params["input"]))
 
     def _embedding_response(self, reply: Any, expected: int) -> ModelResponse:
-        vectors = [[float(x) for x in vector] for vector in reply.embeddings]
+        vectors = [list(map(float, vector)) for vector in reply.embeddings]
         if len(vectors) != expected:
             raise ResponseParseError(
                 f"Ollama returned {len(vectors)} embeddings for {expected} inputs"
             )
+        # model_dump of the vectors costs more than the whole SDK call's client side:
+        # dump the rest, and give raw copies of the vectors already converted.
+        raw = reply.model_dump(exclude_none=True, exclude={"embeddings"})
+        raw["embeddings"] = [list(vector) for vector in vectors]
         return ModelResponse(
             embedding=vectors,
-            raw=reply.model_dump(exclude_none=True),
+            raw=raw,
             usage=Usage.of(reply.prompt_eval_count, 0),
             model_name=reply.model or self.model_name,
         )

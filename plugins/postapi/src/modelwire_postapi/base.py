@@ -366,6 +366,10 @@ class _StreamReader:
 
 def _json(response: httpx.Response) -> Any:
     """The reply's JSON; a ``ResponseParseError`` that says what came instead."""
+    try:  # JSON from the bytes (UTF-8/16/32): decoding text first costs a charset parse
+        return json.loads(response.content)
+    except ValueError:
+        pass
     text = response.text
     content_type = response.headers.get("content-type", "")
     where = f"HTTP {response.status_code}, Content-Type {content_type or 'none'!r}"

@@ -111,12 +111,15 @@ def _step(value: Any, part: str) -> Any:
 
 def _resolve(value: Any, parts: tuple[str, ...]) -> Any:
     for index, part in enumerate(parts):
-        if part == "*":
+        if type(value) is dict and part != "*":  # the common step, without a call per step
+            value = value.get(part, MISSING)
+        elif part == "*":
             if not isinstance(value, list):
                 return MISSING
             items = [_resolve(item, parts[index + 1 :]) for item in value]
             return MISSING if any(item is MISSING for item in items) else items
-        value = _step(value, part)
+        else:
+            value = _step(value, part)
         if value is MISSING:
             return MISSING
     return value

@@ -1,0 +1,181 @@
+"""Run every benchmark, print one Markdown table, and write benchmarks/results.json.
+
+Each benchmark is its own script (and process), run with ``--json``; this collects
+their rows. ``bench_serving.py``, which loads a real model, runs last and short.
+Budget: about 5 minutes on 2 cores without serving (``--quick`` for a smoke run).
+
+    .venv/bin/python benchmarks/run_all.py [--quick] [--skip serving,peers]   # = make bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from common import Row, markdown
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results.json"
+
+
+def run_json(script: str, *args: str, python: str = sys.executable) -> Any:
+    """Run one benchmark script with ``--json``; its last stdout line is the JSON."""
+    command = [python, str(HERE / script), *args, "--json"]
+    print(f"$ {' '.join(command[1:])}", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    out = subprocess.run(command, capture_output=True, text=True, cwd=HERE.parent)
+    print(f"  ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
+    if out.returncode not in (0, 1) or not out.stdout.strip():  # bench_startup exits 1 on a miss
+        sys.stderr.write(out.stderr[-4000:])
+        raise RuntimeError(f"{script} failed with exit code {out.returncode}")
+    lines = out.stdout.strip().splitlines()
+    for start in range(len(lines)):  # pretty-printed or one line: the JSON is at the end
+        try:
+            return json.loads("\n".join(lines[start:]))
+        except ValueError:
+            continue
+    raise RuntimeError(f"{script} printed no JSON")
+
+
+# -- each benchmark as rows ----------------------------------------------------------------
+def startup(quick: bool) -> tuple[list[Row], dict[str, Any]]:
+    result = run_json("bench_startup.py", "--runs", "10" if quick else "30")
+    overhead = result["overhead_ms_median"]
+    row = Row(
+        figure="start-up: import modelwire + discover all plugins + load 50 seed configs",
+        ours=f"{result['startup_ms_median']:.1f} ms (+{overhead:.1f} ms,"
+        f" {result['modules_added']} modules, SDKs: {result['sdk_or_torch_modules'] or 'none'})",
+        baseline=f"{result['baseline_ms_median']:.1f} ms python -c pass",
+        ratio=result["ratio"],
+        target="< 50 ms overhead, no SDK",
+        met=overhead < result["target_ms"] and not result["sdk_or_torch_modules"],
+        detail=result,
+    )
+    return [row], result
+
+
+def peer_rows(ours_startup: dict[str, Any] | None, quick: bool) -> list[Row]:
+    result = run_json("peers.py", "--runs", "3" if quick else "8", "--n", "100" if quick else "500")
+    start = result["startup"]
+    rows = []
+    for name in ("litellm", "llm"):
+        peer = start[name]
+        ours = ours_startup["overhead_ms_median"] if ours_startup else None
+        rows.append(
+            Row(
+                figure=f"start-up vs peer: modelwire overhead vs `import {name}` overhead",
+                ours="—" if ours is None else f"+{ours:.1f} ms",
+                baseline=f"+{peer['overhead_ms']:.1f} ms (`import {name}`,"
+                f" {peer['modules_added']} modules; bare {start['bare_ms']:.1f} ms)",
+                ratio=None if ours is None else round(ours / peer["overhead_ms"], 3),
+                target="—",
+                met=None,
+                detail={"peer": peer, "bare_ms": start["bare_ms"]},
+            )
+        )
+    for data in result["calls"]["rows"]:
+        data.update(target="— (peer)", met=None)
+        data["detail"]["versions"] = result["calls"]["versions"]
+        rows.append(Row(**data))
+    return rows
+
+
+def rows_of(script: str, *args: str) -> list[Row]:
+    return [Row(**data) for data in run_json(script, *args)["rows"]]
+
+
+def serving(quick: bool) -> list[Row]:
+    if not (HERE / "bench_serving.py").exists():
+        return []
+    args = ["--clients", "4", "--requests", "1" if quick else "2", "--max-new-tokens", "16"]
+    result = run_json("bench_serving.py", *args)
+    ratio = round(result["tokens_per_second_ratio"], 3)
+    base, ours = result["results"]
+    settings = result["settings"]
+    return [
+        Row(
+            figure=f"serving: modelwire-serve vs the seed's Flask script"
+            f" ({settings['clients']} clients x {settings['requests']},"
+            f" {settings['max_new_tokens']} new tokens)",
+            ours=f"{ours['tokens_per_second']:.1f} tokens/s",
+            baseline=f"{base['tokens_per_second']:.1f} tokens/s seed Flask",
+            ratio=ratio,
+            target="— (short run; see bench_serving.py)",
+            met=None,
+            detail=result,
+        )
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer samples: a smoke run")
+    parser.add_argument(
+        "--skip",
+        default="",
+        help="comma-separated: startup, peers, overhead, concurrency, streaming, memory, serving",
+    )
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where to write the JSON")
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    quick = args.quick
+    n = "500" if quick else "1000"
+    started = time.perf_counter()
+    rows: list[Row] = []
+    ours_startup: dict[str, Any] | None = None
+    steps: list[tuple[str, Callable[[], list[Row]]]] = [
+        ("overhead", lambda: rows_of("bench_overhead.py", "--n", n)),
+        ("streaming", lambda: rows_of("bench_streaming.py", "--n", "200" if quick else "400")),
+        (
+            "concurrency",
+            lambda: rows_of("bench_concurrency.py", "--rounds", "6" if quick else "16"),
+        ),
+        ("memory", lambda: rows_of("bench_memory.py", "--runs", "3" if quick else "5")),
+        ("serving", lambda: serving(quick)),
+    ]
+    if "startup" not in skip:
+        startup_rows, ours_startup = startup(quick)
+        rows += startup_rows
+    if "peers" not in skip:
+        rows += peer_rows(ours_startup, quick)
+    for name, step in steps:
+        if name not in skip:
+            rows += step()
+    elapsed = time.perf_counter() - started
+    command = "make bench  (.venv/bin/python benchmarks/run_all.py" + (
+        f" {' '.join(sys.argv[1:])})" if sys.argv[1:] else ")"
+    )
+    args.results.write_text(
+        json.dumps(
+            {
+                "command": command,
+                "seconds": round(elapsed),
+                "machine": {
+                    "python": platform.python_version(),
+                    "cpus": os.cpu_count(),
+                    "platform": platform.platform(),
+                },
+                "rows": [row.to_dict() for row in rows],
+            },
+            indent=2,
+            ensure_ascii=False,
+        )
+        + "\n"
+    )
+    print(markdown(rows))
+    missed = [row.figure for row in rows if row.met is False]
+    print(f"\n{len(rows)} figures in {elapsed:.0f} s; {len(missed)} targets missed.")
+    print(f"Results: {args.results}; command: {command}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
