@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 from modelwire.testing import FakeServer, Reply, Request
-
-from .conftest import last_json, make_distribution, run_python
+from modelwire.testing.distributions import last_json, make_distribution, run_python
 
 
 def modelwire(*args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:

@@ -299,7 +299,7 @@ def test_init_records_argument(server: FakeServer, tmp_path: Path) -> None:
 
 
 def test_records_from_environment(server: FakeServer, tmp_path: Path) -> None:
-    from .conftest import run_python
+    from modelwire.testing.distributions import run_python
 
     server.route("POST", "/v1/reverse", answer)
     path = tmp_path / "env.jsonl"

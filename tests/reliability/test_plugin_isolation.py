@@ -1,4 +1,7 @@
-"""Plugin discovery through real entry points: broken plugins stay isolated."""
+"""Plugin isolation through real entry points.
+
+Broken, duplicate and mistyped plugins are reported and never take the others down.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,7 @@ import pytest
 
 from modelwire import PluginError, UnknownModelTypeError
 from modelwire.plugins import PluginManager
-
-from .conftest import last_json, make_distribution, run_python
+from modelwire.testing.distributions import last_json, make_distribution, run_python
 
 GOOD_PLUGIN = """
 import pluggy

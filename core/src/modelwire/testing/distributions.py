@@ -1,4 +1,9 @@
-"""Helpers for core tests: throwaway plugin distributions found through real entry points."""
+"""Throwaway distributions with real entry points, and fresh interpreters to find them.
+
+For testing plugin discovery the way users meet it: a broken plugin, two plugins
+registering one type, a wrong class path. Nothing is installed: the distribution is
+written to a folder that ``run_python`` puts on ``sys.path``.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,9 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from modelwire.plugins import PluginManager
-from modelwire.testing import FakeServer
+__all__ = ["last_json", "make_distribution", "run_python"]
 
 
 def make_distribution(root: Path, name: str, modules: dict[str, str], entry_points: str) -> None:
@@ -51,15 +52,3 @@ def run_python(code: str, path: Path | None = None, **env: str) -> subprocess.Co
 def last_json(result: subprocess.CompletedProcess[str]) -> object:
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-@pytest.fixture
-def server() -> Iterator[FakeServer]:
-    with FakeServer() as fake:
-        yield fake
-
-
-@pytest.fixture
-def manager() -> PluginManager:
-    """A manager with the installed plugins (the example reverse_echo among them)."""
-    return PluginManager().discover()
