@@ -475,10 +475,3 @@ def get_manager() -> PluginManager:
                 _manager = PluginManager()
             manager = _manager
     return manager.discover()
-
-
-def reset_manager() -> None:
-    """Forget discovery (tests that install or break plugins)."""
-    global _manager
-    with _manager_lock:
-        _manager = None

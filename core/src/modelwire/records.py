@@ -53,7 +53,7 @@ class RecordsPlugin:
     def _write(self, record: dict[str, Any]) -> None:
         if self._file is None:
             return
-        line = scrub(json.dumps(redacted(record), ensure_ascii=False, default=_fallback)) + "\n"
+        line = scrub(json.dumps(redacted(record), ensure_ascii=False, default=repr)) + "\n"
         with self._lock:
             if self._file is not None:
                 self._file.write(line)
@@ -123,10 +123,6 @@ def _jsonable(value: Any) -> Any:
     to_dict = getattr(value, "to_dict", None)
     if callable(to_dict):
         return _jsonable(to_dict())
-    return repr(value)
-
-
-def _fallback(value: Any) -> str:
     return repr(value)
 
 
