@@ -10,16 +10,21 @@ from modelwire.testing.conformance import ConformanceSuite
 from .conftest import USAGE, llm_service, openai_chat_service
 
 
-class TestPostAPIConformance(ConformanceSuite):
-    """The serving distribution's ``/llm/``: JSON replies, NDJSON streams, FastAPI-style errors."""
+class _PostAPISuite(ConformanceSuite):
+    """What both model types of the distribution share under the suite."""
 
-    model_type = "post_api"
     distribution = "modelwire-postapi"
     sdk_modules = ("httpx",)
     output = "text"
     streams = True
     expected_text = "Echo: Hello"
     expected_usage = USAGE
+
+
+class TestPostAPIConformance(_PostAPISuite):
+    """The serving distribution's ``/llm/``: JSON replies, NDJSON streams, FastAPI-style errors."""
+
+    model_type = "post_api"
     routes = [("POST", "/llm/")]
 
     def config(self, server: FakeServer) -> dict[str, Any]:
@@ -39,16 +44,10 @@ class TestPostAPIConformance(ConformanceSuite):
         return Reply.json({"detail": f"scripted status {status}"}, status, headers=headers)
 
 
-class TestPostAPIChatConformance(ConformanceSuite):
+class TestPostAPIChatConformance(_PostAPISuite):
     """An OpenAI-compatible server (vLLM, FastChat): chat completions and SSE chunks."""
 
     model_type = "post_api_chat"
-    distribution = "modelwire-postapi"
-    sdk_modules = ("httpx",)
-    output = "text"
-    streams = True
-    expected_text = "Echo: Hello"
-    expected_usage = USAGE
     routes = [("POST", "/v1/chat/completions")]
 
     def config(self, server: FakeServer) -> dict[str, Any]:
