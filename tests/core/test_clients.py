@@ -17,6 +17,7 @@ def test_lazy_client_built_once_across_threads() -> None:
         return built[-1]
 
     holder = LazyClient(factory, close=closed.append)
+    assert holder.current is None  # peeking builds nothing
     threads = [threading.Thread(target=holder.get) for _ in range(16)]
     for thread in threads:
         thread.start()

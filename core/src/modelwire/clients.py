@@ -41,6 +41,11 @@ class LazyClient(Generic[T]):
                 client = self._client
         return client
 
+    @property
+    def current(self) -> T | None:
+        """The client if it has been built, without building it."""
+        return self._client
+
     def close(self) -> None:
         with self._lock:
             client, self._client = self._client, None

@@ -325,6 +325,17 @@ class ConformanceSuite:
         self.check_output(self.call(model))
         model.close()
         model.close()  # idempotent
+        args, kwargs = self.call_args(model)
+
+        async def cycle() -> list[ModelResponse]:
+            first = await model.acall(*args, **kwargs)
+            await model.aclose()
+            second = await model.acall(*args, **kwargs)
+            await model.aclose()
+            return [first, second]
+
+        for response in asyncio.run(cycle()):
+            self.check_output(response)
 
     def test_acall_agrees_with_call(self, server: FakeServer) -> None:
         self.script_success(server)

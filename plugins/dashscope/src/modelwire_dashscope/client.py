@@ -69,6 +69,13 @@ class DashScopeClients:
         """Close the sync client's pooled connections; the next call opens new ones."""
         self._sync.close()
 
+    async def aclose(self) -> None:
+        """Close the running loop's async client too, then the sync one."""
+        client = self._async.pop_current()
+        if client is not None:
+            await client.aclose()
+        self.close()
+
     def _build(self) -> Client:
         from dashscope import Client
 
@@ -120,6 +127,9 @@ class DashScopeWrapper(ModelWrapper):
 
     def close(self) -> None:
         self._clients.close()
+
+    async def aclose(self) -> None:
+        await self._clients.aclose()
 
     def _map_error(self, exc: Exception) -> ModelWireError | None:
         return map_error(exc)

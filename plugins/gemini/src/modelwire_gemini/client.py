@@ -175,6 +175,13 @@ class GeminiWrapper(ModelWrapper):
         """Close the pooled connections of the client; the next call opens new ones."""
         self._sdk.close()
 
+    async def aclose(self) -> None:
+        """Close the client's async connections too (``client.aio``), then the sync ones."""
+        client = self._sdk.current
+        if client is not None:
+            await client.aio.aclose()
+        self.close()
+
     def _map_error(self, exc: Exception) -> ModelWireError | None:
         return map_error(exc)
 

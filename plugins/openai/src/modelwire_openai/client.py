@@ -177,6 +177,13 @@ class OpenAIWrapperBase(ModelWrapper):
         """Close the pooled connections of the sync client; the next call opens new ones."""
         self._sync.close()
 
+    async def aclose(self) -> None:
+        """Close the running loop's async client too, then the sync one."""
+        client = self._async.pop_current()
+        if client is not None:
+            await client.close()
+        self.close()
+
     def _map_error(self, exc: Exception) -> ModelWireError | None:
         error = map_error(exc)
         base_url = self.base_url
