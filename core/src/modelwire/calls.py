@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -14,21 +13,31 @@ if TYPE_CHECKING:
 __all__ = ["Call"]
 
 
-@dataclass
 class Call:
-    """One invocation: which config, which operation, its arguments, its timing."""
+    """One invocation: which config, which operation, its arguments, its timing.
 
-    wrapper: ModelWrapper
-    operation: str
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    tracker: SpendTracker
-    reserved: float = 0.0
-    attempts: int = 0
-    admitted: bool = True
-    started_at: float = field(default_factory=time.time)
-    _started: float = field(default_factory=time.perf_counter, repr=False)
-    _id: str | None = field(default=None, repr=False)
+    A plain class (hooks may attach their own attributes), compared by identity.
+    """
+
+    def __init__(
+        self,
+        wrapper: ModelWrapper,
+        operation: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        tracker: SpendTracker,
+    ) -> None:
+        self.wrapper = wrapper
+        self.operation = operation
+        self.args = args
+        self.kwargs = kwargs
+        self.tracker = tracker
+        self.reserved = 0.0
+        self.attempts = 0
+        self.admitted = True
+        self.started_at = time.time()
+        self._started = time.perf_counter()
+        self._id: str | None = None
 
     @property
     def id(self) -> str:

@@ -5,31 +5,41 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
+
+from modelwire.structs import Struct
 
 __all__ = ["Msg", "iter_msgs"]
 
 
-@dataclass
-class Msg:
+class Msg(Struct):
     """A message: who said it, what, in which role, and optional media ``url``(s).
 
     ``Msg("user", "Hi", role="user")`` as in the seed; ``role`` is one of
     ``system``, ``user``, ``assistant``.
     """
 
-    name: str
-    content: Any
-    role: str = "assistant"
-    url: str | list[str] | None = None
-    metadata: dict[str, Any] | None = None
-    id: str = field(default_factory=lambda: os.urandom(16).hex())
-    timestamp: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S"))
+    __slots__ = ("name", "content", "role", "url", "metadata", "id", "timestamp")
 
-    def __post_init__(self) -> None:
-        if self.role not in ("system", "user", "assistant"):
-            raise ValueError(f"Msg role must be 'system', 'user' or 'assistant', not {self.role!r}")
+    def __init__(
+        self,
+        name: str,
+        content: Any,
+        role: str = "assistant",
+        url: str | list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        id: str | None = None,  # the seed's field name
+        timestamp: str | None = None,
+    ) -> None:
+        if role not in ("system", "user", "assistant"):
+            raise ValueError(f"Msg role must be 'system', 'user' or 'assistant', not {role!r}")
+        self.name = name
+        self.content = content
+        self.role = role
+        self.url = url
+        self.metadata = metadata
+        self.id = os.urandom(16).hex() if id is None else id
+        self.timestamp = time.strftime("%Y-%m-%d %H:%M:%S") if timestamp is None else timestamp
 
     @property
     def urls(self) -> list[str]:

@@ -12,7 +12,6 @@ import re
 import sys
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +19,7 @@ import pluggy
 
 from modelwire import hookspecs
 from modelwire.errors import PluginError, UnknownModelTypeError
+from modelwire.structs import FrozenStruct, Struct
 
 if TYPE_CHECKING:
     from modelwire.wrapper import ModelWrapper
@@ -67,16 +67,32 @@ FIRST_PARTY_TYPES: dict[str, str] = {
 LIFECYCLE_HOOKS = ("on_call_start", "on_call_end", "on_call_error")
 
 
-@dataclass
-class TypeRegistration:
+class TypeRegistration(Struct):
     """A model type, the wrapper class that implements it and who registered it."""
 
-    model_type: str
-    target: str
-    distribution: str
-    plugin: str
-    aliases: tuple[str, ...] = ()
-    _cls: type[ModelWrapper] | None = field(default=None, repr=False)
+    __slots__ = ("model_type", "target", "distribution", "plugin", "aliases", "_cls")
+
+    def __init__(
+        self,
+        model_type: str,
+        target: str,
+        distribution: str,
+        plugin: str,
+        aliases: tuple[str, ...] = (),
+    ) -> None:
+        self.model_type = model_type
+        self.target = target
+        self.distribution = distribution
+        self.plugin = plugin
+        self.aliases = aliases
+        self._cls: type[ModelWrapper] | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"TypeRegistration(model_type={self.model_type!r}, target={self.target!r},"
+            f" distribution={self.distribution!r}, plugin={self.plugin!r},"
+            f" aliases={self.aliases!r})"
+        )
 
     def load_class(self) -> type[ModelWrapper]:
         """Import the wrapper class (and with it, its SDK) on first use."""
@@ -114,17 +130,35 @@ class TypeRegistration:
         }
 
 
-@dataclass
-class PluginInfo:
-    """One plugin as ``modelwire plugins`` shows it."""
+class PluginInfo(Struct):
+    """One plugin as ``modelwire plugins`` shows it; ``detail`` holds a failure's traceback."""
 
-    name: str
-    distribution: str
-    version: str
-    module: str
-    error: str | None = None
-    model_types: list[str] = field(default_factory=list)
-    detail: str | None = field(default=None, repr=False)
+    __slots__ = ("name", "distribution", "version", "module", "error", "model_types", "detail")
+
+    def __init__(
+        self,
+        name: str,
+        distribution: str,
+        version: str,
+        module: str,
+        error: str | None = None,
+        model_types: list[str] | None = None,
+        detail: str | None = None,
+    ) -> None:
+        self.name = name
+        self.distribution = distribution
+        self.version = version
+        self.module = module
+        self.error = error
+        self.model_types: list[str] = [] if model_types is None else model_types
+        self.detail = detail
+
+    def __repr__(self) -> str:
+        return (
+            f"PluginInfo(name={self.name!r}, distribution={self.distribution!r},"
+            f" version={self.version!r}, module={self.module!r}, error={self.error!r},"
+            f" model_types={self.model_types!r})"
+        )
 
     @property
     def ok(self) -> bool:
@@ -358,14 +392,17 @@ class PluginManager:
                 _logger().warning("plugin %s failed to add its commands: %s", impl.plugin_name, exc)
 
 
-@dataclass(frozen=True)
-class EntryPoint:
+class EntryPoint(FrozenStruct):
     """One ``modelwire`` entry point, read straight from a distribution's metadata."""
 
+    __slots__ = ("name", "value", "distribution", "version")
     name: str
     value: str
     distribution: str
     version: str
+
+    def __init__(self, name: str, value: str, distribution: str, version: str) -> None:
+        self._set(name, value, distribution, version)
 
     def load(self) -> Any:
         module_name, _, attrs = self.value.partition(":")

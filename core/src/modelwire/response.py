@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
+
+from modelwire.structs import FrozenStruct, Struct
 
 __all__ = ["ModelChunk", "ModelResponse", "Usage"]
 
 
-@dataclass(frozen=True)
-class Usage:
-    """Token counts of one call, as the service reported them."""
+class Usage(FrozenStruct):
+    """Token counts of one call, as the service reported them (immutable)."""
 
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
+    __slots__ = ("prompt_tokens", "completion_tokens", "total_tokens")
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+    def __init__(
+        self, prompt_tokens: int = 0, completion_tokens: int = 0, total_tokens: int = 0
+    ) -> None:
+        setter = object.__setattr__  # not _set: a Usage is made on every call
+        setter(self, "prompt_tokens", prompt_tokens)
+        setter(self, "completion_tokens", completion_tokens)
+        setter(self, "total_tokens", total_tokens)
 
     @classmethod
     def of(cls, prompt_tokens: int | None = None, completion_tokens: int | None = None) -> Usage:
@@ -38,18 +47,39 @@ class Usage:
         }
 
 
-@dataclass
-class ModelResponse:
+class ModelResponse(Struct):
     """The result of one call; which fields are set depends on the model type."""
 
-    text: str | None = None
-    embedding: list[list[float]] | None = None
-    image_urls: list[str] | None = None
-    raw: Any = None
-    usage: Usage | None = None
-    model_name: str | None = None
-    finish_reason: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    __slots__ = (
+        "text",
+        "embedding",
+        "image_urls",
+        "raw",
+        "usage",
+        "model_name",
+        "finish_reason",
+        "extra",
+    )
+
+    def __init__(
+        self,
+        text: str | None = None,
+        embedding: list[list[float]] | None = None,
+        image_urls: list[str] | None = None,
+        raw: Any = None,
+        usage: Usage | None = None,
+        model_name: str | None = None,
+        finish_reason: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.text = text
+        self.embedding = embedding
+        self.image_urls = image_urls
+        self.raw = raw
+        self.usage = usage
+        self.model_name = model_name
+        self.finish_reason = finish_reason
+        self.extra: dict[str, Any] = {} if extra is None else extra
 
     def __repr__(self) -> str:
         shown = []
@@ -68,12 +98,21 @@ class ModelResponse:
         return f"ModelResponse({', '.join(shown)})"
 
 
-@dataclass
-class ModelChunk:
+class ModelChunk(Struct):
     """One piece of a streamed reply; the last chunk carries ``usage`` when reported."""
 
-    text: str = ""
-    raw: Any = None
-    usage: Usage | None = None
-    model_name: str | None = None
-    finish_reason: str | None = None
+    __slots__ = ("text", "raw", "usage", "model_name", "finish_reason")
+
+    def __init__(
+        self,
+        text: str = "",
+        raw: Any = None,
+        usage: Usage | None = None,
+        model_name: str | None = None,
+        finish_reason: str | None = None,
+    ) -> None:
+        self.text = text
+        self.raw = raw
+        self.usage = usage
+        self.model_name = model_name
+        self.finish_reason = finish_reason

@@ -14,22 +14,26 @@ import os
 import sys
 import types
 import typing
-from dataclasses import dataclass
 from typing import Any, Literal, Union, get_args, get_origin
+
+from modelwire.structs import FrozenStruct
 
 __all__ = ["Param", "check_value", "did_you_mean", "wrapper_schema"]
 
 _SKIP = {"self", "config_name"}
 
 
-@dataclass(frozen=True)
-class Param:
+class Param(FrozenStruct):
     """One config key a wrapper accepts."""
 
+    __slots__ = ("name", "annotation", "required", "default")
     name: str
     annotation: Any
     required: bool
-    default: Any = None
+    default: Any
+
+    def __init__(self, name: str, annotation: Any, required: bool, default: Any = None) -> None:
+        self._set(name, annotation, required, default)
 
 
 @functools.cache
@@ -40,26 +44,32 @@ def wrapper_schema(cls: type) -> dict[str, Param]:
         init = klass.__dict__.get("__init__")
         if init is None or klass is object:
             continue
-        hints = _hints(init)
-        for parameter in inspect.signature(init).parameters.values():
-            if (
-                parameter.name in _SKIP
-                or parameter.name in params
-                or parameter.kind
-                in (
-                    parameter.VAR_POSITIONAL,
-                    parameter.VAR_KEYWORD,
-                )
-            ):
-                continue
-            required = parameter.default is parameter.empty
-            params[parameter.name] = Param(
+        for param in _init_params(init):
+            params.setdefault(param.name, param)
+    return params
+
+
+@functools.cache
+def _init_params(init: Any) -> tuple[Param, ...]:
+    """One ``__init__``'s config keys; cached, since every subclass reads its bases' too."""
+    hints = _hints(init)
+    params = []
+    for parameter in inspect.signature(init).parameters.values():
+        if parameter.name in _SKIP or parameter.kind in (
+            parameter.VAR_POSITIONAL,
+            parameter.VAR_KEYWORD,
+        ):
+            continue
+        required = parameter.default is parameter.empty
+        params.append(
+            Param(
                 parameter.name,
                 hints.get(parameter.name, Any),
                 required,
                 None if required else parameter.default,
             )
-    return params
+        )
+    return tuple(params)
 
 
 def _hints(function: Any) -> dict[str, Any]:

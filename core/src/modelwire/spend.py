@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from modelwire.errors import BudgetExceededError
 from modelwire.response import Usage
+from modelwire.structs import FrozenStruct
 
 __all__ = ["Pricing", "PricingConfig", "SpendTracker"]
 
@@ -28,12 +28,15 @@ class PricingConfig(TypedDict, total=False):
     completion: float
 
 
-@dataclass(frozen=True)
-class Pricing:
+class Pricing(FrozenStruct):
     """USD per 1,000 prompt and completion tokens."""
 
+    __slots__ = ("prompt", "completion")
     prompt: float
     completion: float
+
+    def __init__(self, prompt: float, completion: float) -> None:
+        self._set(prompt, completion)
 
     @classmethod
     def from_config(cls, value: Pricing | Mapping[str, Any] | tuple[float, float]) -> Pricing:

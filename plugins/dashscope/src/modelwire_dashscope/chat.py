@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
-from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from modelwire.errors import ResponseParseError
 from modelwire.message import Msg, iter_msgs
@@ -229,6 +227,9 @@ def _text(content: Any) -> str:
 
 def _media_part(url: str) -> dict[str, str]:
     """``{"image"|"video"|"audio": url}`` by the file extension; images by default."""
+    from pathlib import PurePosixPath  # only for messages carrying media
+    from urllib.parse import urlsplit
+
     suffix = PurePosixPath(urlsplit(url).path).suffix.lower()
     if suffix in _VIDEO_SUFFIXES:
         return {"video": url}

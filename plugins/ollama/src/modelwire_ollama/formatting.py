@@ -9,7 +9,6 @@ enough to show in records.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 __all__ = ["image_of", "text_of"]
@@ -32,6 +31,8 @@ def image_of(url: str) -> str:
             f"Ollama does not fetch image URLs ({url!r}): download the image and pass its"
             " local path, or a data: URI"
         )
+    from pathlib import Path  # only for messages carrying local images
+
     path = Path(url.removeprefix("file://")).expanduser()
     if not path.is_file():
         raise ValueError(f"image {url!r} is not a file")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import array
-import base64
 import binascii
 import json
 from collections.abc import Mapping
@@ -86,6 +84,9 @@ def _input_count(texts: Any) -> int:
 def _vector(value: Any) -> list[float]:
     """A vector sent as floats, or as base64 of little-endian float32s."""
     if isinstance(value, str):
+        import array  # only for base64 vectors
+        import base64
+
         try:
             return array.array("f", base64.b64decode(value, validate=True)).tolist()
         except (binascii.Error, ValueError) as exc:

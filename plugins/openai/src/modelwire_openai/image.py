@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import os
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from modelwire.errors import ConfigIssue, ResponseParseError
 from modelwire.message import Msg, iter_msgs
@@ -18,12 +16,14 @@ from modelwire_openai.pricing import IMAGE_PRICES
 
 __all__ = ["OpenAIDallEWrapper", "default_save_dir"]
 
-#: Where base64 images are written when a call names no ``save_dir``.
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def default_save_dir() -> Path:
     """Where base64 images go when a call names no ``save_dir``: a temporary folder."""
     import tempfile  # only when an image is saved: importing it slows config loading
+    from pathlib import Path
 
     return Path(tempfile.gettempdir()) / "modelwire-openai-images"
 
@@ -116,6 +116,9 @@ class OpenAIDallEWrapper(OpenAIWrapperBase):
 
 def save_image(b64: str, save_dir: str | Path | None = None) -> str:
     """Write a base64 image to a new file under ``save_dir``; returns its absolute path."""
+    import base64  # only when an image is saved
+    from pathlib import Path
+
     try:
         data = base64.b64decode(b64, validate=True)
     except (binascii.Error, ValueError) as exc:

@@ -14,7 +14,6 @@ import os
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
-from urllib.parse import urlsplit
 
 from modelwire.clients import LazyClient, PerLoopClient
 from modelwire.errors import (
@@ -38,6 +37,7 @@ __all__ = ["PostAPIBase", "PostArgs"]
 
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _PRINTABLE = re.compile(r"^[\t\x20-\x7e]*$")
+_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]+)")
 
 
 class PostArgs(TypedDict, total=False):
@@ -418,15 +418,13 @@ def _number(value: Any) -> bool:
 
 
 def _is_url(value: str, schemes: tuple[str, ...]) -> bool:
-    try:
-        parts = urlsplit(value.strip())
-    except ValueError:
+    # A regex, not urllib.parse: that pulls in ipaddress, and this runs at config loading.
+    value = value.strip()
+    match = _URL.match(value)
+    if match is None or any(ch.isspace() for ch in value):
         return False
-    return (
-        parts.scheme.lower() in schemes
-        and bool(parts.netloc)
-        and not any(ch.isspace() for ch in value.strip())
-    )
+    scheme, netloc = match.groups()
+    return scheme.lower() in schemes and ("[" in netloc) == ("]" in netloc)
 
 
 def _post_args_issues(args: Mapping[str, Any]) -> list[ConfigIssue]:

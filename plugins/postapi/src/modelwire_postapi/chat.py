@@ -7,9 +7,7 @@ attached to a message become OpenAI ``image_url`` parts.
 
 from __future__ import annotations
 
-import base64
 import json
-import mimetypes
 import os
 from typing import Any
 
@@ -45,6 +43,9 @@ def _url(url: str) -> str:
         return url
     if not os.path.isfile(url):
         raise ValueError(f"Msg.url {url!r} is neither an http(s)/data URL nor an existing file")
+    import base64  # only for local files
+    import mimetypes
+
     mime = mimetypes.guess_type(url)[0] or "application/octet-stream"
     with open(url, "rb") as file:
         return f"data:{mime};base64,{base64.b64encode(file.read()).decode()}"

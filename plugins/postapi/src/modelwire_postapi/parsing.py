@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any, Final
 
 from modelwire.errors import ProviderError, ResponseParseError
 from modelwire.response import ModelChunk, Usage
+from modelwire.structs import FrozenStruct, Struct
 from modelwire_postapi.errors import error_in
 from modelwire_postapi.streaming import Event
 
@@ -41,16 +41,19 @@ MISSING: Final = _Missing()
 _BRACKET = re.compile(r"\[\s*(-?\d+|\*)\s*\]\.?")
 
 
-@dataclass(frozen=True)
-class Path:
+class Path(FrozenStruct):
     """A dotted path into JSON: keys, list indices (``0``, ``-1``) and ``*`` for every item.
 
     ``data.response.choices.0.message.content`` and ``choices[0].message.content`` are
     the same path; ``data.*.embedding`` collects ``embedding`` from every item of ``data``.
     """
 
+    __slots__ = ("text", "parts")
     text: str
     parts: tuple[str, ...]
+
+    def __init__(self, text: str, parts: tuple[str, ...]) -> None:
+        self._set(text, parts)
 
     @classmethod
     def parse(cls, text: str) -> Path:
@@ -287,16 +290,26 @@ def _dump(payload: Any) -> str:
     return json.dumps(payload, ensure_ascii=False, default=repr)
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(Struct):
     """What a reply holds, in modelwire's terms."""
 
-    text: str | None = None
-    embedding: list[list[float]] | None = None
-    image_urls: list[str] | None = None
-    usage: Usage | None = None
-    finish_reason: str | None = None
-    model_name: str | None = None
+    __slots__ = ("text", "embedding", "image_urls", "usage", "finish_reason", "model_name")
+
+    def __init__(
+        self,
+        text: str | None = None,
+        embedding: list[list[float]] | None = None,
+        image_urls: list[str] | None = None,
+        usage: Usage | None = None,
+        finish_reason: str | None = None,
+        model_name: str | None = None,
+    ) -> None:
+        self.text = text
+        self.embedding = embedding
+        self.image_urls = image_urls
+        self.usage = usage
+        self.finish_reason = finish_reason
+        self.model_name = model_name
 
 
 class ReplyParser:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from modelwire.errors import ResponseParseError
+from modelwire.structs import Struct
 
 __all__ = ["Event", "EventDecoder", "is_stream_type"]
 
@@ -36,12 +36,14 @@ def is_stream_type(content_type: str | None) -> bool:
     return media in _SSE_TYPES or media in _NDJSON_TYPES
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(Struct):
     """One event: its JSON payload (or the raw text of a non-JSON SSE ``data`` field)."""
 
-    data: Any
-    name: str | None = None
+    __slots__ = ("data", "name")
+
+    def __init__(self, data: Any, name: str | None = None) -> None:
+        self.data = data
+        self.name = name
 
 
 class EventDecoder:
