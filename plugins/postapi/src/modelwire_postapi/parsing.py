@@ -216,8 +216,19 @@ FINISH_SHAPES: Final = tuple(
 MODEL_SHAPES: Final = tuple(Path.parse(text) for text in ("model", "data.response.model"))
 
 
-def _first(shapes: Iterable[Path], payload: Any, kind: type | tuple[type, ...]) -> Any:
-    for shape in shapes:
+def _present(shapes: tuple[Path, ...], payload: Any) -> Iterable[Path]:
+    """The shapes that can match: for an object, those whose first key it has.
+
+    Exact (a path's first step into an object is a key), and it spares resolving a
+    dozen known shapes on every reply.
+    """
+    if type(payload) is dict:
+        return [shape for shape in shapes if shape.parts[0] in payload]
+    return shapes
+
+
+def _first(shapes: tuple[Path, ...], payload: Any, kind: type | tuple[type, ...]) -> Any:
+    for shape in _present(shapes, payload):
         value = shape.resolve(payload)
         if isinstance(value, kind):
             return value
@@ -354,7 +365,7 @@ class ReplyParser:
 
     def usage(self, payload: Any, *, strict: bool) -> Usage | None:
         if self.usage_path is None:
-            for place in USAGE_PLACES:
+            for place in _present(USAGE_PLACES, payload):
                 found = usage_in(place.resolve(payload))
                 if found is not None:
                     return found
@@ -385,11 +396,11 @@ class ReplyParser:
 
     def _embedding(self, payload: Any) -> list[list[float]] | None:
         if self.embedding_path is None:
-            for shape in (*EMBEDDING_SHAPES, None):
-                vectors = _vectors(payload if shape is None else shape.resolve(payload))
+            for shape in _present(EMBEDDING_SHAPES, payload):
+                vectors = _vectors(shape.resolve(payload))
                 if vectors is not None:
                     return vectors
-            return None
+            return _vectors(payload)
         value = self._at(self.embedding_path, "embedding_path", payload)
         vectors = [] if value == [] else _vectors(value)
         if vectors is None:
@@ -402,7 +413,7 @@ class ReplyParser:
 
     def _image_urls(self, payload: Any) -> list[str] | None:
         if self.image_urls_path is None:
-            for shape in IMAGE_SHAPES:
+            for shape in _present(IMAGE_SHAPES, payload):
                 urls = _urls(shape.resolve(payload), strict=True)
                 if urls:
                     return urls
