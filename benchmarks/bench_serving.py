@@ -1,27 +1,63 @@
-"""Throughput of modelwire-serve's batching worker against a seed-style service.
+"""Serving throughput and latency: modelwire-serve vs a seed-style service vs `transformers serve`.
 
-Both services run in this process, on the same loaded model, behind the same
-WSGI server (waitress), and get the same prompts from the same 8 concurrent
-clients with the same settings (greedy, fixed `max_new_tokens`):
+One model, three services, the same 8 chat prompts, greedy, the same
+`max_new_tokens` (32), at 1, 4, 8 and 16 concurrent clients:
 
-  baseline  the seed's Flask script: one `model.generate` per request, under a
-            lock (concurrent generate calls on one CPU model only thrash)
-  serving   modelwire-serve's app: one worker batching concurrent requests
+  baseline            the seed's Flask script: one `model.generate` per request
+                      under a lock (concurrent generate calls on one CPU model only
+                      thrash), in this process, behind waitress
+  serving             modelwire-serve's app (one worker batching concurrent
+                      requests), in this process, behind waitress, on the same
+                      loaded model object as the baseline
+  transformers-serve  the peer: `transformers serve` in its own process, in its
+                      default mode (one `generate` at a time on its inference
+                      thread); `--peer-modes sequential,continuous` adds
+                      `transformers serve --continuous-batching` (paged attention)
 
-Run:  HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_serving.py
+The baseline and ours get the same chat-formatted strings on POST /llm/ (a string
+`inputs` is used as it is); the peer gets the same user messages on POST
+/v1/chat/completions and applies the same chat template (same tokenizer) itself.
+
+`transformers serve` cannot load the bundled GGUF file itself (for a GGUF config
+it looks up `config.architectures`, which the GGUF reader leaves empty, and fails);
+and a GGUF-loaded model refuses `save_pretrained`. So the model this process loaded
+(the GGUF dequantized to float32 by transformers) is copied into a plain model of
+the same class and saved with `save_pretrained` to a temporary folder under /tmp,
+next to the GGUF's own tokenizer; the peer loads that folder with
+`--dtype float32 --device cpu`. Same weights, same tokenizer and chat template;
+the folder is deleted at the end. A checkpoint that is not GGUF (a folder, or a
+hub id in the local cache) is given to the peer as it is.
+
+Per request: client-side wall time and the completion tokens the service
+reports in `usage.completion_tokens` (the peer counts the end-of-sequence token
+of an answer that ends before the limit; that token is subtracted so that all
+three count alike; the raw count is kept in the JSON). Per (service, clients):
+tokens/s and requests/s over the run's wall time, p50 and p95 latency (nearest
+rank). Every service is warmed up untimed; the order of the services rotates
+from one client count to the next, so drift on the shared machine hits all.
+
+Run:  HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_serving.py [--clients 1,4,8,16] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
+import shutil
+import signal
+import socket
+import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -37,23 +73,83 @@ PROMPTS = [
     "Explain gravity to a child.",
 ]
 
+BASELINE, SERVING, PEER, PEER_CB = (
+    "baseline",
+    "serving",
+    "transformers-serve",
+    "transformers-serve-cb",
+)
+PEER_MODES = {"sequential": PEER, "continuous": PEER_CB}
+TARGET_CLIENTS, TARGET_RATIO = 8, 3.0
+
+
+# -- measurements ----------------------------------------------------------------------------
+@dataclass
+class Reply:
+    """One request as the client saw it."""
+
+    prompt: int
+    latency: float
+    completion_tokens: int
+    prompt_tokens: int | None
+    text: str
+    reported_tokens: int
+
 
 @dataclass
-class Result:
-    """One service's run."""
+class Run:
+    """One service at one client count."""
 
-    name: str
-    requests: int
+    service: str
+    clients: int
     seconds: float
-    completion_tokens: int
+    replies: list[Reply] = field(default_factory=list)
 
     @property
-    def requests_per_second(self) -> float:
-        return self.requests / self.seconds
+    def completion_tokens(self) -> int:
+        return sum(reply.completion_tokens for reply in self.replies)
 
     @property
     def tokens_per_second(self) -> float:
         return self.completion_tokens / self.seconds
+
+    @property
+    def requests_per_second(self) -> float:
+        return len(self.replies) / self.seconds
+
+    def latency(self, quantile: float) -> float:
+        """Nearest-rank percentile of the request latencies, in seconds."""
+        ordered = sorted(reply.latency for reply in self.replies)
+        return ordered[max(0, math.ceil(quantile * len(ordered)) - 1)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "clients": self.clients,
+            "requests": len(self.replies),
+            "seconds": round(self.seconds, 3),
+            "completion_tokens": self.completion_tokens,
+            "reported_completion_tokens": sum(r.reported_tokens for r in self.replies),
+            "tokens_per_second": round(self.tokens_per_second, 2),
+            "requests_per_second": round(self.requests_per_second, 3),
+            "p50_s": round(self.latency(0.50), 3),
+            "p95_s": round(self.latency(0.95), 3),
+            "latencies_s": [round(reply.latency, 3) for reply in self.replies],
+        }
+
+
+# -- the services ----------------------------------------------------------------------------
+Send = Callable[[httpx.Client, int], Reply]
+
+
+@dataclass
+class Target:
+    """A running service and how to send it prompt number `i`."""
+
+    name: str
+    url: str
+    send: Send
+    description: str
 
 
 def seed_style_app(model: Any, tokenizer: Any, eos_ids: frozenset[int]) -> Any:
@@ -77,12 +173,13 @@ def seed_style_app(model: Any, tokenizer: Any, eos_ids: frozenset[int]) -> Any:
         while new and new[-1] in eos_ids:
             new.pop()
         text = tokenizer.decode(new, skip_special_tokens=True)
-        return {"response": text, "usage": {"completion_tokens": len(new)}}
+        usage = {"prompt_tokens": encoded.input_ids.shape[1], "completion_tokens": len(new)}
+        return {"response": text, "usage": usage}
 
     return app
 
 
-def start(app: Any, threads: int) -> tuple[str, Callable[[], None]]:
+def start_waitress(app: Any, threads: int) -> tuple[str, Callable[[], None]]:
     """Serve `app` with waitress on a free port in a background thread."""
     from waitress import create_server
 
@@ -92,36 +189,267 @@ def start(app: Any, threads: int) -> tuple[str, Callable[[], None]]:
     return f"http://127.0.0.1:{server.effective_port}", server.close
 
 
-def drive(
-    name: str,
-    url: str,
-    prompts: list[str],
-    clients: int,
-    per_client: int,
-    settings: dict[str, Any],
-) -> Result:
+def llm_sender(rendered: list[str], settings: dict[str, Any]) -> Send:
+    """POST /llm/ with a chat-formatted string (the baseline's and our route)."""
+
+    def send(session: httpx.Client, index: int) -> Reply:
+        started = time.perf_counter()
+        reply = session.post("/llm/", json={"inputs": rendered[index], **settings})
+        latency = time.perf_counter() - started
+        reply.raise_for_status()
+        body = reply.json()
+        tokens = int(body["usage"]["completion_tokens"])
+        prompt_tokens = body["usage"].get("prompt_tokens")
+        return Reply(index, latency, tokens, prompt_tokens, body["response"], tokens)
+
+    return send
+
+
+def chat_sender(max_new_tokens: int, counts_eos: bool) -> Send:
+    """POST /v1/chat/completions with the user message, greedy (temperature 0)."""
+
+    def send(session: httpx.Client, index: int) -> Reply:
+        payload = {
+            "messages": [{"role": "user", "content": PROMPTS[index]}],
+            "max_tokens": max_new_tokens,
+            "temperature": 0,
+        }
+        started = time.perf_counter()
+        reply = session.post("/v1/chat/completions", json=payload)
+        latency = time.perf_counter() - started
+        reply.raise_for_status()
+        body = reply.json()
+        choice = body["choices"][0]
+        reported = int(body["usage"]["completion_tokens"])
+        # transformers serve counts the end-of-sequence token of an answer that stops
+        # early; ours and the baseline count the answer's tokens only.
+        tokens = reported - 1 if counts_eos and choice["finish_reason"] == "stop" else reported
+        text = choice["message"]["content"] or ""
+        return Reply(index, latency, tokens, body["usage"].get("prompt_tokens"), text, reported)
+
+    return send
+
+
+def drive(target: Target, clients: int, per_client: int) -> Run:
     """`clients` threads, each sending `per_client` requests back to back."""
     # Clients are created before the clock starts: creating one is not free (SSL context).
-    sessions = [httpx.Client(base_url=url, timeout=600) for _ in range(clients)]
+    sessions = [httpx.Client(base_url=target.url, timeout=600) for _ in range(clients)]
+    replies: list[list[Reply]] = [[] for _ in range(clients)]
+    errors: list[BaseException] = []
+    stopping = threading.Event()
 
-    def client(index: int) -> int:
-        tokens = 0
-        for step in range(per_client):
-            prompt = prompts[(index + step * clients) % len(prompts)]
-            reply = sessions[index].post("/llm/", json={"inputs": prompt, **settings})
-            reply.raise_for_status()
-            tokens += int(reply.json()["usage"]["completion_tokens"])
-        return tokens
+    def client(index: int) -> None:
+        try:
+            for step in range(per_client):
+                if stopping.is_set():  # the run was interrupted
+                    return
+                replies[index].append(
+                    target.send(sessions[index], (index + step * clients) % len(PROMPTS))
+                )
+        except BaseException as exc:  # re-raised in the main thread
+            errors.append(exc)
 
+    # Daemon threads: on Ctrl-C the process exits without waiting for requests in flight.
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
     try:
-        with ThreadPoolExecutor(clients) as pool:
-            started = time.perf_counter()
-            tokens = sum(pool.map(client, range(clients)))
-            seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        seconds = time.perf_counter() - started
     finally:
+        stopping.set()
         for session in sessions:
             session.close()
-    return Result(name, clients * per_client, seconds, tokens)
+    if errors:
+        raise RuntimeError(f"{target.name}: a request failed: {errors[0]!r}") from errors[0]
+    return Run(
+        target.name, clients, seconds, [r for client_replies in replies for r in client_replies]
+    )
+
+
+# -- the peer: `transformers serve` in a subprocess ----------------------------------------
+def export_plain_copy(text: Any, folder: str, source: str, gguf_file: str) -> None:
+    """Save the loaded (GGUF-dequantized) model and the GGUF's tokenizer as a plain folder.
+
+    A GGUF-loaded model refuses `save_pretrained` (its quantizer is marked not
+    serializable), so its tensors are moved into a plain model of the same class,
+    built on the meta device, and that one is saved.
+    """
+    import copy
+
+    import torch
+    from transformers import AutoTokenizer
+
+    model = text.model
+    config = copy.deepcopy(model.config)
+    config.architectures = [type(model).__name__]
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    with torch.device("meta"):
+        plain = type(model)(config)
+    plain.load_state_dict(model.state_dict(), assign=True)
+    plain.generation_config = copy.deepcopy(model.generation_config)
+    plain.save_pretrained(folder)
+    # The tokenizer as the GGUF defines it (ours was set up for left padding).
+    AutoTokenizer.from_pretrained(source, gguf_file=gguf_file).save_pretrained(folder)
+
+
+WORKDIR_PREFIX = "bench-serving-"
+
+
+def remove_stale_workdirs() -> None:
+    """Remove the temporary folders of earlier runs whose process is gone (killed outright)."""
+    for path in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*-*"):
+        pid = path.name.removeprefix(WORKDIR_PREFIX).partition("-")[0]
+        if not pid.isdigit() or not path.is_dir():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:  # alive, someone else's
+            continue
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A preexec_fn asking Linux to SIGTERM the child when this process dies, if possible."""
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+
+
+class PeerProcess:
+    """One `transformers serve` process; `stop()` always ends its whole process group."""
+
+    def __init__(self, folder: str, dtype: str, continuous: bool, log_dir: str) -> None:
+        self.port = free_port()
+        cli = Path(sys.executable).with_name("transformers")
+        self.command = [
+            str(cli) if cli.exists() else shutil.which("transformers") or "transformers",
+            "serve",
+            folder,
+            "--device",
+            "cpu",
+            "--dtype",
+            dtype,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
+        if continuous:
+            self.command.append("--continuous-batching")
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = os.path.join(log_dir, f"transformers-serve-{self.port}.log")
+        self.started = time.perf_counter()
+        self.ready_seconds: float | None = None
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # its own group: stop() ends it and any child
+                preexec_fn=_die_with_parent(),
+            )
+
+    def wait_ready(self, timeout: float = 300.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"transformers serve exited with {self.process.returncode}:\n{self.log_tail()}"
+                )
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    self.ready_seconds = time.perf_counter() - self.started
+                    return
+            time.sleep(0.25)
+        raise RuntimeError(
+            f"transformers serve not ready after {timeout:.0f} s:\n{self.log_tail()}"
+        )
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as handle:
+                return "".join(handle.readlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.process.poll() is not None:
+            return
+        for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, sig)
+            try:
+                self.process.wait(wait)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+
+@contextlib.contextmanager
+def terminate_as_exit() -> Iterator[None]:
+    """Turn SIGTERM/SIGHUP into SystemExit so that the cleanup in `finally` runs."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+# -- the sweep -------------------------------------------------------------------------------
+def per_client(clients: int, min_requests: int) -> int:
+    """At least `min_requests` per run and at least 2 per client."""
+    return max(2, math.ceil(min_requests / clients))
+
+
+def ratio(ours: Run, other: Run | None) -> float | None:
+    if other is None or other.tokens_per_second == 0:
+        return None
+    return round(ours.tokens_per_second / other.tokens_per_second, 3)
+
+
+def agreement(runs: list[Run]) -> dict[str, Any]:
+    """Per service: answers and token counts per prompt, and whether they match the baseline's."""
+    answers: dict[str, dict[int, Reply]] = {}
+    for run in runs:
+        for reply in run.replies:
+            answers.setdefault(run.service, {}).setdefault(reply.prompt, reply)
+    base = answers.get(BASELINE, {})
+    out: dict[str, Any] = {}
+    for service, replies in answers.items():
+        same = [i for i, r in replies.items() if i in base and r.text == base[i].text]
+        out[service] = {
+            "same_text_as_baseline": f"{len(same)}/{len(replies)}",
+            "completion_tokens_per_prompt": {
+                PROMPTS[i]: r.completion_tokens for i, r in sorted(replies.items())
+            },
+            "prompt_tokens_per_prompt": {
+                PROMPTS[i]: r.prompt_tokens for i, r in sorted(replies.items())
+            },
+        }
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,105 +457,296 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model_name_or_path", default="bundled:smollm2")
     parser.add_argument("--gguf_file", default=None)
     parser.add_argument("--dtype", default="auto", help="auto (float32 on cpu) or bfloat16")
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--requests", type=int, default=4, help="requests per client")
+    parser.add_argument(
+        "--clients", default="1,4,8,16", help="comma-separated client counts (default 1,4,8,16)"
+    )
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=8,
+        help="requests per service and client count: at least this many (default 8), "
+        "and at least 2 per client",
+    )
     parser.add_argument("--max-new-tokens", type=int, default=32)
-    parser.add_argument("--max-batch-size", type=int, default=8)
-    parser.add_argument("--batch-window-ms", type=float, default=30.0)
+    parser.add_argument("--max-batch-size", type=int, default=8, help="modelwire-serve's default")
+    parser.add_argument(
+        "--batch-window-ms", type=float, default=30.0, help="modelwire-serve's default"
+    )
+    parser.add_argument(
+        "--peer-modes",
+        default="sequential",
+        help="transformers serve modes to run: sequential (its default), continuous "
+        "(--continuous-batching), both comma-separated, or none",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    levels = [int(value) for value in args.clients.split(",") if value.strip()]
+    modes = [m.strip() for m in args.peer_modes.split(",") if m.strip() and m.strip() != "none"]
+    unknown = [m for m in modes if m not in PEER_MODES]
+    if not levels or min(levels) < 1 or unknown:
+        parser.error(f"bad --clients or --peer-modes ({', '.join(unknown) or args.clients})")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    began = time.perf_counter()
+    try:
+        with terminate_as_exit():
+            report = sweep(args, levels, modes)
+    except BaseException as exc:  # the servers and the peer are stopped by now
+        if isinstance(exc, KeyboardInterrupt):
+            print("bench_serving: interrupted; servers stopped", file=sys.stderr)
+            code = 130
+        elif isinstance(exc, SystemExit):
+            code = exc.code if isinstance(exc.code, int) else 1
+        else:
+            traceback.print_exc()
+            code = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # No interpreter teardown: a request thread may still be inside `generate`,
+        # and tearing torch down under it aborts the process.
+        os._exit(code)
+    report["seconds"] = round(time.perf_counter() - began, 1)
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        print_table(report)
+    return 0
 
+
+def sweep(args: argparse.Namespace, levels: list[int], modes: list[str]) -> dict[str, Any]:
     from modelwire_serving.app import create_app
-    from modelwire_serving.loading import dtype_argument, load_text_model, resolve_location
+    from modelwire_serving.loading import (
+        dtype_argument,
+        load_text_model,
+        materialize,
+        resolve_location,
+    )
     from modelwire_serving.prompts import Prompter
     from modelwire_serving.service import Limits, Service
     from modelwire_serving.worker import BatchWorker
 
+    def say(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
     location = resolve_location(args.model_name_or_path, args.gguf_file)
+    started = time.perf_counter()
     text = load_text_model(location, "cpu", dtype_argument(args.dtype))
+    load_seconds = time.perf_counter() - started
     prompter = Prompter(text.tokenizer)
-    # The same chat-formatted strings go to both services ("inputs" used as they are).
-    prompts = [prompter.render_messages([{"role": "user", "content": p}]) for p in PROMPTS]
+    # The same chat-formatted strings go to the baseline and to ours ("inputs" used as they are).
+    rendered = [prompter.render_messages([{"role": "user", "content": p}]) for p in PROMPTS]
     settings = {"max_new_tokens": args.max_new_tokens, "do_sample": False}
 
-    worker = BatchWorker(
-        text.model,
-        prompter,
-        eos_token_ids=text.eos_token_ids,
-        pad_token_id=text.pad_token_id,
-        device="cpu",
-        max_batch_size=args.max_batch_size,
-        batch_window=args.batch_window_ms / 1000,
-    )
-    worker.start()
-    service = Service(
-        model_name=location.served_name,
-        prompter=prompter,
-        worker=worker,
-        limits=Limits(max_new_tokens=max(512, args.max_new_tokens)),
-        context_length=text.context_length,
-        default_do_sample=False,
-        device="cpu",
-    )
-    threads = max(16, 2 * args.clients)
-    baseline_url, stop_baseline = start(
-        seed_style_app(text.model, text.tokenizer, text.eos_token_ids), threads
-    )
-    serving_url, stop_serving = start(create_app(service), threads)
+    remove_stale_workdirs()
+    workdir = tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-")
+    peers: dict[str, PeerProcess] = {}
+    stops: list[Callable[[], None]] = []
+    export_seconds = 0.0
     try:
-        for url in (baseline_url, serving_url):  # warm-up, not timed
-            drive("warm-up", url, prompts[:1], 1, 1, settings)
-        results = []
-        for name, url in (("baseline", baseline_url), ("serving", serving_url)):
-            print(
-                f"running {name}: {args.clients} clients x {args.requests} requests...",
-                file=sys.stderr,
-                flush=True,
-            )
-            results.append(drive(name, url, prompts, args.clients, args.requests, settings))
-    finally:
-        stop_baseline()
-        stop_serving()
-        worker.stop()
-    baseline, serving = results
-    time.sleep(0.2)  # the last batch's bookkeeping ends just after its replies
-    ratio = serving.tokens_per_second / baseline.tokens_per_second
-    request_ratio = serving.requests_per_second / baseline.requests_per_second
-    if args.json:
-        report = {
-            "results": [
-                {
-                    **asdict(r),
-                    "requests_per_second": r.requests_per_second,
-                    "tokens_per_second": r.tokens_per_second,
-                }
-                for r in results
-            ],
-            "tokens_per_second_ratio": ratio,
-            "requests_per_second_ratio": request_ratio,
-            "batch_sizes": worker.stats.batch_sizes,
-            "settings": {**settings, "clients": args.clients, "requests": args.requests},
-        }
-        print(json.dumps(report, indent=2))
-        return 0
-    print(
-        f"model {location.served_name}, {args.clients} clients x {args.requests} requests, "
-        f"max_new_tokens={args.max_new_tokens}, greedy, cpu, {text.dtype}"
-    )
-    print(f"{'service':<10}{'requests':>9}{'seconds':>9}{'req/s':>8}{'tokens':>8}{'tok/s':>8}")
-    for r in results:
-        print(
-            f"{r.name:<10}{r.requests:>9}{r.seconds:>9.1f}{r.requests_per_second:>8.2f}"
-            f"{r.completion_tokens:>8}{r.tokens_per_second:>8.1f}"
+        if modes:
+            # Started before any server thread of ours (preexec_fn runs in the forked child).
+            folder = materialize(location)  # a folder, or a hub id from the local cache
+            if location.gguf_file:
+                source, folder = folder, os.path.join(workdir, "model")
+                say(f"saving a plain copy of the model for transformers serve in {folder}...")
+                started = time.perf_counter()
+                export_plain_copy(text, folder, source, location.gguf_file)
+                export_seconds = time.perf_counter() - started
+            for mode in modes:
+                peers[PEER_MODES[mode]] = PeerProcess(
+                    folder, text.dtype, mode == "continuous", workdir
+                )
+        worker = BatchWorker(
+            text.model,
+            prompter,
+            eos_token_ids=text.eos_token_ids,
+            pad_token_id=text.pad_token_id,
+            device="cpu",
+            max_batch_size=args.max_batch_size,
+            batch_window=args.batch_window_ms / 1000,
         )
+        worker.start()
+        stops.append(worker.stop)
+        service = Service(
+            model_name=location.served_name,
+            prompter=prompter,
+            worker=worker,
+            limits=Limits(max_new_tokens=max(512, args.max_new_tokens)),
+            context_length=text.context_length,
+            default_do_sample=False,
+            device="cpu",
+        )
+        threads = max(16, 2 * max(levels))
+        baseline_url, stop = start_waitress(
+            seed_style_app(text.model, text.tokenizer, text.eos_token_ids), threads
+        )
+        stops.append(stop)
+        serving_url, stop = start_waitress(create_app(service), threads)
+        stops.append(stop)
+        targets = [
+            Target(
+                BASELINE,
+                baseline_url,
+                llm_sender(rendered, settings),
+                "seed Flask script: one generate per request, under a lock (waitress, in process)",
+            ),
+            Target(
+                SERVING,
+                serving_url,
+                llm_sender(rendered, settings),
+                f"modelwire-serve app, POST /llm/ (waitress, in process; batches of up to "
+                f"{args.max_batch_size}, {args.batch_window_ms:g} ms window)",
+            ),
+        ]
+        # Warm-up, untimed: two concurrent requests per service. Our chat route is checked
+        # once too.
+        for target in targets:
+            drive(target, 2, 1)
+        with httpx.Client(base_url=serving_url, timeout=600) as session:
+            chat = chat_sender(args.max_new_tokens, counts_eos=False)(session, 0)
+            llm = llm_sender(rendered, settings)(session, 0)
+        chat_route = {
+            "same_text_as_llm_route": chat.text == llm.text,
+            "completion_tokens": [chat.completion_tokens, llm.completion_tokens],
+            "prompt_tokens": [chat.prompt_tokens, llm.prompt_tokens],
+        }
+        for name, peer in peers.items():
+            peer.wait_ready()
+            say(f"{name} ready {peer.ready_seconds:.1f} s after its start")
+            mode = "--continuous-batching" if name == PEER_CB else "default mode, sequential"
+            targets.append(
+                Target(
+                    name,
+                    peer.url,
+                    chat_sender(args.max_new_tokens, counts_eos=True),
+                    f"transformers serve ({mode}), POST /v1/chat/completions (own process)",
+                )
+            )
+            drive(targets[-1], 2, 1)  # warm-up (continuous batching starts on a first request)
+        batches_before = dict(worker.stats.batch_sizes)
+
+        runs: list[Run] = []
+        for position, clients in enumerate(levels):
+            count = per_client(clients, args.requests)
+            shift = position % len(targets)
+            for target in targets[shift:] + targets[:shift]:
+                say(f"{target.name}: {clients} clients x {count} requests...")
+                run = drive(target, clients, count)
+                say(
+                    f"  {run.seconds:.1f} s, {run.tokens_per_second:.1f} tokens/s, "
+                    f"p50 {run.latency(0.5):.2f} s, p95 {run.latency(0.95):.2f} s"
+                )
+                runs.append(run)
+        time.sleep(0.2)  # the last batch's bookkeeping ends just after its replies
+        batch_sizes = {
+            size: n - batches_before.get(size, 0)
+            for size, n in sorted(worker.stats.batch_sizes.items())
+            if n - batches_before.get(size, 0)
+        }
+    finally:
+        for peer in peers.values():
+            peer.stop()
+        for stop in reversed(stops):
+            with contextlib.suppress(Exception):
+                stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    by_key = {(run.service, run.clients): run for run in runs}
+    level_reports = []
+    for clients in levels:
+        ours = by_key[(SERVING, clients)]
+        entry: dict[str, Any] = {
+            "clients": clients,
+            "requests_per_client": per_client(clients, args.requests),
+            "runs": {t.name: by_key[(t.name, clients)].to_dict() for t in targets},
+            "ratios": {
+                f"{SERVING}/{t.name}": ratio(ours, by_key[(t.name, clients)])
+                for t in targets
+                if t.name != SERVING
+            },
+        }
+        level_reports.append(entry)
+    target_run = by_key.get((SERVING, TARGET_CLIENTS))
+    target_ratio = ratio(target_run, by_key[(BASELINE, TARGET_CLIENTS)]) if target_run else None
+    return {
+        "model": location.served_name,
+        "dtype": text.dtype,
+        "settings": {
+            **settings,
+            "clients": levels,
+            "min_requests": args.requests,
+            "prompts": len(PROMPTS),
+            "max_batch_size": args.max_batch_size,
+            "batch_window_ms": args.batch_window_ms,
+            "peer_modes": modes,
+        },
+        "services": {t.name: t.description for t in targets},
+        "peer_commands": {name: peer.command for name, peer in peers.items()},
+        "peer_model": (
+            f"the GGUF as dequantized by transformers in this process, saved with "
+            f"save_pretrained ({text.dtype} safetensors + the GGUF's tokenizer) to a temporary "
+            f"folder"
+            if location.gguf_file
+            else "the same checkpoint"
+        ),
+        "load_seconds": {
+            "ours": round(load_seconds, 1),
+            "export_for_peer": round(export_seconds, 1),
+            **{f"{n} (ready by)": round(p.ready_seconds or 0, 1) for n, p in peers.items()},
+        },
+        "levels": level_reports,
+        "target": {
+            "figure": f"{SERVING}/{BASELINE} tokens/s at {TARGET_CLIENTS} clients",
+            "ratio": TARGET_RATIO,
+            "value": target_ratio,
+            "met": None if target_ratio is None else target_ratio >= TARGET_RATIO,
+        },
+        "batch_sizes": batch_sizes,
+        "chat_route": chat_route,
+        "agreement": agreement(runs),
+        "token_counting": "usage.completion_tokens as each service reports it; for transformers "
+        "serve minus 1 when finish_reason is 'stop' (it counts the end-of-sequence token)",
+    }
+
+
+def print_table(report: dict[str, Any]) -> None:
+    settings = report["settings"]
     print(
-        f"throughput ratio (serving / baseline): {ratio:.2f}x tokens/s, "
-        f"{request_ratio:.2f}x requests/s"
+        f"model {report['model']} ({report['dtype']}, cpu), max_new_tokens="
+        f"{settings['max_new_tokens']}, greedy, {settings['prompts']} prompts; "
+        f"{report['seconds']:.0f} s in all"
     )
-    sizes = ", ".join(f"{n}x{size}" for size, n in sorted(worker.stats.batch_sizes.items()))
-    print(f"serving batches (count x size, incl. one warm-up): {sizes}")
-    return 0
+    for name, description in report["services"].items():
+        print(f"  {name}: {description}")
+    print(
+        f"\n{'clients':>7}  {'service':<22}{'requests':>9}{'seconds':>9}{'req/s':>8}"
+        f"{'tokens':>8}{'tok/s':>8}{'p50 s':>8}{'p95 s':>8}"
+    )
+    for level in report["levels"]:
+        for run in level["runs"].values():
+            print(
+                f"{run['clients']:>7}  {run['service']:<22}{run['requests']:>9}"
+                f"{run['seconds']:>9.1f}{run['requests_per_second']:>8.2f}"
+                f"{run['completion_tokens']:>8}{run['tokens_per_second']:>8.1f}"
+                f"{run['p50_s']:>8.2f}{run['p95_s']:>8.2f}"
+            )
+        ratios = ", ".join(
+            f"{name} {value:.2f}x" for name, value in level["ratios"].items() if value is not None
+        )
+        print(f"{'':>9}tokens/s ratios: {ratios}")
+    target = report["target"]
+    if target["value"] is not None:
+        met = "yes" if target["met"] else "NO"
+        print(
+            f"\ntarget: {target['figure']} >= {target['ratio']:g}x: "
+            f"{target['value']:.2f}x, met: {met}"
+        )
+    sizes = ", ".join(f"{n}x{size}" for size, n in report["batch_sizes"].items())
+    print(f"serving batches in the sweep (count x size): {sizes}")
+    same = ", ".join(
+        f"{name} {a['same_text_as_baseline']}" for name, a in report["agreement"].items()
+    )
+    print(f"answers identical to the baseline's (per prompt): {same}")
+    print(f"load seconds: {report['load_seconds']}")
 
 
 if __name__ == "__main__":
