@@ -432,6 +432,17 @@ def test_long_inputs_are_split_into_service_sized_batches(server: FakeServer, wi
     assert len(response.raw) == 2
 
 
+def test_raw_keeps_every_vector_as_its_own_copy(server: FakeServer, wire: Any) -> None:
+    wire.embeddings(tokens_per_text=2)
+    response = embedder(server)(["a", "bb"])
+    (raw,) = response.raw  # the reply as sent: its order, not the inputs'
+    by_index = {item["index"]: item["embedding"] for item in raw["embeddings"]}
+    assert [by_index[0], by_index[1]] == response.embedding
+    assert raw["usage"]["total_tokens"] == 4 and "headers" not in raw
+    by_index[0].append(9.0)
+    assert response.embedding[0] == wire.vector("a")
+
+
 @pytest.mark.parametrize(
     ("model_name", "batch_size", "expected"),
     [

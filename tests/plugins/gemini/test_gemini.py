@@ -621,6 +621,19 @@ def test_embedding_options_reach_every_request(server: FakeServer, wire: Any) ->
     ]
 
 
+def test_embedding_raw_keeps_every_vector_as_its_own_copy(server: FakeServer, wire: Any) -> None:
+    usage = {"promptTokenCount": 6}
+    server.route("POST", wire.embed_path, wire.embeddings(dims=3, usage=usage))
+    response = load(server, "gemini_embedding")(["a", "b"])
+    raw = response.raw
+    assert [item["values"] for item in raw["embeddings"]] == response.embedding
+    assert response.embedding == [[0.1, 0.11, 0.12], [0.2, 0.21, 0.22]]
+    assert raw["usage_metadata"] == {"prompt_token_count": 6}
+    assert "sdk_http_response" not in raw
+    raw["embeddings"][0]["values"].append(9.0)
+    assert response.embedding[0] == [0.1, 0.11, 0.12]
+
+
 def test_embedding_task_type_typo_is_rejected(server: FakeServer, wire: Any) -> None:
     config = {
         "config_name": "emb",
