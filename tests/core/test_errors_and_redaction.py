@@ -122,6 +122,15 @@ def test_scrub_known_and_generic_secrets() -> None:
     assert cleaned.count("***") == 4
 
 
+def test_a_secret_registered_after_a_scrub_is_scrubbed_too() -> None:
+    register_secret("first-secret-value-aa")
+    assert scrub("first-secret-value-aa") == "***"  # the pattern is built here
+    register_secret("second-secret-value-bb")  # and must be rebuilt, not reused
+    assert scrub("first-secret-value-aa second-secret-value-bb") == "*** ***"
+    register_secret("second-secret-value-bb-longer")  # longest match wins
+    assert scrub("x second-secret-value-bb-longer x") == "x *** x"
+
+
 def test_short_values_are_not_registered() -> None:
     register_secret("xxx")
     assert scrub("xxx marks the spot") == "xxx marks the spot"

@@ -7,7 +7,6 @@ naming its config and key.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -24,6 +23,8 @@ __all__ = ["ConfigSource", "ModelConfig", "read_configs", "validate_configs"]
 
 ConfigSource = Mapping[str, Any] | Iterable[Mapping[str, Any]] | str | os.PathLike[str]
 
+#: ``math.inf`` without importing ``math`` (a shared library to load at start-up).
+_INF = float("inf")
 _ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -224,16 +225,16 @@ def _core_issues(name: str, params: Mapping[str, Any]) -> list[ConfigIssue]:
     """Range checks of the core-owned keys (their types are checked from the signature)."""
     issues = []
     timeout = params.get("timeout")
-    if _number(timeout) and not 0 < timeout < math.inf:
+    if _number(timeout) and not 0 < timeout < _INF:
         issues.append(ConfigIssue(name, "timeout", "must be a positive, finite number of seconds"))
     budget = params.get("budget")
-    if _number(budget) and not 0 <= budget < math.inf:
+    if _number(budget) and not 0 <= budget < _INF:
         issues.append(ConfigIssue(name, "budget", "must be a finite, non-negative amount (USD)"))
     for section in ("retry", "pricing"):
         value = params.get(section)
         if isinstance(value, Mapping):
             for key, item in value.items():
-                if _number(item) and not 0 <= item < math.inf:
+                if _number(item) and not 0 <= item < _INF:
                     issues.append(
                         ConfigIssue(name, f"{section}.{key}", "must be finite and not negative")
                     )

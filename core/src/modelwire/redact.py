@@ -7,6 +7,7 @@ environment) is scrubbed from free text such as SDK error messages.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Mapping
@@ -40,13 +41,19 @@ SECRET_KEYS = frozenset(
 _MIN_SECRET_LENGTH = 6
 _known: set[str] = set()
 _known_lock = threading.Lock()
+#: The known secrets as one pattern; rebuilt on first use after a secret is added,
+#: so that loading many configs compiles it once, not once per key.
 _pattern: re.Pattern[str] | None = None
 
-_GENERIC = re.compile(
-    r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{6,}"
-    r"|\b(sk-[A-Za-z0-9_-]{8,})"
-    r"|((?:api[_-]?key|key|token|access_token)=)[A-Za-z0-9._~+/-]{6,}"
-)
+
+@functools.cache
+def _generic() -> re.Pattern[str]:
+    """Bearer tokens, ``sk-`` keys and ``key=...`` query values: compiled on first scrub."""
+    return re.compile(
+        r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{6,}"
+        r"|\b(sk-[A-Za-z0-9_-]{8,})"
+        r"|((?:api[_-]?key|key|token|access_token)=)[A-Za-z0-9._~+/-]{6,}"
+    )
 
 
 def is_secret_key(key: object) -> bool:
@@ -69,8 +76,19 @@ def register_secret(value: object) -> None:
         return
     with _known_lock:
         _known.add(value)
-        ordered = sorted(_known, key=len, reverse=True)
-        _pattern = re.compile("|".join(re.escape(s) for s in ordered))
+        _pattern = None
+
+
+def _known_pattern() -> re.Pattern[str] | None:
+    global _pattern
+    pattern = _pattern
+    if pattern is None and _known:
+        with _known_lock:
+            if _pattern is None and _known:
+                ordered = sorted(_known, key=len, reverse=True)  # longest first
+                _pattern = re.compile("|".join(re.escape(s) for s in ordered))
+            pattern = _pattern
+    return pattern
 
 
 def register_secrets_in(value: Any) -> None:
@@ -88,10 +106,10 @@ def register_secrets_in(value: Any) -> None:
 
 def scrub(text: str) -> str:
     """Mask every known secret and anything shaped like a bearer token or API key."""
-    pattern = _pattern
+    pattern = _known_pattern()
     if pattern is not None:
         text = pattern.sub(MASK, text)
-    return _GENERIC.sub(_mask_generic, text)
+    return _generic().sub(_mask_generic, text)
 
 
 def _mask_generic(match: re.Match[str]) -> str:

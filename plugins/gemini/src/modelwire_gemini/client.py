@@ -8,7 +8,6 @@ SDK's own retries switched off and the config's ``timeout`` applied.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -147,6 +146,8 @@ class GeminiWrapper(ModelWrapper):
         return self._sdk.get()
 
     def _build_client(self) -> genai.Client:
+        import math
+
         from google import genai
         from google.genai import types
 

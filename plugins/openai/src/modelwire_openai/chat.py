@@ -27,8 +27,8 @@ def _logger() -> Any:
 _TEXT_ONLY = ("gpt-3.5", "gpt-4-0", "gpt-4-32k", "gpt-4-1106-preview", "o1-mini", "o1-preview")
 _TEXT_ONLY_EXACT = ("gpt-4", "o3-mini")
 
-#: Characters OpenAI refuses in a message's ``name``.
-_NAME_FORBIDDEN = re.compile(r"[\s<|\\/>]+")
+#: Characters OpenAI refuses in a message's ``name`` (compiled on first use, by ``re``).
+_NAME_FORBIDDEN = r"[\s<|\\/>]+"
 
 
 class OpenAIChatWrapper(OpenAIWrapperBase):
@@ -49,7 +49,7 @@ class OpenAIChatWrapper(OpenAIWrapperBase):
         messages = []
         for msg in iter_msgs(*args):
             message: dict[str, Any] = {"role": msg.role, "content": self._content(msg)}
-            name = _NAME_FORBIDDEN.sub("_", str(msg.name or "")).strip("_")[:64]
+            name = re.sub(_NAME_FORBIDDEN, "_", str(msg.name or "")).strip("_")[:64]
             if name:
                 message["name"] = name
             messages.append(message)

@@ -9,7 +9,6 @@ hold (text, or also embeddings and image URLs).
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -38,6 +37,12 @@ __all__ = ["PostAPIBase", "PostArgs"]
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _PRINTABLE = re.compile(r"^[\t\x20-\x7e]*$")
 _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]+)")
+_INF = float("inf")
+
+
+def _finite(value: float) -> bool:
+    """``math.isfinite`` without loading ``math`` at start-up (NaN compares false)."""
+    return -_INF < value < _INF
 
 
 class PostArgs(TypedDict, total=False):
@@ -148,9 +153,9 @@ class PostAPIBase(ModelWrapper):
                     )
         for key, minimum in (("max_length", 1), ("max_retries", 0), ("retry_interval", 0)):
             value = params.get(key)
-            if _number(value) and (value < minimum or not math.isfinite(value)):
+            if _number(value) and (value < minimum or not _finite(value)):
                 problem(key, f"must be a finite number of at least {minimum}")
-        if _number(params.get("timeout")) and not math.isfinite(params["timeout"]):
+        if _number(params.get("timeout")) and not _finite(params["timeout"]):
             problem("timeout", "must be a finite number of seconds")
         headers = params.get("headers")
         if isinstance(headers, dict):

@@ -31,7 +31,8 @@ from modelwire.errors import (
 
 __all__ = ["error_in", "map_error", "service_message"]
 
-_TITLE = re.compile(r"<(?:title|h1)[^>]*>(.*?)</(?:title|h1)>", re.IGNORECASE | re.DOTALL)
+#: An HTML error page's title (compiled on first use, by ``re``).
+_TITLE = r"(?is)<(?:title|h1)[^>]*>(.*?)</(?:title|h1)>"
 
 
 def map_error(exc: Exception) -> ModelWireError | None:
@@ -92,7 +93,7 @@ def service_message(body: str | None) -> str | None:
     try:
         payload = json.loads(body)
     except ValueError:
-        match = _TITLE.search(body)
+        match = re.search(_TITLE, body)
         return " ".join(match.group(1).split()) if match else None
     return _message_in(payload, ("error", "detail", "message", "msg", "error_msg", "errors"))
 

@@ -21,7 +21,8 @@ _SSE_TYPES = frozenset({"text/event-stream"})
 _NDJSON_TYPES = frozenset(
     {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonl"}
 )
-_SSE_LINE = re.compile(r"^(?:data|event|id|retry)(?::|$)|^:")
+#: How an SSE stream's first line starts (compiled on first use, by ``re``).
+_SSE_LINE = r"^(?:data|event|id|retry)(?::|$)|^:"
 #: The end-of-stream marker of OpenAI-style SSE streams.
 DONE = "[DONE]"
 
@@ -71,7 +72,7 @@ class EventDecoder:
         if self.framing is None:
             if not line.strip():
                 return []
-            self.framing = "sse" if _SSE_LINE.match(line) else "ndjson"
+            self.framing = "sse" if re.match(_SSE_LINE, line) else "ndjson"
         events = self._feed_sse(line) if self.framing == "sse" else self._feed_ndjson(line)
         self._events += len(events)
         return events
