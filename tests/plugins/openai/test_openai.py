@@ -463,6 +463,24 @@ def test_embeddings_are_floats_one_per_input_in_order(
     assert single.embedding == [wire.vector_of("solo")]
 
 
+def test_embedding_raw_is_the_whole_reply_with_vectors_of_its_own(
+    server: FakeServer, wire: Any, load: Loader
+) -> None:
+    server.route("POST", wire.embeddings_path, wire.embeddings(shuffle=True))
+    response = load(embedding_config())(["first text", "second"])
+    assert response.raw == {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": 1, "embedding": wire.vector_of("second")},
+            {"object": "embedding", "index": 0, "embedding": wire.vector_of("first text")},
+        ],
+        "model": "text-embedding-3-small",
+        "usage": {"prompt_tokens": 3, "total_tokens": 3},
+    }
+    response.raw["data"][1]["embedding"].append(9.0)
+    assert response.embedding == [wire.vector_of("first text"), wire.vector_of("second")]
+
+
 def test_base64_embeddings_are_decoded(server: FakeServer, wire: Any, load: Loader) -> None:
     server.route("POST", wire.embeddings_path, wire.embeddings())
     model = load(embedding_config(generate_args={"encoding_format": "base64"}))
