@@ -83,8 +83,8 @@ def _fast_hints(function: Any) -> dict[str, Any] | None:
     anew: ~3 ms at start-up for the first-party wrappers alone. Plain strings of
     installed code evaluate the same; anything unusual goes the slow way.
     """
-    module = sys.modules.get(function.__module__)
-    if module is None:
+    namespace = getattr(function, "__globals__", None)  # what get_type_hints uses too
+    if not isinstance(namespace, dict) or hasattr(function, "__wrapped__"):
         return None
     hints: dict[str, Any] = {}
     for name, annotation in getattr(function, "__annotations__", {}).items():
@@ -98,7 +98,7 @@ def _fast_hints(function: Any) -> dict[str, Any] | None:
                 except SyntaxError:
                     return None
             try:
-                annotation = eval(code, vars(module))  # noqa: S307 - annotations of installed code
+                annotation = eval(code, namespace)  # noqa: S307 - annotations of installed code
             except Exception:
                 return None
         if annotation is None:

@@ -634,6 +634,13 @@ def test_embedding_raw_keeps_every_vector_as_its_own_copy(server: FakeServer, wi
     assert response.embedding[0] == [0.1, 0.11, 0.12]
 
 
+def test_embedding_whole_numbers_come_back_as_floats(server: FakeServer, wire: Any) -> None:
+    server.route("POST", wire.embed_path, Reply.json({"embeddings": [{"values": [1, 0, -2]}]}))
+    response = load(server, "gemini_embedding")("a")
+    assert response.embedding == [[1.0, 0.0, -2.0]]
+    assert [type(x) for x in response.embedding[0]] == [float, float, float]
+
+
 def test_embedding_task_type_typo_is_rejected(server: FakeServer, wire: Any) -> None:
     config = {
         "config_name": "emb",

@@ -299,6 +299,16 @@ def test_embedding_batch_one_vector_each(server: FakeServer) -> None:
     assert model.format(Msg("u", "x", role="user"), Msg("u", "y", role="user")) == ["x", "y"]
 
 
+def test_embedding_whole_numbers_come_back_as_floats(server: FakeServer) -> None:
+    reply = {"model": "m", "embeddings": [[1, 0, -2]], "prompt_eval_count": 1}
+    server.route("POST", "/api/embed", Reply.json(reply))
+    response = load(server, "ollama_embedding")("a")
+    assert response.embedding == [[1.0, 0.0, -2.0]]
+    assert [type(x) for x in response.embedding[0]] == [float, float, float]
+    assert response.raw["embeddings"] == [[1.0, 0.0, -2.0]]
+    assert response.raw["embeddings"][0] is not response.embedding[0]
+
+
 def test_embedding_count_mismatch_is_parse_error(server: FakeServer) -> None:
     server.route("POST", "/api/embed", Reply.json({"model": "m", "embeddings": [[0.1, 0.2]]}))
     model = load(server, "ollama_embedding")

@@ -113,9 +113,8 @@ class GeminiEmbeddingWrapper(GeminiWrapper):
 
     def _response(self, response: types.EmbedContentResponse, expected: int) -> ModelResponse:
         raw = _dump(response)
-        vectors = [
-            list(map(float, e.values)) for e in response.embeddings or [] if e.values is not None
-        ]
+        # The SDK's model validated every value as a float: a copy is enough.
+        vectors = [list(e.values) for e in response.embeddings or [] if e.values is not None]
         if len(vectors) != expected:
             raise ResponseParseError(
                 f"Gemini returned {len(vectors)} embeddings for {expected} texts",

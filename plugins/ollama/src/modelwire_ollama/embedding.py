@@ -38,7 +38,8 @@ class OllamaEmbeddingWrapper(OllamaWrapper):
         return self._embedding_response(reply, len(params["input"]))
 
     def _embedding_response(self, reply: Any, expected: int) -> ModelResponse:
-        vectors = [list(map(float, vector)) for vector in reply.embeddings]
+        # The SDK's model validated every item as a float: a copy is enough.
+        vectors = [list(vector) for vector in reply.embeddings]
         if len(vectors) != expected:
             raise ResponseParseError(
                 f"Ollama returned {len(vectors)} embeddings for {expected} inputs"
