@@ -114,8 +114,8 @@ def _dump(reply: EmbeddingResponse) -> dict[str, Any]:
     payload = reply.model_dump(
         mode="json", exclude={"headers": True, "embeddings": {"__all__": {"embedding"}}}
     )
-    for item, dumped in zip(reply.embeddings, payload["embeddings"], strict=True):
-        dumped["embedding"] = list(item.embedding)
+    for item, dumped in zip(reply.embeddings or [], payload.get("embeddings") or [], strict=False):
+        dumped["embedding"] = None if item.embedding is None else list(item.embedding)
     return payload
 
 
