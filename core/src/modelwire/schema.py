@@ -76,6 +76,14 @@ def _init_params(init: Any) -> tuple[Param, ...]:
 _COMPILED: dict[str, Any] = {}
 
 
+def _evaluate(text: str, namespace: dict[str, Any]) -> Any:
+    """An annotation string's value in a module's namespace; compiled once per string."""
+    code = _COMPILED.get(text)
+    if code is None:
+        code = _COMPILED[text] = compile(text, "<annotation>", "eval")
+    return eval(code, namespace)  # noqa: S307 - annotations of installed code
+
+
 def _fast_hints(function: Any) -> dict[str, Any] | None:
     """The annotations evaluated in the function's module, or ``None`` to take the slow way.
 
@@ -91,14 +99,8 @@ def _fast_hints(function: Any) -> dict[str, Any] | None:
         if isinstance(annotation, str):
             if "'" in annotation or '"' in annotation:  # nested forward references
                 return None
-            code = _COMPILED.get(annotation)
-            if code is None:
-                try:
-                    code = _COMPILED[annotation] = compile(annotation, "<annotation>", "eval")
-                except SyntaxError:
-                    return None
             try:
-                annotation = eval(code, namespace)  # noqa: S307 - annotations of installed code
+                annotation = _evaluate(annotation, namespace)
             except Exception:
                 return None
         if annotation is None:
@@ -123,7 +125,7 @@ def _hints(function: Any) -> dict[str, Any]:
     for name, annotation in getattr(function, "__annotations__", {}).items():
         if isinstance(annotation, str):
             try:
-                annotation = eval(annotation, namespace)  # noqa: S307 - annotations of installed code
+                annotation = _evaluate(annotation, namespace)
             except Exception:
                 annotation = Any
         hints[name] = annotation
