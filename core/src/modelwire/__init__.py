@@ -1,6 +1,6 @@
 """modelwire: call any model service through one small, dependable interface.
 
-``import modelwire`` is kept cheap: plugins, pluggy and every SDK load on first need.
+``import modelwire`` is kept cheap: plugins and every SDK load on first need.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def __getattr__(name: str) -> Any:
 
         return ModelWrapper
     if name == "hookimpl":
-        from modelwire.plugins import hookimpl
+        from modelwire.hookspecs import hookimpl
 
         return hookimpl
     raise AttributeError(f"module 'modelwire' has no attribute {name!r}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from modelwire.plugins import hookimpl
+from modelwire.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from modelwire.calls import Call

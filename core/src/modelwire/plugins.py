@@ -15,10 +15,9 @@ from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-import pluggy
-
 from modelwire import hookspecs
 from modelwire.errors import PluginError, UnknownModelTypeError
+from modelwire.hookimpls import HookImpl, collect, insert
 from modelwire.structs import FrozenStruct, Struct
 
 if TYPE_CHECKING:
@@ -36,7 +35,7 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "modelwire"
-hookimpl = pluggy.HookimplMarker("modelwire")
+hookimpl = hookspecs.hookimpl
 
 
 def _logger() -> Any:
@@ -177,18 +176,23 @@ class PluginInfo(Struct):
 
 
 class PluginManager:
-    """The pluggy manager plus the model-type table built from ``register_model_types``."""
+    """Registered plugins, their hook implementations and the model-type table.
+
+    A small pluggy-compatible manager (same markers, same ordering, same argument
+    rules), so that discovery does not import pluggy; see ``modelwire.hookimpls``.
+    """
 
     def __init__(self, *, load_entry_points: bool = True) -> None:
-        self._pm = pluggy.PluginManager("modelwire")
-        self._pm.add_hookspecs(hookspecs)
+        self._specs = hookspecs.specs()
+        self._impls: dict[str, list[HookImpl]] = {name: [] for name in self._specs}
+        self._registered: dict[str, object] = {}
         self._load_entry_points = load_entry_points
         self._discovered = False
         self._lock = threading.RLock()
         self.types: dict[str, TypeRegistration] = {}
         self.conflicts: dict[str, list[TypeRegistration]] = {}
         self.plugins: list[PluginInfo] = []
-        self._dispatch: dict[str, tuple[Callable[..., Any], ...]] = {}
+        self._dispatch: dict[str, tuple[HookImpl, ...]] = {}
 
     # discovery -------------------------------------------------------------
     def discover(self) -> PluginManager:
@@ -235,29 +239,46 @@ class PluginManager:
     def unregister(self, plugin: object) -> None:
         """Remove a plugin registered with ``register`` (its model types stay)."""
         with self._lock:
-            self._pm.unregister(plugin)
+            for name, registered in list(self._registered.items()):
+                if registered is plugin:
+                    del self._registered[name]
+            for impls in self._impls.values():
+                impls[:] = [impl for impl in impls if impl.plugin is not plugin]
             self._dispatch.clear()
 
     def _register_module(self, plugin: object, info: PluginInfo) -> None:
         self.plugins.append(info)
+        name = f"{info.distribution}:{info.name}"
         try:
-            self._pm.register(plugin, name=f"{info.distribution}:{info.name}")
+            if name in self._registered or any(p is plugin for p in self._registered.values()):
+                raise ValueError(f"plugin {name!r} (or the same object) is already registered")
+            impls, unknown = collect(plugin, name, self._specs)
         except Exception as exc:
             self._mark_broken(info, exc)
             return
-        impls = [
-            impl
-            for impl in self._pm.hook.register_model_types.get_hookimpls()
-            if impl.plugin is plugin
-        ]
+        for hook in unknown:
+            _logger().warning(
+                "modelwire plugin %r from %s implements %r, which is not a modelwire hook"
+                " (known: %s); it is ignored. Mark it hookimpl(optionalhook=True) if it is"
+                " meant for a newer modelwire.",
+                info.name,
+                info.distribution,
+                hook,
+                ", ".join(self._specs),
+            )
         for impl in impls:
+            if impl.hook != "register_model_types":
+                continue
             try:
-                impl.function(register=self._registrar(info))
+                impl({"register": self._registrar(info)})
             except Exception as exc:
                 self._mark_broken(info, exc)
                 for model_type in list(info.model_types):
                     self._forget(model_type, info)
                 return
+        self._registered[name] = plugin
+        for impl in impls:
+            insert(self._impls[impl.hook], impl)
         self._dispatch.clear()
 
     def _mark_broken(self, info: PluginInfo, exc: BaseException) -> None:
@@ -362,34 +383,42 @@ class PluginManager:
         return message
 
     # lifecycle hooks ---------------------------------------------------------
-    def hook_functions(self, name: str) -> tuple[Callable[..., Any], ...]:
-        """The implementations of a lifecycle hook, cached for the hot path."""
-        functions = self._dispatch.get(name)
-        if functions is None:
-            caller = getattr(self._pm.hook, name)
-            # pluggy calls the last registered first; keep that order.
-            functions = tuple(impl.function for impl in reversed(caller.get_hookimpls()))
-            self._dispatch[name] = functions
-        return functions
+    def hook_impls(self, name: str) -> tuple[HookImpl, ...]:
+        """A hook's implementations in call order (pluggy's: the last registered first,
+        ``tryfirst`` before and ``trylast`` after the rest), cached for the hot path."""
+        impls = self._dispatch.get(name)
+        if impls is None:
+            if name not in self._specs:
+                raise ValueError(f"no such hook: {name!r} (hooks: {', '.join(self._specs)})")
+            impls = self._dispatch[name] = tuple(reversed(self._impls[name]))
+        return impls
 
     def dispatch(self, name: str, **kwargs: Any) -> None:
         """Call a lifecycle hook; one failing observer never fails the model call."""
-        functions = self._dispatch.get(name)
-        if functions is None:
-            functions = self.hook_functions(name)
-        for function in functions:
+        impls = self._dispatch.get(name)
+        if impls is None:
+            impls = self.hook_impls(name)
+        for impl in impls:
             try:
-                function(**kwargs)
+                impl.function(*[kwargs[arg] for arg in impl.argnames])
             except Exception:
-                _logger().exception("modelwire hook %s in %s failed", name, function.__module__)
+                _logger().exception(
+                    "modelwire hook %s in %s failed",
+                    name,
+                    getattr(impl.function, "__module__", "?"),
+                )
 
     def register_commands(self, cli: Any) -> None:
         self.discover()
-        for impl in reversed(self._pm.hook.register_commands.get_hookimpls()):
+        for impl in self.hook_impls("register_commands"):
             try:
-                impl.function(cli=cli)
+                impl({"cli": cli})
             except Exception as exc:
-                _logger().warning("plugin %s failed to add its commands: %s", impl.plugin_name, exc)
+                _logger().warning(
+                    "plugin %s failed to add its commands: %s",
+                    getattr(impl.function, "__module__", "?"),
+                    exc,
+                )
 
 
 class EntryPoint(FrozenStruct):

@@ -13,7 +13,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from modelwire.plugins import hookimpl
+from modelwire.hookspecs import hookimpl
 from modelwire.redact import redacted, scrub
 
 if TYPE_CHECKING:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections.abc
 import functools
-import inspect
 import os
 import sys
 import types
@@ -53,23 +52,51 @@ def wrapper_schema(cls: type) -> dict[str, Param]:
 def _init_params(init: Any) -> tuple[Param, ...]:
     """One ``__init__``'s config keys; cached, since every subclass reads its bases' too."""
     hints = _hints(init)
-    params = []
-    for parameter in inspect.signature(init).parameters.values():
-        if parameter.name in _SKIP or parameter.kind in (
-            parameter.VAR_POSITIONAL,
-            parameter.VAR_KEYWORD,
-        ):
-            continue
-        required = parameter.default is parameter.empty
-        params.append(
-            Param(
-                parameter.name,
-                hints.get(parameter.name, Any),
-                required,
-                None if required else parameter.default,
-            )
+    return tuple(
+        Param(
+            name,
+            hints.get(name, Any),
+            default is _REQUIRED,
+            None if default is _REQUIRED else default,
         )
-    return tuple(params)
+        for name, default in _named_parameters(init)
+        if name not in _SKIP
+    )
+
+
+_REQUIRED = object()
+
+
+def _named_parameters(function: Any) -> list[tuple[str, Any]]:
+    """``(name, default or _REQUIRED)`` of every named parameter (not ``*args``/``**kw``).
+
+    Read from the code object: ``inspect`` costs ~9 ms to import at start-up. Anything
+    but a plain function (a wrapped one, a ``__signature__``, a builtin) asks ``inspect``.
+    """
+    code = getattr(function, "__code__", None)
+    if (
+        not isinstance(function, types.FunctionType)
+        or code is None
+        or hasattr(function, "__wrapped__")
+        or hasattr(function, "__signature__")
+    ):
+        import inspect
+
+        return [
+            (p.name, _REQUIRED if p.default is p.empty else p.default)
+            for p in inspect.signature(function).parameters.values()
+            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+    count = code.co_argcount
+    positional = code.co_varnames[:count]
+    keyword_only = code.co_varnames[count : count + code.co_kwonlyargcount]
+    defaults = function.__defaults__ or ()
+    first_default = count - len(defaults)
+    kwdefaults = function.__kwdefaults__ or {}
+    return [
+        (name, defaults[i - first_default] if i >= first_default else _REQUIRED)
+        for i, name in enumerate(positional)
+    ] + [(name, kwdefaults.get(name, _REQUIRED)) for name in keyword_only]
 
 
 #: Compiled annotation strings: the same few ("str | None", ...) recur in every wrapper.
@@ -186,9 +213,15 @@ def _is_typeddict(annotation: Any) -> bool:
     )
 
 
+def _is_inspect_empty(annotation: Any) -> bool:
+    """``inspect.Parameter.empty`` (no annotation), recognised without importing inspect."""
+    inspect = sys.modules.get("inspect")
+    return inspect is not None and annotation is inspect.Parameter.empty
+
+
 def check_value(value: Any, annotation: Any, key: str) -> list[tuple[str, str]]:
     """Problems of ``value`` against ``annotation`` as ``(key path, message)`` pairs."""
-    if annotation is Any or annotation is inspect.Parameter.empty:
+    if annotation is Any or _is_inspect_empty(annotation):
         return []
     if annotation is None or annotation is type(None):
         return [] if value is None else [(key, f"expected null, got {_json_type(value)}")]

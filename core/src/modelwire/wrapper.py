@@ -439,7 +439,7 @@ class _Collected:
 
 @functools.cache
 def _manager_getter() -> Callable[[], Any]:
-    """``get_manager``, imported once on the first call (``modelwire.plugins`` imports pluggy)."""
+    """``get_manager``, imported once on the first call (not at ``import modelwire``)."""
     from modelwire.plugins import get_manager
 
     return get_manager

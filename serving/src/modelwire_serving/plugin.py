@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pluggy
-
-hookimpl = pluggy.HookimplMarker("modelwire")
+from modelwire import hookimpl
 
 
 def _configure(parser: Any) -> None:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pluggy
+from modelwire import hookimpl
 
 if TYPE_CHECKING:
     from modelwire.hookspecs import RegisterModelType
-
-hookimpl = pluggy.HookimplMarker("modelwire")
 
 
 @hookimpl

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pluggy
-
-hookimpl = pluggy.HookimplMarker("modelwire")
+from modelwire import hookimpl
 
 
 @hookimpl

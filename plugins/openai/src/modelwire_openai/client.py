@@ -7,7 +7,6 @@ level: loading a config reads the wrapper's signature and must stay cheap.
 from __future__ import annotations
 
 import functools
-import inspect
 import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
@@ -246,6 +245,8 @@ def _sdk() -> Any:
 
 @functools.cache
 def _parameters_of(function: Callable[..., Any]) -> frozenset[str]:
+    import inspect  # on the first call, not at config loading
+
     return frozenset(inspect.signature(function).parameters)
 
 
