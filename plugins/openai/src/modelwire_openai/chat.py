@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from modelwire.errors import ResponseParseError
 from modelwire.message import Msg, iter_msgs
 from modelwire.response import ModelChunk, ModelResponse
-from modelwire_openai.client import OpenAIWrapperBase, payload_of, usage_of
+from modelwire_openai.client import OpenAIWrapperBase, body_of, payload_of, usage_of
 from modelwire_openai.pricing import CHAT_PRICES
 
 __all__ = ["OpenAIChatWrapper"]
@@ -89,16 +89,16 @@ class OpenAIChatWrapper(OpenAIWrapperBase):
 
     # -- calls --------------------------------------------------------------------------
     def _call(self, messages: list[dict[str, Any]], **kwargs: Any) -> ModelResponse:
-        create = self.client.chat.completions.create
+        create = self.client.chat.completions.with_raw_response.create
         args = self._call_args(create, kwargs)
-        result = create(model=self.model_name, messages=messages, **args)
-        return self._response(payload_of(result))
+        reply = create(model=self.model_name, messages=messages, **args)
+        return self._response(body_of(reply))
 
     async def _acall(self, messages: list[dict[str, Any]], **kwargs: Any) -> ModelResponse:
-        create = self.aclient.chat.completions.create
+        create = self.aclient.chat.completions.with_raw_response.create
         args = self._call_args(create, kwargs)
-        result = await create(model=self.model_name, messages=messages, **args)
-        return self._response(payload_of(result))
+        reply = await create(model=self.model_name, messages=messages, **args)
+        return self._response(body_of(reply))
 
     def _stream(self, messages: list[dict[str, Any]], **kwargs: Any) -> Iterator[ModelChunk]:
         create = self.client.chat.completions.create

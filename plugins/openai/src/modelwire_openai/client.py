@@ -7,6 +7,7 @@ level: loading a config reads the wrapper's signature and must stay cheap.
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
@@ -29,7 +30,7 @@ from modelwire_openai.errors import map_error
 if TYPE_CHECKING:
     from openai import AsyncOpenAI, OpenAI
 
-__all__ = ["ClientArgs", "OpenAIWrapperBase", "payload_of", "usage_of"]
+__all__ = ["ClientArgs", "OpenAIWrapperBase", "body_of", "payload_of", "usage_of"]
 
 
 class ClientArgs(TypedDict, total=False):
@@ -197,6 +198,27 @@ class OpenAIWrapperBase(ModelWrapper):
                 " servers usually serve the API under .../v1)"
             )
         return error
+
+
+def body_of(reply: Any) -> dict[str, Any]:
+    """The JSON body of a ``with_raw_response`` reply, or a ``ResponseParseError``.
+
+    Plain calls go through the SDK's ``with_raw_response`` (same request, same errors
+    raised for non-2xx replies) and read the body straight into ``raw``: building the
+    SDK's pydantic models only to dump them again cost ~15% of a chat call's client
+    CPU (benchmarks/README.md). Streams still use the SDK's parsed events.
+    """
+    http = reply.http_response
+    try:
+        data = json.loads(http.content)
+    except ValueError:
+        raise ResponseParseError("the service did not answer with JSON", body=http.text) from None
+    if not isinstance(data, dict):
+        raise ResponseParseError(
+            f"the service answered a JSON {type(data).__name__}, not an object",
+            body=http.text,
+        )
+    return data
 
 
 def payload_of(result: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from modelwire.errors import ResponseParseError
 from modelwire.message import Msg, iter_msgs
 from modelwire.response import ModelResponse
-from modelwire_openai.client import OpenAIWrapperBase, payload_of, usage_of
+from modelwire_openai.client import OpenAIWrapperBase, body_of, usage_of
 from modelwire_openai.pricing import EMBEDDING_PRICES
 
 __all__ = ["OpenAIEmbeddingWrapper"]
@@ -37,14 +37,14 @@ class OpenAIEmbeddingWrapper(OpenAIWrapperBase):
         ]
 
     def _call(self, texts: str | list[str] | list[int], **kwargs: Any) -> ModelResponse:
-        create = self.client.embeddings.create
-        result = create(model=self.model_name, input=texts, **self._args(create, kwargs))
-        return self._response(_payload(result), texts)
+        create = self.client.embeddings.with_raw_response.create
+        reply = create(model=self.model_name, input=texts, **self._args(create, kwargs))
+        return self._response(body_of(reply), texts)
 
     async def _acall(self, texts: str | list[str] | list[int], **kwargs: Any) -> ModelResponse:
-        create = self.aclient.embeddings.create
-        result = await create(model=self.model_name, input=texts, **self._args(create, kwargs))
-        return self._response(_payload(result), texts)
+        create = self.aclient.embeddings.with_raw_response.create
+        reply = await create(model=self.model_name, input=texts, **self._args(create, kwargs))
+        return self._response(body_of(reply), texts)
 
     def _args(self, create: Any, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         args = self.request_args(create, kwargs)
@@ -70,32 +70,6 @@ class OpenAIEmbeddingWrapper(OpenAIWrapperBase):
             usage=usage_of(payload),
             model_name=payload.get("model") or self.model_name,
         )
-
-
-def _payload(result: Any) -> dict[str, Any]:
-    """``payload_of(result)``, without pydantic re-serialising every vector.
-
-    The vectors are put back into the dump as the SDK parsed them (``_vector``
-    checks them), so ``raw`` is still the whole reply.
-    """
-    data = getattr(result, "data", None)
-    dump = getattr(result, "model_dump", None)
-    if (
-        not callable(dump)
-        or not isinstance(data, list)
-        or not all(hasattr(item, "embedding") for item in data)
-    ):
-        return payload_of(result)
-    payload: dict[str, Any] = dump(
-        mode="json",
-        by_alias=True,
-        exclude_unset=True,
-        warnings=False,
-        exclude={"data": {"__all__": {"embedding"}}},
-    )
-    for item, dumped in zip(data, payload.get("data") or [], strict=False):
-        dumped["embedding"] = item.embedding
-    return payload
 
 
 def _input_count(texts: Any) -> int:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from modelwire.errors import ConfigIssue, ResponseParseError
 from modelwire.message import Msg, iter_msgs
 from modelwire.response import ModelResponse
-from modelwire_openai.client import OpenAIWrapperBase, payload_of, usage_of
+from modelwire_openai.client import OpenAIWrapperBase, body_of, usage_of
 from modelwire_openai.pricing import IMAGE_PRICES
 
 __all__ = ["OpenAIDallEWrapper", "default_save_dir"]
@@ -78,19 +78,19 @@ class OpenAIDallEWrapper(OpenAIWrapperBase):
         )
 
     def _call(self, prompt: str, *, save_dir: str | None = None, **kwargs: Any) -> ModelResponse:
-        generate = self.client.images.generate
-        result = generate(
+        generate = self.client.images.with_raw_response.generate
+        reply = generate(
             model=self.model_name, prompt=prompt, **self.request_args(generate, kwargs)
         )
-        return self._response(payload_of(result), save_dir)
+        return self._response(body_of(reply), save_dir)
 
     async def _acall(
         self, prompt: str, *, save_dir: str | None = None, **kwargs: Any
     ) -> ModelResponse:
-        generate = self.aclient.images.generate
+        generate = self.aclient.images.with_raw_response.generate
         args = self.request_args(generate, kwargs)
-        result = await generate(model=self.model_name, prompt=prompt, **args)
-        return self._response(payload_of(result), save_dir)
+        reply = await generate(model=self.model_name, prompt=prompt, **args)
+        return self._response(body_of(reply), save_dir)
 
     def _response(self, payload: dict[str, Any], save_dir: str | None) -> ModelResponse:
         data = payload.get("data")
