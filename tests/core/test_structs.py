@@ -9,6 +9,7 @@ import pytest
 
 from modelwire import ModelChunk, ModelResponse, Msg, Usage
 from modelwire.errors import ConfigIssue
+from modelwire.response import LazyRaw
 from modelwire.retry import RetryPolicy
 from modelwire.spend import Pricing
 
@@ -77,3 +78,35 @@ def test_msg_keeps_the_seed_signature_and_makes_ids() -> None:
     assert Msg("a", "b", id="fixed", timestamp="t").id == "fixed"
     with pytest.raises(ValueError, match="role"):
         Msg("user", "Hi", role="robot")
+
+
+def _counting_build(payload: dict[str, object]) -> tuple[list[int], LazyRaw]:
+    builds: list[int] = []
+
+    def build() -> dict[str, object]:
+        builds.append(1)
+        return payload
+
+    return builds, LazyRaw(build)
+
+
+@pytest.mark.parametrize("kind", [ModelResponse, ModelChunk])
+def test_lazy_raw_is_built_once_on_first_read(kind: type) -> None:
+    builds, lazy = _counting_build({"id": "r1"})
+    record = kind(text="hi", raw=lazy)
+    assert builds == []  # making the response does not build raw
+    assert record.raw == {"id": "r1"} and record.raw is record.raw
+    assert builds == [1]
+    record.raw = {"replaced": True}
+    assert record.raw == {"replaced": True}
+
+
+@pytest.mark.parametrize("kind", [ModelResponse, ModelChunk])
+def test_lazy_raw_compares_copies_and_pickles_as_the_built_value(kind: type) -> None:
+    _, lazy = _counting_build({"id": "r2"})
+    record = kind(text="hi", raw=lazy)
+    eager = kind(text="hi", raw={"id": "r2"})
+    assert record == eager
+    assert pickle.loads(pickle.dumps(kind(text="hi", raw=LazyRaw(lambda: {"id": "r2"})))) == eager
+    assert copy.deepcopy(kind(text="hi", raw=LazyRaw(lambda: [1]))).raw == [1]
+    assert "raw={'id': 'r2'}" in repr(record) or kind is ModelResponse

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from modelwire.errors import ResponseParseError
 from modelwire.message import Msg, iter_msgs
-from modelwire.response import ModelChunk, ModelResponse, Usage
+from modelwire.response import LazyRaw, ModelChunk, ModelResponse, Usage
 from modelwire_dashscope.client import DashScopeWrapper
 from modelwire_dashscope.pricing import CHAT_PRICES
 
@@ -136,15 +137,15 @@ class DashScopeChatWrapper(DashScopeWrapper):
             await stream.aclose()
 
     def _response(self, completion: ChatCompletion) -> ModelResponse:
-        raw = completion.model_dump(mode="json", exclude={"headers"})
         if not completion.choices:
             raise ResponseParseError(
-                "DashScope's reply holds no choices", body=json.dumps(raw, ensure_ascii=False)
+                "DashScope's reply holds no choices",
+                body=json.dumps(_dump(completion), ensure_ascii=False),
             )
         choice = completion.choices[0]
         return ModelResponse(
             text=choice.message.content or "",
-            raw=raw,
+            raw=LazyRaw(partial(_dump, completion)),
             usage=_usage(completion.usage),
             model_name=completion.model or self.model_name,
             finish_reason=_finish_reason(choice.finish_reason),
@@ -175,7 +176,7 @@ class _StreamState:
         return [
             ModelChunk(
                 text=text,
-                raw=chunk.model_dump(mode="json", exclude={"headers"}),
+                raw=LazyRaw(partial(_dump, chunk)),
                 usage=usage,
                 model_name=chunk.model or self.model_name,
                 finish_reason=finish_reason,
@@ -246,3 +247,8 @@ def _join(contents: list[Any]) -> str | list[dict[str, Any]]:
     for content in contents:
         parts.extend(content if isinstance(content, list) else [{"text": content}])
     return parts
+
+
+def _dump(reply: ChatCompletion | ChatCompletionChunk) -> dict[str, Any]:
+    """The reply as JSON, for ``raw`` (built when first read: see ``LazyRaw``)."""
+    return reply.model_dump(mode="json", exclude={"headers"})

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from modelwire.errors import BadRequestError, ConfigIssue, ResponseParseError
-from modelwire.response import ModelResponse, Usage
+from modelwire.response import LazyRaw, ModelResponse, Usage
 from modelwire_dashscope.client import DashScopeWrapper
 from modelwire_dashscope.pricing import EMBEDDING_PRICES
 
@@ -86,27 +86,26 @@ class DashScopeTextEmbeddingWrapper(DashScopeWrapper):
         """Join the batches' vectors in input order and sum their token counts."""
         vectors: list[list[float]] = []
         tokens = 0
-        raw = [_dump(reply) for reply in replies]
-        for batch, reply, payload in zip(batches, replies, raw, strict=True):
+        for batch, reply in zip(batches, replies, strict=True):
             ordered = sorted(reply.embeddings, key=lambda item: item.index)
             if [item.index for item in ordered] != list(range(len(batch))):
                 raise ResponseParseError(
                     f"DashScope returned {len(ordered)} vectors for {len(batch)} texts",
-                    body=json.dumps(payload)[:2000],
+                    body=json.dumps(_dump(reply))[:2000],
                 )
             vectors.extend(list(map(float, item.embedding)) for item in ordered)
             if reply.usage is not None:
                 tokens += reply.usage.input_tokens or reply.usage.total_tokens
         return ModelResponse(
             embedding=vectors,
-            raw=raw,
+            raw=LazyRaw(lambda: [_dump(reply) for reply in replies]),
             usage=Usage.of(tokens, 0),
             model_name=self.model_name,
         )
 
 
 def _dump(reply: EmbeddingResponse) -> dict[str, Any]:
-    """The reply as JSON, for ``raw``.
+    """The reply as JSON, for ``raw`` (built when first read: see ``LazyRaw``).
 
     pydantic's dump of the vectors costs more than the rest of the wrapper's work:
     dump the rest, and copy the vectors in (they are floats already).

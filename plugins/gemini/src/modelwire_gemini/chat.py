@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from modelwire.errors import BadRequestError, ResponseParseError
 from modelwire.message import Msg, iter_msgs
-from modelwire.response import ModelChunk, ModelResponse, Usage
+from modelwire.response import LazyRaw, ModelChunk, ModelResponse, Usage
 from modelwire.schema import check_value
 from modelwire_gemini.client import GeminiWrapper
 from modelwire_gemini.errors import BlockedResponseError
@@ -261,7 +262,7 @@ class GeminiChatWrapper(GeminiWrapper):
             raise _blocked(candidate, finish_reason, partial_text=text or None)
         return ModelResponse(
             text=text,
-            raw=_raw(response),
+            raw=LazyRaw(partial(_raw, response)),
             usage=_usage(response.usage_metadata),
             model_name=response.model_version or self.model_name,
             finish_reason=finish_reason,
@@ -276,11 +277,13 @@ class GeminiChatWrapper(GeminiWrapper):
         model_name = response.model_version or self.model_name
         if candidate is not None and finish_reason in BLOCKED_FINISH_REASONS:
             if text:
-                yield ModelChunk(text=text, raw=_raw(response), model_name=model_name)
+                yield ModelChunk(
+                    text=text, raw=LazyRaw(partial(_raw, response)), model_name=model_name
+                )
             raise _blocked(candidate, finish_reason, partial_text=None)
         yield ModelChunk(
             text=text,
-            raw=_raw(response),
+            raw=LazyRaw(partial(_raw, response)),
             usage=_usage(response.usage_metadata),
             model_name=model_name,
             finish_reason=finish_reason,
@@ -335,6 +338,7 @@ def _usage(metadata: types.GenerateContentResponseUsageMetadata | None) -> Usage
 
 
 def _raw(response: types.GenerateContentResponse) -> dict[str, Any]:
+    """The reply as JSON, for ``raw`` (built when first read: see ``LazyRaw``)."""
     return response.model_dump(
         mode="json",
         exclude_none=True,

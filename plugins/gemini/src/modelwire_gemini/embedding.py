@@ -7,10 +7,11 @@ request, so a call costs one round trip whatever the number of texts.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from modelwire.errors import BadRequestError, ConfigIssue, ResponseParseError
-from modelwire.response import ModelResponse, Usage
+from modelwire.response import LazyRaw, ModelResponse, Usage
 from modelwire.schema import check_value, did_you_mean
 from modelwire_gemini.client import GeminiWrapper
 
@@ -112,24 +113,23 @@ class GeminiEmbeddingWrapper(GeminiWrapper):
         return self._response(response, len(items))
 
     def _response(self, response: types.EmbedContentResponse, expected: int) -> ModelResponse:
-        raw = _dump(response)
         # The SDK's model validated every value as a float: a copy is enough.
         vectors = [list(e.values) for e in response.embeddings or [] if e.values is not None]
         if len(vectors) != expected:
             raise ResponseParseError(
                 f"Gemini returned {len(vectors)} embeddings for {expected} texts",
-                body=str(raw)[:2000],
+                body=str(_dump(response))[:2000],
             )
         return ModelResponse(
             embedding=vectors,
-            raw=raw,
+            raw=LazyRaw(partial(_dump, response)),
             usage=_usage(response),
             model_name=self.model_name,
         )
 
 
 def _dump(response: types.EmbedContentResponse) -> dict[str, Any]:
-    """The reply as JSON, for ``raw``.
+    """The reply as JSON, for ``raw`` (built when first read: see ``LazyRaw``).
 
     pydantic's dump of the vectors costs more than the rest of the wrapper's work:
     dump the rest, and copy the vectors in (they are floats already).

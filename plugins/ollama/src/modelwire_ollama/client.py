@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from modelwire.clients import LazyClient, PerLoopClient
 from modelwire.errors import ModelWireError, ResponseParseError
 from modelwire.redact import is_secret_key
-from modelwire.response import ModelChunk, ModelResponse, Usage
+from modelwire.response import LazyRaw, ModelChunk, ModelResponse, Usage
 from modelwire.wrapper import ModelWrapper
 from modelwire_ollama.errors import map_error
 from modelwire_ollama.pricing import PRICES
@@ -143,7 +144,7 @@ class OllamaWrapper(ModelWrapper):
     def _response(self, reply: Any, text: str | None) -> ModelResponse:
         return ModelResponse(
             text=text,
-            raw=reply.model_dump(exclude_none=True),
+            raw=LazyRaw(partial(reply.model_dump, exclude_none=True)),
             usage=Usage.of(reply.prompt_eval_count, reply.eval_count),
             model_name=reply.model or self.model_name,
             finish_reason=reply.done_reason,
@@ -154,7 +155,7 @@ class OllamaWrapper(ModelWrapper):
         done = bool(part.done)
         return ModelChunk(
             text=text or "",
-            raw=part.model_dump(exclude_none=True),
+            raw=LazyRaw(partial(part.model_dump, exclude_none=True)),
             usage=Usage.of(part.prompt_eval_count, part.eval_count) if done else None,
             model_name=part.model or self.model_name,
             finish_reason=part.done_reason if done else None,

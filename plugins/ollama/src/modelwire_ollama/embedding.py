@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from modelwire.errors import ResponseParseError
 from modelwire.message import Msg, iter_msgs
-from modelwire.response import ModelResponse, Usage
+from modelwire.response import LazyRaw, ModelResponse, Usage
 from modelwire_ollama.client import OllamaWrapper
 from modelwire_ollama.formatting import text_of
 
@@ -44,13 +45,20 @@ class OllamaEmbeddingWrapper(OllamaWrapper):
             raise ResponseParseError(
                 f"Ollama returned {len(vectors)} embeddings for {expected} inputs"
             )
-        # model_dump of the vectors costs more than the whole SDK call's client side:
-        # dump the rest, and give raw copies of the vectors already converted.
-        raw = reply.model_dump(exclude_none=True, exclude={"embeddings"})
-        raw["embeddings"] = [list(vector) for vector in vectors]
         return ModelResponse(
             embedding=vectors,
-            raw=raw,
+            raw=LazyRaw(partial(_dump, reply)),
             usage=Usage.of(reply.prompt_eval_count, 0),
             model_name=reply.model or self.model_name,
         )
+
+
+def _dump(reply: Any) -> dict[str, Any]:
+    """The reply as JSON, for ``raw`` (built when first read: see ``LazyRaw``).
+
+    model_dump of the vectors costs more than the whole SDK call's client side: dump
+    the rest, and copy the vectors in (the SDK validated them as floats).
+    """
+    raw: dict[str, Any] = reply.model_dump(exclude_none=True, exclude={"embeddings"})
+    raw["embeddings"] = [list(vector) for vector in reply.embeddings]
+    return raw
