@@ -9,7 +9,7 @@ control: the same statistic between the raw side's even and odd rounds, i.e. wha
 the figure reads when both sides are the same code.
 The fake server runs in its own process, on one asyncio loop (``fakeservice.py --asyncio``).
 
-    .venv/bin/python benchmarks/bench_concurrency.py [--rounds 16] [--concurrency 256] [--json]
+    .venv/bin/python benchmarks/bench_concurrency.py [--rounds 24] [--concurrency 256] [--json]
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def row(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=16, help="timed rounds per side")
+    parser.add_argument("--rounds", type=int, default=24, help="timed rounds per side")
     parser.add_argument("--concurrency", type=int, default=256)
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds per side")
     parser.add_argument("--only", default="", help="cases to run, comma-separated")

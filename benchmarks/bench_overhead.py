@@ -4,8 +4,10 @@ For every provider, the same chat call (and embedding call where the provider ha
 one) is made through the modelwire wrapper (``model(...)`` / ``await model.acall(...)``)
 and through the SDK it wraps, configured alike (no SDK retries, the same timeout), on
 identical prebuilt replies from ``fakeservice.py`` running in its own process. The two
-sides alternate in blocks of 25 calls, N calls each (default 500) after a warm-up; the
-figure is the ratio of the median latencies (target ≤ 1.05), with both p99s reported.
+sides alternate in blocks of 10 calls, N calls each (default 500) after a warm-up; the
+figure is the median over adjacent block pairs of the ratio of their median latencies
+(``common.paired_ratio``; target ≤ 1.05), with both sides' medians and p99s reported.
+An A/A control (the raw OpenAI chat call against itself, sync) shows the noise floor.
 
 The raw side does what a user of the SDK would: one call, then read the text (or the
 first vector) out of the SDK's reply. The wrapper side also counts usage and runs the
@@ -327,7 +329,18 @@ def measure(case: Case, n: int) -> list[Row]:
     ours, raw = asyncio.run(run_async(case, n))
     rows.append(latency_row(f"per-call {case.name}, async", ours, raw, TARGET, "raw SDK"))
     case.wrapper.close()
+    if case.name == "openai chat":
+        rows.append(control(case, n))
     return rows
+
+
+def control(case: Case, n: int) -> Row:
+    """The raw call against itself, measured like every row: how far 1.000 can move."""
+    first, second = interleaved(case.raw_sync, case.raw_sync, n)
+    row = latency_row(f"A/A control: raw {case.name} vs itself, sync", first, second, 1, "")
+    row.baseline = row.baseline.rstrip() + " the same raw SDK call"
+    row.target, row.met = "≈ 1 (noise)", None
+    return row
 
 
 def main() -> int:
