@@ -3,7 +3,8 @@
 The clock runs from the call until the first chunk is in hand (the wrapper's first
 ``ModelChunk``, the SDK's first event); the rest of the stream is then read, untimed,
 so the connection goes back to the pool as a user's would. Same fake server in its own
-process, same prebuilt replies, sides alternating in blocks; target: median ratio ≤ 1.05.
+process, same prebuilt replies, sides alternating in blocks; the ratio is
+``common.paired_ratio`` (median over adjacent block pairs); target ≤ 1.05.
 
     .venv/bin/python benchmarks/bench_streaming.py [--n 300] [--json]
 """
