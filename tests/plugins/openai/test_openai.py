@@ -741,3 +741,29 @@ def test_one_client_per_wrapper_and_per_event_loop(
     # a second event loop works too (pooled connections of the first one are not reused)
     assert asyncio.run(model.acall(hello(model))).text == wire.reply_text
     assert len(server.requests) == 5
+
+
+def test_parameter_cache_keeps_no_client_alive() -> None:
+    """Request args are shaped by the SDK method's signature, cached per class function:
+    ``with_raw_response`` wrappers are new for every client (one per event loop for
+    async ones), and a cache keyed on them would keep every client alive."""
+    import openai
+
+    from modelwire_openai.client import _parameters, _parameters_of
+
+    def methods() -> list[Any]:
+        client = openai.OpenAI(api_key="sk-test", base_url="http://127.0.0.1:9/v1")
+        aclient = openai.AsyncOpenAI(api_key="sk-test", base_url="http://127.0.0.1:9/v1")
+        return [
+            client.chat.completions.with_raw_response.create,
+            aclient.chat.completions.with_raw_response.create,
+            client.embeddings.with_raw_response.create,
+        ]
+
+    first = [_parameters(method) for method in methods()]
+    size = _parameters_of.cache_info().currsize
+    for _ in range(5):
+        assert [_parameters(method) for method in methods()] == first
+    assert _parameters_of.cache_info().currsize == size
+    assert {"messages", "temperature", "stream_options"} <= first[0]
+    assert {"input", "encoding_format", "dimensions"} <= first[2]

@@ -273,7 +273,15 @@ def _parameters_of(function: Callable[..., Any]) -> frozenset[str]:
 
 
 def _parameters(method: Callable[..., Any]) -> frozenset[str]:
-    """Keyword parameters of an SDK method (cached per function, not per bound method)."""
+    """Keyword parameters of an SDK method, cached per class function.
+
+    Never per bound method or per ``with_raw_response`` wrapper: those are made anew
+    for every client (one per event loop, for async ones), and a cache keyed on them
+    would keep every client alive.
+    """
+    wrapped = getattr(method, "__wrapped__", None)
+    if wrapped is not None and hasattr(wrapped, "__func__"):  # with_raw_response's wrapper
+        method = wrapped
     return _parameters_of(getattr(method, "__func__", method))
 
 
