@@ -29,6 +29,7 @@ from modelwire.response import ModelChunk, ModelResponse, Usage
 
 if TYPE_CHECKING:
     from modelwire.config import ConfigSource
+    from modelwire.hookspecs import hookimpl
     from modelwire.registry import ModelRegistry
     from modelwire.wrapper import ModelWrapper
 
