@@ -60,7 +60,11 @@ class SpendTracker:
     def __init__(self, config_name: str, budget: float | None = None) -> None:
         self.config_name = config_name
         self.budget = None if budget is None else float(budget)
-        self._lock = threading.Condition()
+        # A C-level lock on every call's path; the Condition over it (pure Python) only
+        # for the rare wait for a first cost, and notified only when someone waits.
+        self._lock = threading.RLock()
+        self._settled = threading.Condition(self._lock)
+        self._waiting = 0
         self._calls = 0
         self._errors = 0
         self._rejected = 0
@@ -107,7 +111,11 @@ class SpendTracker:
                 amount = self._try_reserve()
                 if amount is not None:
                     return amount
-                self._lock.wait(0.05)
+                self._waiting += 1
+                try:
+                    self._settled.wait(0.05)
+                finally:
+                    self._waiting -= 1
 
     async def areserve(self) -> float:
         """Admit one call without blocking the event loop."""
@@ -133,7 +141,8 @@ class SpendTracker:
                 self._spent += cost
                 if self._estimate is None or cost > self._estimate:
                     self._estimate = cost
-            self._lock.notify_all()
+            if self._waiting:
+                self._settled.notify_all()
 
     def release(
         self, reserved: float, usage: Usage | None = None, cost: float | None = None
@@ -147,7 +156,8 @@ class SpendTracker:
                 self._usage = self._usage + usage
             if cost:
                 self._spent += cost
-            self._lock.notify_all()
+            if self._waiting:
+                self._settled.notify_all()
 
     # reporting -----------------------------------------------------------
     @property

@@ -295,7 +295,7 @@ class PostAPIBase(ModelWrapper):
     # -- the reply -------------------------------------------------------------------------
     def _response(self, response: httpx.Response) -> ModelResponse:
         response.raise_for_status()
-        content_type = response.headers.get("content-type")
+        content_type = _content_type(response)
         if is_stream_type(content_type):  # a service that always streams: assemble it
             reader = _StreamReader(self.parser, content_type)
             chunks = [c for line in response.text.splitlines() for c in reader.feed(line)]
@@ -367,6 +367,18 @@ class _StreamReader:
             if chunk is not None:
                 chunks.append(chunk)
         return chunks
+
+
+def _content_type(response: httpx.Response) -> str | None:
+    """The reply's ``Content-Type``, read from the raw header list.
+
+    ``headers.get`` first works out the encoding of every header of the reply: ~2 µs
+    warm on each call, a tenth of the wrapper's own work on a plain JSON reply.
+    """
+    for key, value in response.headers.raw:
+        if key.lower() == b"content-type":
+            return value.decode("latin-1")
+    return None
 
 
 def _json(response: httpx.Response) -> Any:

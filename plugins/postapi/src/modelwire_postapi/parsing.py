@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
 from typing import Any, Final
 
 from modelwire.errors import ProviderError, ResponseParseError
@@ -216,26 +215,33 @@ FINISH_SHAPES: Final = tuple(
 MODEL_SHAPES: Final = tuple(Path.parse(text) for text in ("model", "data.response.model"))
 
 
-def _present(shapes: tuple[Path, ...], payload: Any) -> Iterable[Path]:
-    """The shapes that can match: for an object, those whose first key it has.
+def _first(shapes: tuple[Path, ...], payload: Any, kind: type | tuple[type, ...]) -> Any:
+    """The first shape's value of the given kind, or ``None``.
 
-    Exact (a path's first step into an object is a key), and it spares resolving a
-    dozen known shapes on every reply.
+    For an object, only the shapes whose first key it has can match (exact, and it
+    spares resolving a dozen shapes per reply), and a one-step shape is one lookup.
+    Written as one loop without helper calls: it runs on every reply, and between two
+    real HTTP calls each Python call here costs several times its warm price
+    (benchmarks/README.md).
     """
     if type(payload) is dict:
-        return [shape for shape in shapes if shape.parts[0] in payload]
-    return shapes
-
-
-def _first(shapes: tuple[Path, ...], payload: Any, kind: type | tuple[type, ...]) -> Any:
-    for shape in _present(shapes, payload):
-        value = shape.resolve(payload)
+        for shape in shapes:
+            parts = shape.parts
+            if parts[0] in payload:
+                value = payload[parts[0]] if len(parts) == 1 else _resolve(payload, parts)
+                if isinstance(value, kind):
+                    return value
+        return None
+    for shape in shapes:
+        value = _resolve(payload, shape.parts)
         if isinstance(value, kind):
             return value
     return None
 
 
 def _count(value: Any) -> int | None:
+    if type(value) is int:  # the usual case, decided in one check
+        return value if value >= 0 else None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         return None
     return int(value) if float(value).is_integer() else None
@@ -365,10 +371,15 @@ class ReplyParser:
 
     def usage(self, payload: Any, *, strict: bool) -> Usage | None:
         if self.usage_path is None:
-            for place in _present(USAGE_PLACES, payload):
-                found = usage_in(place.resolve(payload))
-                if found is not None:
-                    return found
+            if type(payload) is dict:
+                for place in USAGE_PLACES:
+                    parts = place.parts
+                    if parts[0] in payload:
+                        found = usage_in(
+                            payload[parts[0]] if len(parts) == 1 else _resolve(payload, parts)
+                        )
+                        if found is not None:
+                            return found
             return usage_in(payload)
         found = usage_in(self.usage_path.resolve(payload))
         if found is None and strict:
@@ -396,7 +407,12 @@ class ReplyParser:
 
     def _embedding(self, payload: Any) -> list[list[float]] | None:
         if self.embedding_path is None:
-            for shape in _present(EMBEDDING_SHAPES, payload):
+            is_object = type(payload) is dict
+            for shape in EMBEDDING_SHAPES:
+                if (
+                    is_object and shape.parts[0] not in payload
+                ):  # only shapes whose first key it has can match
+                    continue
                 vectors = _vectors(shape.resolve(payload))
                 if vectors is not None:
                     return vectors
@@ -413,7 +429,12 @@ class ReplyParser:
 
     def _image_urls(self, payload: Any) -> list[str] | None:
         if self.image_urls_path is None:
-            for shape in _present(IMAGE_SHAPES, payload):
+            is_object = type(payload) is dict
+            for shape in IMAGE_SHAPES:
+                if (
+                    is_object and shape.parts[0] not in payload
+                ):  # only shapes whose first key it has can match
+                    continue
                 urls = _urls(shape.resolve(payload), strict=True)
                 if urls:
                     return urls
