@@ -697,3 +697,37 @@ def test_retry_info_delay_formats(delay: Any, seconds: float | None) -> None:
 
     detail = {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay}
     assert retry_delay({"error": {"code": 429, "details": [detail]}}) == seconds
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        {"role": "user", "parts": [{"text": "hi"}]},
+        {"role": "model", "parts": [{"text": "a"}, {"text": "b"}]},
+        {"role": "user", "parts": []},
+        {"role": "user", "parts": [{"text": "hi", "thought": False}]},
+        {"role": "user", "parts": [{"inline_data": {"mime_type": "image/png", "data": "aGk="}}]},
+        {"parts": [{"text": "no role"}]},
+    ],
+)
+def test_unvalidated_fast_path_only_takes_what_pydantic_accepts(content: dict[str, Any]) -> None:
+    """Plain text contents skip pydantic's check (it is most of the request's cost);
+    everything the shortcut takes must be what ``types.Content`` accepts anyway."""
+    from google.genai import types
+
+    from modelwire_gemini.chat import _plain_text
+
+    if _plain_text([content]):
+        types.Content.model_validate(content)
+    assert _plain_text([content]) == (
+        content.keys() == {"role", "parts"}
+        and all(part.keys() == {"text"} for part in content["parts"])
+    )
+
+
+def test_invalid_contents_are_a_bad_request_never_sent(server: FakeServer, wire: Any) -> None:
+    server.route("POST", wire.generate_path, wire.chat())
+    model = load(server)
+    with pytest.raises(BadRequestError, match="invalid request for Gemini"):
+        model([{"role": "user", "parts": [{"txt": "a typo'd part key"}]}])
+    assert server.requests == []
