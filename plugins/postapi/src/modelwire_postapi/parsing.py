@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any, Final
 
 from modelwire.errors import ProviderError, ResponseParseError
@@ -239,6 +240,26 @@ def _first(shapes: tuple[Path, ...], payload: Any, kind: type | tuple[type, ...]
     return None
 
 
+def _scan(shapes: tuple[Path, ...], payload: Any, convert: Callable[[Any], Any]) -> Any:
+    """The first shape's value that ``convert`` turns into something (not ``None``).
+
+    For an object, only the shapes whose first key it has can match.
+    """
+    is_object = type(payload) is dict
+    for shape in shapes:
+        if is_object and shape.parts[0] not in payload:
+            continue
+        found = convert(shape.resolve(payload))
+        if found is not None:
+            return found
+    return None
+
+
+def _some_urls(value: Any) -> list[str] | None:
+    """URLs at a recognised shape: a non-empty list, else no match."""
+    return _urls(value, strict=True) or None
+
+
 def _count(value: Any) -> int | None:
     if type(value) is int:  # the usual case, decided in one check
         return value if value >= 0 else None
@@ -407,16 +428,8 @@ class ReplyParser:
 
     def _embedding(self, payload: Any) -> list[list[float]] | None:
         if self.embedding_path is None:
-            is_object = type(payload) is dict
-            for shape in EMBEDDING_SHAPES:
-                if (
-                    is_object and shape.parts[0] not in payload
-                ):  # only shapes whose first key it has can match
-                    continue
-                vectors = _vectors(shape.resolve(payload))
-                if vectors is not None:
-                    return vectors
-            return _vectors(payload)
+            vectors = _scan(EMBEDDING_SHAPES, payload, _vectors)
+            return vectors if vectors is not None else _vectors(payload)
         value = self._at(self.embedding_path, "embedding_path", payload)
         vectors = [] if value == [] else _vectors(value)
         if vectors is None:
@@ -429,16 +442,7 @@ class ReplyParser:
 
     def _image_urls(self, payload: Any) -> list[str] | None:
         if self.image_urls_path is None:
-            is_object = type(payload) is dict
-            for shape in IMAGE_SHAPES:
-                if (
-                    is_object and shape.parts[0] not in payload
-                ):  # only shapes whose first key it has can match
-                    continue
-                urls = _urls(shape.resolve(payload), strict=True)
-                if urls:
-                    return urls
-            return None
+            return _scan(IMAGE_SHAPES, payload, _some_urls)
         value = self._at(self.image_urls_path, "image_urls_path", payload)
         urls = _urls(value, strict=False)
         if urls is None:
