@@ -46,7 +46,7 @@ class HookImpl(FrozenStruct):
 
     def __call__(self, kwargs: dict[str, Any]) -> Any:
         """Call with the arguments it declares, positionally, as pluggy does."""
-        return self.function(*[kwargs[name] for name in self.argnames])
+        return self.function(*map(kwargs.__getitem__, self.argnames))
 
 
 def collect(
@@ -58,10 +58,7 @@ def collect(
     """
     impls: list[HookImpl] = []
     unknown: list[str] = []
-    for attr, holder, function in _marked(plugin):
-        opts = _options(holder)
-        if opts is None:
-            continue
+    for attr, opts, function in _marked(plugin):
         hook = opts.get("specname") or attr
         spec = specs.get(hook)
         if spec is None:
@@ -108,34 +105,36 @@ def insert(impls: list[HookImpl], impl: HookImpl) -> None:
         impls.insert(index, impl)
 
 
-def _marked(plugin: object) -> Iterator[tuple[str, object, Callable[..., Any]]]:
-    """``(name, marker holder, callable)`` of every function-like attribute.
+def _marked(plugin: object) -> Iterator[tuple[str, dict[str, Any], Callable[..., Any]]]:
+    """``(name, marker options, callable)`` of every marked function-like attribute.
 
     Like pluggy, never triggers a property or other descriptor: only functions,
     static and class methods and bound methods count.
     """
+    candidates: list[tuple[str, object, Callable[..., Any] | None]] = []
     if isinstance(plugin, ModuleType):
         for name, value in list(vars(plugin).items()):
             if isinstance(value, FunctionType):
-                yield name, value, value
-        return
-    is_class = isinstance(plugin, type)
-    own = {} if is_class else getattr(plugin, "__dict__", {})
-    mro = plugin.__mro__ if is_class else type(plugin).__mro__  # type: ignore[attr-defined]
-    for name in dir(plugin):
-        if name in own:
-            value = own[name]
-            if isinstance(value, MethodType):
-                yield name, value.__func__, value
-            elif isinstance(value, FunctionType):
-                yield name, value, value
-            continue
-        raw = next((k.__dict__[name] for k in mro if name in k.__dict__), None)
-        if isinstance(raw, (staticmethod, classmethod)):
-            if _options(raw) is not None:
-                yield name, raw, getattr(plugin, name)
-        elif isinstance(raw, FunctionType) and _options(raw) is not None:
-            yield name, raw, getattr(plugin, name)
+                candidates.append((name, value, value))
+    else:
+        is_class = isinstance(plugin, type)
+        own = {} if is_class else getattr(plugin, "__dict__", {})
+        mro = plugin.__mro__ if is_class else type(plugin).__mro__  # type: ignore[attr-defined]
+        for name in dir(plugin):
+            if name in own:
+                value = own[name]
+                if isinstance(value, MethodType):
+                    candidates.append((name, value.__func__, value))
+                elif isinstance(value, FunctionType):
+                    candidates.append((name, value, value))
+                continue
+            raw = next((k.__dict__[name] for k in mro if name in k.__dict__), None)
+            if isinstance(raw, (staticmethod, classmethod, FunctionType)):
+                candidates.append((name, raw, None))  # bound below, once known to be marked
+    for name, holder, value in candidates:
+        opts = _options(holder)
+        if opts is not None:
+            yield name, opts, value if value is not None else getattr(plugin, name)
 
 
 def _options(holder: object) -> dict[str, Any] | None:
