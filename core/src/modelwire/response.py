@@ -31,12 +31,11 @@ class LazyRaw:
 class _WithRaw(Struct):
     """``raw`` as a property over the ``_raw`` slot, resolving a ``LazyRaw`` on first read.
 
-    ``_public`` lists the fields in constructor order: equality, ``repr`` and pickling
-    use them (so ``raw`` is built), never the private slot.
+    Subclasses list ``raw`` in ``_public``: equality, ``repr`` and pickling use the
+    property (so ``raw`` is built), never the private slot.
     """
 
     __slots__ = ()
-    _public: tuple[str, ...] = ()
 
     @property
     def raw(self) -> Any:
@@ -49,15 +48,8 @@ class _WithRaw(Struct):
     def raw(self, value: Any) -> None:
         self._raw = value
 
-    def _fields(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in self._public)
-
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         return (type(self), self._fields())
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._public)
-        return f"{type(self).__name__}({fields})"
 
 
 class Usage(FrozenStruct):

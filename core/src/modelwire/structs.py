@@ -18,9 +18,15 @@ class Struct:
     """A mutable record: equal when the type and every field are equal; unhashable."""
 
     __slots__ = ()
+    #: The fields ``==`` and ``repr`` use, in constructor order; ``None``: ``__slots__``.
+    #: A subclass that shows a slot through a property lists the property's name.
+    _public: tuple[str, ...] | None = None
+
+    def _names(self) -> tuple[str, ...]:
+        return self._public or self.__slots__
 
     def _fields(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in self.__slots__)
+        return tuple(getattr(self, name) for name in self._names())
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
@@ -30,7 +36,7 @@ class Struct:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._names())
         return f"{type(self).__name__}({fields})"
 
 
