@@ -213,12 +213,7 @@ def body_of(reply: Any) -> dict[str, Any]:
         data = json.loads(http.content)
     except ValueError:
         raise ResponseParseError("the service did not answer with JSON", body=http.text) from None
-    if not isinstance(data, dict):
-        raise ResponseParseError(
-            f"the service answered a JSON {type(data).__name__}, not an object",
-            body=http.text,
-        )
-    return data
+    return _json_object(data, http.text)
 
 
 def payload_of(result: Any) -> dict[str, Any]:
@@ -231,10 +226,14 @@ def payload_of(result: Any) -> dict[str, Any]:
         raise ResponseParseError("the service did not answer with JSON", body=result)
     to_dict = getattr(result, "to_dict", None)
     data = to_dict(mode="json", warnings=False) if callable(to_dict) else result
+    return _json_object(data, str(data))
+
+
+def _json_object(data: Any, body: str) -> dict[str, Any]:
+    """``data`` if the reply is a JSON object, else the ``ResponseParseError`` saying so."""
     if not isinstance(data, dict):
         raise ResponseParseError(
-            f"the service answered a JSON {type(data).__name__}, not an object",
-            body=str(data),
+            f"the service answered a JSON {type(data).__name__}, not an object", body=body
         )
     return data
 

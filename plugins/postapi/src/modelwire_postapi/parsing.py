@@ -247,9 +247,14 @@ def _scan(shapes: tuple[Path, ...], payload: Any, convert: Callable[[Any], Any])
     """
     is_object = type(payload) is dict
     for shape in shapes:
-        if is_object and shape.parts[0] not in payload:
+        parts = shape.parts
+        if not is_object:
+            value = _resolve(payload, parts)
+        elif parts[0] not in payload:
             continue
-        found = convert(shape.resolve(payload))
+        else:  # a one-step shape is one lookup, as in _first
+            value = payload[parts[0]] if len(parts) == 1 else _resolve(payload, parts)
+        found = convert(value)
         if found is not None:
             return found
     return None
@@ -392,16 +397,8 @@ class ReplyParser:
 
     def usage(self, payload: Any, *, strict: bool) -> Usage | None:
         if self.usage_path is None:
-            if type(payload) is dict:
-                for place in USAGE_PLACES:
-                    parts = place.parts
-                    if parts[0] in payload:
-                        found = usage_in(
-                            payload[parts[0]] if len(parts) == 1 else _resolve(payload, parts)
-                        )
-                        if found is not None:
-                            return found
-            return usage_in(payload)
+            found = _scan(USAGE_PLACES, payload, usage_in)
+            return found if found is not None else usage_in(payload)
         found = usage_in(self.usage_path.resolve(payload))
         if found is None and strict:
             raise ResponseParseError(
