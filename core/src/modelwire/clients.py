@@ -68,6 +68,9 @@ class PerLoopClient(Generic[T]):
         import asyncio  # already imported by whoever runs the loop
 
         loop = asyncio.get_running_loop()
+        entry = self._clients.get(id(loop))  # every call's path: no lock to read
+        if entry is not None and entry[0]() is loop:
+            return entry[1]
         with self._lock:
             entry = self._clients.get(id(loop))
             if entry is not None and entry[0]() is loop:

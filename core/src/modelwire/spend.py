@@ -68,7 +68,9 @@ class SpendTracker:
         self._calls = 0
         self._errors = 0
         self._rejected = 0
-        self._usage = Usage()
+        self._prompt_tokens = 0
+        self._completion_tokens = 0
+        self._total_tokens = 0
         self._spent = 0.0
         self._reserved = 0.0
         self._in_flight = 0
@@ -107,6 +109,9 @@ class SpendTracker:
     def reserve(self) -> float:
         """Admit one call (blocking while its cost cannot be told yet)."""
         with self._lock:
+            if self.budget is None:  # every unbudgeted call: no further frame
+                self._in_flight += 1
+                return 0.0
             while True:
                 amount = self._try_reserve()
                 if amount is not None:
@@ -121,6 +126,10 @@ class SpendTracker:
         """Admit one call without blocking the event loop."""
         import asyncio  # on first async use: importing it costs ~15 ms at start-up
 
+        if self.budget is None:
+            with self._lock:
+                self._in_flight += 1
+            return 0.0
         while True:
             with self._lock:
                 amount = self._try_reserve()
@@ -133,10 +142,13 @@ class SpendTracker:
         """Book a finished call: its usage, its cost, and free its reservation."""
         with self._lock:
             self._in_flight -= 1
-            self._reserved = max(0.0, self._reserved - reserved)
+            if reserved:
+                self._reserved = max(0.0, self._reserved - reserved)
             self._calls += 1
-            if usage is not None:
-                self._usage = self._usage + usage
+            if usage is not None:  # _add, inlined: every call's path
+                self._prompt_tokens += usage.prompt_tokens
+                self._completion_tokens += usage.completion_tokens
+                self._total_tokens += usage.total_tokens
             if cost is not None:
                 self._spent += cost
                 if self._estimate is None or cost > self._estimate:
@@ -150,14 +162,20 @@ class SpendTracker:
         """Book a failed call: free its reservation, keep any usage it did report."""
         with self._lock:
             self._in_flight -= 1
-            self._reserved = max(0.0, self._reserved - reserved)
+            if reserved:
+                self._reserved = max(0.0, self._reserved - reserved)
             self._errors += 1
             if usage is not None:
-                self._usage = self._usage + usage
+                self._add(usage)
             if cost:
                 self._spent += cost
             if self._waiting:
                 self._settled.notify_all()
+
+    def _add(self, usage: Usage) -> None:
+        self._prompt_tokens += usage.prompt_tokens
+        self._completion_tokens += usage.completion_tokens
+        self._total_tokens += usage.total_tokens
 
     # reporting -----------------------------------------------------------
     @property
@@ -171,7 +189,9 @@ class SpendTracker:
                 "calls": self._calls,
                 "errors": self._errors,
                 "rejected": self._rejected,
-                **self._usage.to_dict(),
+                "prompt_tokens": self._prompt_tokens,
+                "completion_tokens": self._completion_tokens,
+                "total_tokens": self._total_tokens,
                 "cost_usd": round(self._spent, 10),
                 "budget_usd": self.budget,
                 "remaining_usd": None

@@ -16,11 +16,10 @@ provider-specific parts:
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from modelwire.calls import Call
 from modelwire.errors import (
@@ -38,6 +37,9 @@ from modelwire.redact import register_secret
 from modelwire.response import ModelChunk, ModelResponse, Usage
 from modelwire.retry import RetryConfig, RetryPolicy
 from modelwire.spend import Pricing, PricingConfig, SpendTracker
+
+if TYPE_CHECKING:
+    from modelwire.plugins import PluginManager
 
 __all__ = ["ModelWrapper"]
 
@@ -124,7 +126,7 @@ class ModelWrapper:
 
     def cost_of(self, usage: Usage | None) -> float | None:
         """USD for a usage, or ``None`` when no price is known."""
-        pricing = self.pricing
+        pricing = self._pricing if self._priced else self.pricing
         return None if pricing is None else pricing.cost(usage)
 
     @property
@@ -185,7 +187,8 @@ class ModelWrapper:
 
     # -- public API ------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> ModelResponse:
-        call = self._begin("call", args, kwargs)
+        hooks = _get_manager()
+        call = self._begin(hooks, "call", args, kwargs)
         retries = 0
         while True:
             call.attempts += 1
@@ -196,20 +199,22 @@ class ModelWrapper:
                 error = self._mapped(exc)
                 delay = self.retry_policy.delay(retries, error)
                 if delay is None:
-                    self._fail(call, error)
+                    _fail(hooks, call, error)
                     raise error from _cause(exc, error)
             except BaseException as exc:
-                self._fail(call, exc)
+                _fail(hooks, call, exc)
                 raise
             retries += 1
             time.sleep(delay)
-        self._end(call, response)
+        hooks.dispatch("on_call_end", call=call, response=response)
         return response
 
     async def acall(self, *args: Any, **kwargs: Any) -> ModelResponse:
-        import asyncio  # on first async use: importing it costs ~15 ms at start-up
-
-        call = await self._abegin("acall", args, kwargs)
+        hooks = _get_manager()
+        if self.budget is None:  # admission never waits: no coroutine for it
+            call = self._begin(hooks, "acall", args, kwargs)
+        else:
+            call = await self._abegin(hooks, "acall", args, kwargs)
         retries = 0
         while True:
             call.attempts += 1
@@ -220,14 +225,14 @@ class ModelWrapper:
                 error = self._mapped(exc)
                 delay = self.retry_policy.delay(retries, error)
                 if delay is None:
-                    self._fail(call, error)
+                    _fail(hooks, call, error)
                     raise error from _cause(exc, error)
             except BaseException as exc:
-                self._fail(call, exc)
+                _fail(hooks, call, exc)
                 raise
             retries += 1
-            await asyncio.sleep(delay)
-        self._end(call, response)
+            await _asleep(delay)
+        hooks.dispatch("on_call_end", call=call, response=response)
         return response
 
     def stream(self, *args: Any, **kwargs: Any) -> Iterator[ModelChunk]:
@@ -243,7 +248,8 @@ class ModelWrapper:
 
     # -- streaming machinery ------------------------------------------------------------
     def _stream_chunks(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Iterator[ModelChunk]:
-        call = self._begin("stream", args, kwargs)
+        hooks = _get_manager()
+        call = self._begin(hooks, "stream", args, kwargs)
         collected = _Collected()
         retries = 0
         while True:
@@ -258,10 +264,10 @@ class ModelWrapper:
                 error = self._mapped(exc)
                 delay = self.retry_policy.delay(retries, error)
                 if delay is None:
-                    self._fail(call, error)
+                    _fail(hooks, call, error)
                     raise error from _cause(exc, error)
             except BaseException as exc:
-                self._fail(call, exc)
+                _fail(hooks, call, exc)
                 raise
             retries += 1
             time.sleep(delay)
@@ -271,7 +277,7 @@ class ModelWrapper:
                 try:
                     yield chunk
                 except GeneratorExit:  # the consumer stopped early: book what it got
-                    self._end(call, collected.response(self, finish_reason="cancelled"))
+                    _end(hooks, call, collected.response(self, finish_reason="cancelled"))
                     _close(iterator)
                     raise
                 chunk = next(iterator, None)
@@ -280,19 +286,23 @@ class ModelWrapper:
         except Exception as exc:
             _close(iterator)
             error = collected.annotate(self._mapped(exc))
-            self._fail(call, error)
+            _fail(hooks, call, error)
             raise error from _cause(exc, error)
         except BaseException as exc:
-            self._fail(call, exc)
+            _fail(hooks, call, exc)
             raise
-        self._end(call, collected.response(self))
+        _end(hooks, call, collected.response(self))
 
     async def _astream_chunks(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> AsyncIterator[ModelChunk]:
         import asyncio  # on first async use: importing it costs ~15 ms at start-up
 
-        call = await self._abegin("astream", args, kwargs)
+        hooks = _get_manager()
+        if self.budget is None:  # admission never waits: no coroutine for it
+            call = self._begin(hooks, "astream", args, kwargs)
+        else:
+            call = await self._abegin(hooks, "astream", args, kwargs)
         collected = _Collected()
         retries = 0
         while True:
@@ -307,10 +317,10 @@ class ModelWrapper:
                 error = self._mapped(exc)
                 delay = self.retry_policy.delay(retries, error)
                 if delay is None:
-                    self._fail(call, error)
+                    _fail(hooks, call, error)
                     raise error from _cause(exc, error)
             except BaseException as exc:
-                self._fail(call, exc)
+                _fail(hooks, call, exc)
                 raise
             retries += 1
             await asyncio.sleep(delay)
@@ -323,38 +333,30 @@ class ModelWrapper:
                     # The consumer stopped early (an abandoned generator is closed by a task
                     # that asyncio.run may cancel): book what it got.
                     collected.ended = True
-                    self._end(call, collected.response(self, finish_reason="cancelled"))
+                    _end(hooks, call, collected.response(self, finish_reason="cancelled"))
                     await _aclose(iterator)
                     raise
                 chunk = await anext(iterator, None)
         except (GeneratorExit, asyncio.CancelledError) as exc:
             if not collected.ended:  # cancelled while waiting for the service, not at a yield
-                self._fail(call, exc)
+                _fail(hooks, call, exc)
             raise
         except Exception as exc:
             await _aclose(iterator)
             error = collected.annotate(self._mapped(exc))
-            self._fail(call, error)
+            _fail(hooks, call, error)
             raise error from _cause(exc, error)
         except BaseException as exc:
-            self._fail(call, exc)
+            _fail(hooks, call, exc)
             raise
-        self._end(call, collected.response(self))
+        _end(hooks, call, collected.response(self))
 
     # -- lifecycle ------------------------------------------------------------------------
-    def _hooks(self) -> Any:
-        return _manager_getter()()
-
-    def _new_call(self, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
-        if self.budget is not None and self.pricing is None:
-            raise ConfigError(
-                [ConfigIssue(self.config_name, "budget", "a budget needs a price: set `pricing`")]
-            )
-        return Call(self, operation, args, kwargs, self.tracker)
-
-    def _begin(self, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
+    # Every call's path: one manager lookup per call, handed on (see _get_manager).
+    def _begin(
+        self, hooks: PluginManager, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Call:
         call = self._new_call(operation, args, kwargs)
-        hooks = self._hooks()
         try:
             call.reserved = self.tracker.reserve()
         except ModelWireError as error:
@@ -364,9 +366,10 @@ class ModelWrapper:
         hooks.dispatch("on_call_start", call=call)
         return call
 
-    async def _abegin(self, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
+    async def _abegin(
+        self, hooks: PluginManager, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Call:
         call = self._new_call(operation, args, kwargs)
-        hooks = self._hooks()
         try:
             call.reserved = await self.tracker.areserve()
         except ModelWireError as error:
@@ -376,13 +379,12 @@ class ModelWrapper:
         hooks.dispatch("on_call_start", call=call)
         return call
 
-    def _end(self, call: Call, response: ModelResponse) -> None:
-        self._hooks().dispatch("on_call_end", call=call, response=response)
-
-    def _fail(self, call: Call, error: BaseException) -> None:
-        if not isinstance(error, ModelWireError):
-            error = ProviderError(f"call interrupted: {type(error).__name__}")
-        self._hooks().dispatch("on_call_error", call=call, error=error)
+    def _new_call(self, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
+        if self.budget is not None and self.pricing is None:
+            raise ConfigError(
+                [ConfigIssue(self.config_name, "budget", "a budget needs a price: set `pricing`")]
+            )
+        return Call(self, operation, args, kwargs, self.tracker)
 
     def _mapped(self, exc: Exception) -> ModelWireError:
         """The modelwire error for any exception raised while calling the service."""
@@ -437,12 +439,31 @@ class _Collected:
         )
 
 
-@functools.cache
-def _manager_getter() -> Callable[[], Any]:
-    """``get_manager``, imported once on the first call (not at ``import modelwire``)."""
+def _get_manager() -> PluginManager:
+    """``modelwire.plugins.get_manager``, imported on the first call (not at ``import
+    modelwire``): this function then replaces itself with it, so that every later call
+    costs one Python frame, not two."""
+    global _get_manager
     from modelwire.plugins import get_manager
 
-    return get_manager
+    _get_manager = get_manager
+    return get_manager()
+
+
+async def _asleep(seconds: float) -> None:
+    import asyncio  # on a retry only: importing it costs ~15 ms at start-up
+
+    await asyncio.sleep(seconds)
+
+
+def _end(hooks: PluginManager, call: Call, response: ModelResponse) -> None:
+    hooks.dispatch("on_call_end", call=call, response=response)
+
+
+def _fail(hooks: PluginManager, call: Call, error: BaseException) -> None:
+    if not isinstance(error, ModelWireError):
+        error = ProviderError(f"call interrupted: {type(error).__name__}")
+    hooks.dispatch("on_call_error", call=call, error=error)
 
 
 def _generic_error(exc: Exception) -> ModelWireError:

@@ -93,7 +93,8 @@ class DashScopeTextEmbeddingWrapper(DashScopeWrapper):
                     f"DashScope returned {len(ordered)} vectors for {len(batch)} texts",
                     body=json.dumps(_dump(reply))[:2000],
                 )
-            vectors.extend(list(map(float, item.embedding)) for item in ordered)
+            # The SDK's model validated every value as a float: a copy is enough.
+            vectors.extend(list(item.embedding) for item in ordered)
             if reply.usage is not None:
                 tokens += reply.usage.input_tokens or reply.usage.total_tokens
         return ModelResponse(
