@@ -315,6 +315,17 @@ def test_recognised_embedding_shapes(server: FakeServer, payload: Any, vectors: 
     assert response.text is None
 
 
+@pytest.mark.parametrize(
+    "vector",
+    [[True, False], [1.0, "2"], [1.0, None], [[1.0], 2.0]],
+    ids=["booleans", "a-string", "a-null", "ragged"],
+)
+def test_lists_that_are_not_numbers_are_not_vectors(server: FakeServer, vector: Any) -> None:
+    server.route("POST", "/svc", Reply.json({"out": {"v": vector}}))
+    with pytest.raises(ResponseParseError, match="not to a vector"):
+        post_api(server, "/svc", embedding_path="out.v")("x")
+
+
 def test_embedding_path_and_image_urls_path(server: FakeServer) -> None:
     payload = {
         "out": {"vecs": [{"v": [1, 2]}, {"v": [3, 4]}], "pics": ["s3://bucket/a.png"]},
