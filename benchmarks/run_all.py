@@ -165,7 +165,7 @@ def main() -> int:
         ("streaming", lambda: rows_of("bench_streaming.py", "--n", "200" if quick else "400")),
         (
             "concurrency",
-            lambda: rows_of("bench_concurrency.py", "--rounds", "6" if quick else "24"),
+            lambda: rows_of("bench_concurrency.py", "--rounds", "6" if quick else "16"),
         ),
         ("memory", lambda: rows_of("bench_memory.py", "--runs", "3" if quick else "5")),
         ("serving", lambda: serving(quick)),
