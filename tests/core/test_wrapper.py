@@ -59,6 +59,15 @@ def test_call_and_usage_booking(server: FakeServer) -> None:
     assert response.usage.total_tokens == 10
     assert model.usage["calls"] == 1
     assert model.usage["cost_usd"] == pytest.approx(COST)
+    again = model("de")
+    booked = {
+        key: model.usage[key] for key in ("prompt_tokens", "completion_tokens", "total_tokens")
+    }
+    assert booked == {
+        "prompt_tokens": response.usage.prompt_tokens + again.usage.prompt_tokens,
+        "completion_tokens": response.usage.completion_tokens + again.usage.completion_tokens,
+        "total_tokens": response.usage.total_tokens + again.usage.total_tokens,
+    }
 
 
 def test_retry_after_is_honoured(server: FakeServer) -> None:

@@ -211,7 +211,7 @@ class ModelWrapper:
 
     async def acall(self, *args: Any, **kwargs: Any) -> ModelResponse:
         hooks = _get_manager()
-        if self.budget is None:  # admission never waits: no coroutine for it
+        if self.tracker.budget is None:  # admission never waits: no coroutine for it
             call = self._begin(hooks, "acall", args, kwargs)
         else:
             call = await self._abegin(hooks, "acall", args, kwargs)
@@ -299,7 +299,7 @@ class ModelWrapper:
         import asyncio  # on first async use: importing it costs ~15 ms at start-up
 
         hooks = _get_manager()
-        if self.budget is None:  # admission never waits: no coroutine for it
+        if self.tracker.budget is None:  # admission never waits: no coroutine for it
             call = self._begin(hooks, "astream", args, kwargs)
         else:
             call = await self._abegin(hooks, "astream", args, kwargs)

@@ -375,6 +375,30 @@ def test_error_event_in_a_stream(server: FakeServer, wire: Any, load: Loader) ->
     assert len(server.requests) == 1  # not retried once text has arrived
 
 
+def test_stream_events_of_compatible_servers(server: FakeServer, wire: Any, load: Loader) -> None:
+    """Text sent as parts, usage named input/output_tokens, no index, extra keys: each
+    chunk reads them as a payload would, and its ``raw`` is the event as sent."""
+    events = [
+        {"model": "served-name", "choices": [{"delta": {"content": [{"text": "Hel"}]}}]},
+        {"choices": [{"index": 1, "delta": {"content": "ignored"}}]},
+        {"choices": [{"delta": {"content": "lo"}, "finish_reason": "stop"}], "vendor": 1},
+        {"choices": [], "usage": {"input_tokens": 3, "output_tokens": 2}},
+    ]
+    server.route("POST", wire.chat_path, Reply.sse(events, done="[DONE]"))
+    model = load(chat_config())
+
+    async def collect() -> list[Any]:
+        return [chunk async for chunk in model.astream(hello(model))]
+
+    for chunks in (list(model.stream(hello(model))), asyncio.run(collect())):
+        assert [chunk.text for chunk in chunks if chunk.text] == ["Hel", "lo"]
+        assert [chunk.raw for chunk in chunks] == events
+        assert chunks[0].model_name == "served-name"
+        assert chunks[1].model_name == model.model_name
+        assert [chunk.finish_reason for chunk in chunks] == [None, None, "stop", None]
+        assert chunks[-1].usage == Usage(3, 2, 5)
+
+
 def test_stream_that_is_not_sse_is_a_parse_error(
     server: FakeServer, wire: Any, load: Loader
 ) -> None:

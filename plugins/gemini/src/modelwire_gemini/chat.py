@@ -149,10 +149,9 @@ class GeminiChatWrapper(GeminiWrapper):
         than the raw call costs on the client). Without tools, automatic function
         calling has nothing to call, so leaving the config out sends the same request.
         """
-        import pydantic
-        from google.genai import types
-
-        problems = check_value(overrides, GenerationConfig, "generation_config")
+        problems = (
+            check_value(overrides, GenerationConfig, "generation_config") if overrides else []
+        )
         if problems:
             raise BadRequestError(
                 "invalid call arguments: " + "; ".join(f"{key}: {msg}" for key, msg in problems)
@@ -166,8 +165,14 @@ class GeminiChatWrapper(GeminiWrapper):
         if config:
             # No tools are sent, and no hidden follow-up calls may be made either.
             config["automatic_function_calling"] = {"disable": True}
+        plain = _plain_text(contents)  # what format() makes needs no pydantic check
+        if plain and not config:  # every plain call: not even the imports below
+            return contents, None
+        import pydantic
+        from google.genai import types
+
         try:
-            if not _plain_text(contents):  # what format() makes needs no pydantic check
+            if not plain:
                 for content in contents:
                     types.Content.model_validate(content)
             if config:
