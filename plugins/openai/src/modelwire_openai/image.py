@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import binascii
 import json
 import os
 from collections.abc import Mapping
@@ -121,7 +120,7 @@ def save_image(b64: str, save_dir: str | Path | None = None) -> str:
 
     try:
         data = base64.b64decode(b64, validate=True)
-    except (binascii.Error, ValueError) as exc:
+    except ValueError as exc:  # binascii.Error is a ValueError
         raise ResponseParseError(f"an image's b64_json is not valid base64: {exc}") from exc
     folder = Path(save_dir).expanduser() if save_dir is not None else default_save_dir()
     folder.mkdir(parents=True, exist_ok=True)
