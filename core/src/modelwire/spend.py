@@ -126,10 +126,6 @@ class SpendTracker:
         """Admit one call without blocking the event loop."""
         import asyncio  # on first async use: importing it costs ~15 ms at start-up
 
-        if self.budget is None:
-            with self._lock:
-                self._in_flight += 1
-            return 0.0
         while True:
             with self._lock:
                 amount = self._try_reserve()

@@ -277,7 +277,11 @@ class ModelWrapper:
                 try:
                     yield chunk
                 except GeneratorExit:  # the consumer stopped early: book what it got
-                    _end(hooks, call, collected.response(self, finish_reason="cancelled"))
+                    hooks.dispatch(
+                        "on_call_end",
+                        call=call,
+                        response=collected.response(self, finish_reason="cancelled"),
+                    )
                     _close(iterator)
                     raise
                 chunk = next(iterator, None)
@@ -291,7 +295,7 @@ class ModelWrapper:
         except BaseException as exc:
             _fail(hooks, call, exc)
             raise
-        _end(hooks, call, collected.response(self))
+        hooks.dispatch("on_call_end", call=call, response=collected.response(self))
 
     async def _astream_chunks(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -333,7 +337,11 @@ class ModelWrapper:
                     # The consumer stopped early (an abandoned generator is closed by a task
                     # that asyncio.run may cancel): book what it got.
                     collected.ended = True
-                    _end(hooks, call, collected.response(self, finish_reason="cancelled"))
+                    hooks.dispatch(
+                        "on_call_end",
+                        call=call,
+                        response=collected.response(self, finish_reason="cancelled"),
+                    )
                     await _aclose(iterator)
                     raise
                 chunk = await anext(iterator, None)
@@ -349,7 +357,7 @@ class ModelWrapper:
         except BaseException as exc:
             _fail(hooks, call, exc)
             raise
-        _end(hooks, call, collected.response(self))
+        hooks.dispatch("on_call_end", call=call, response=collected.response(self))
 
     # -- lifecycle ------------------------------------------------------------------------
     # Every call's path: one manager lookup per call, handed on (see _get_manager).
@@ -454,10 +462,6 @@ async def _asleep(seconds: float) -> None:
     import asyncio  # on a retry only: importing it costs ~15 ms at start-up
 
     await asyncio.sleep(seconds)
-
-
-def _end(hooks: PluginManager, call: Call, response: ModelResponse) -> None:
-    hooks.dispatch("on_call_end", call=call, response=response)
 
 
 def _fail(hooks: PluginManager, call: Call, error: BaseException) -> None:
