@@ -2,7 +2,10 @@
 
 Measured against a bare interpreter (``python -c pass``) in the same run; the
 figure that matters is the difference (target: under 50 ms) and the modules
-that the start-up imports.
+that the start-up imports. The difference is taken between the fastest run of
+each side, as ``timeit`` advises: the same work never runs faster than the code
+allows, while a shared machine slows whole processes at random (here some runs
+of either side take ~1.35x as long). The medians are reported beside it.
 
     .venv/bin/python benchmarks/bench_startup.py [--runs 30] [--json]
 """
@@ -113,10 +116,13 @@ def main() -> int:
     ]
     result = {
         "runs": args.runs,
+        "baseline_ms": round(min(baseline), 1),
+        "startup_ms": round(min(startup), 1),
+        "overhead_ms": round(min(startup) - min(baseline), 1),
+        "ratio": round(min(startup) / min(baseline), 2),
         "baseline_ms_median": round(statistics.median(baseline), 1),
         "startup_ms_median": round(statistics.median(startup), 1),
         "overhead_ms_median": round(statistics.median(startup) - statistics.median(baseline), 1),
-        "ratio": round(statistics.median(startup) / statistics.median(baseline), 2),
         "modules_added": len(added),
         "sdk_or_torch_modules": heavy,
         "target_ms": 50,
@@ -124,14 +130,15 @@ def main() -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        base, total = result["baseline_ms_median"], result["startup_ms_median"]
-        print(f"python -c pass                  : {base:7.1f} ms (median of {args.runs} runs)")
+        base, total = result["baseline_ms"], result["startup_ms"]
+        print(f"python -c pass                  : {base:7.1f} ms (fastest of {args.runs} runs)")
         print(f"import + discovery + 50 configs : {total:7.1f} ms")
         print(f"overhead                        : {total - base:7.1f} ms (target < 50 ms)")
+        print(f"overhead of the medians         : {result['overhead_ms_median']:7.1f} ms")
         print(f"modules added: {len(added)}; SDK/torch modules: {heavy or 'none'}")
         top = sorted({m.split(".")[0] for m in added})
         print("top-level packages imported:", ", ".join(top))
-    return 0 if result["overhead_ms_median"] < 50 and not heavy else 1
+    return 0 if result["overhead_ms"] < 50 and not heavy else 1
 
 
 if __name__ == "__main__":

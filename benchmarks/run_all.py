@@ -48,12 +48,13 @@ def run_json(script: str, *args: str, python: str = sys.executable) -> Any:
 # -- each benchmark as rows ----------------------------------------------------------------
 def startup(quick: bool) -> tuple[list[Row], dict[str, Any]]:
     result = run_json("bench_startup.py", "--runs", "10" if quick else "30")
-    overhead = result["overhead_ms_median"]
+    overhead = result["overhead_ms"]
     row = Row(
         figure="start-up: import modelwire + discover all plugins + load 50 seed configs",
-        ours=f"{result['startup_ms_median']:.1f} ms (+{overhead:.1f} ms,"
-        f" {result['modules_added']} modules, SDKs: {result['sdk_or_torch_modules'] or 'none'})",
-        baseline=f"{result['baseline_ms_median']:.1f} ms python -c pass",
+        ours=f"{result['startup_ms']:.1f} ms (+{overhead:.1f} ms; medians"
+        f" +{result['overhead_ms_median']:.1f} ms; {result['modules_added']} modules,"
+        f" SDKs: {result['sdk_or_torch_modules'] or 'none'})",
+        baseline=f"{result['baseline_ms']:.1f} ms python -c pass",
         ratio=result["ratio"],
         target="< 50 ms overhead, no SDK",
         met=overhead < result["target_ms"] and not result["sdk_or_torch_modules"],
@@ -68,7 +69,7 @@ def peer_rows(ours_startup: dict[str, Any] | None, quick: bool) -> list[Row]:
     rows = []
     for name in ("litellm", "llm"):
         peer = start[name]
-        ours = ours_startup["overhead_ms_median"] if ours_startup else None
+        ours = ours_startup["overhead_ms"] if ours_startup else None
         rows.append(
             Row(
                 figure=f"start-up vs peer: modelwire overhead vs `import {name}` overhead",

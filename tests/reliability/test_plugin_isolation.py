@@ -236,6 +236,24 @@ def test_lifecycle_hook_failure_does_not_fail_the_call(server, caplog) -> None: 
         manager.unregister(plugin)
 
 
+def test_odd_metadata_of_other_distributions_does_not_stop_discovery(tmp_path: Path) -> None:
+    _with_good(tmp_path)
+    latin1 = tmp_path / "latin_one-1.0.dist-info"
+    latin1.mkdir()
+    (latin1 / "entry_points.txt").write_bytes(b"[console_scripts]\ncaf\xe9 = cafe:main\n")
+    folder = tmp_path / "folder_named-1.0.dist-info" / "entry_points.txt"
+    folder.mkdir(parents=True)  # a folder where the file should be
+    (tmp_path / "no_entry_points-1.0.dist-info").mkdir()
+    code = """
+import json
+from modelwire.plugins import _entry_points
+print(json.dumps([[ep.distribution, ep.name, ep.value] for ep in _entry_points()]))
+"""
+    found = last_json(run_python(code, tmp_path))
+    assert ["good-plugin", "good", "good_pkg.plugin"] in found
+    assert not any(distribution.startswith(("latin", "folder", "no_")) for distribution, *_ in found)
+
+
 def test_entry_point_reader_agrees_with_importlib_metadata(tmp_path: Path) -> None:
     _with_good(tmp_path)
     code = """

@@ -25,7 +25,9 @@ ConfigSource = Mapping[str, Any] | Iterable[Mapping[str, Any]] | str | os.PathLi
 
 #: ``math.inf`` without importing ``math`` (a shared library to load at start-up).
 _INF = float("inf")
-_ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+#: ``${VAR}``, ``${VAR:-default}`` and ``$$``: compiled by ``re`` (and cached) on the first
+#: value with a ``$``.
+_ENV = r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}"
 
 
 class ModelConfig(Struct):
@@ -120,7 +122,7 @@ def substitute_env(value: Any, issues: list[ConfigIssue], config_name: str, key:
                 return ""
             return found
 
-        return _ENV.sub(replace, value)
+        return re.sub(_ENV, replace, value)
     if isinstance(value, dict):
         return {k: substitute_env(v, issues, config_name, f"{key}.{k}") for k, v in value.items()}
     if isinstance(value, list):

@@ -449,6 +449,7 @@ def _entry_points(group: str = ENTRY_POINT_GROUP) -> list[EntryPoint]:
     ``importlib.metadata`` alone costs more than all of modelwire's start-up budget.
     """
     header = f"[{group}]"
+    marker = header.encode()
     seen: set[str] = set()
     found: list[EntryPoint] = []
     for folder in sys.path:
@@ -460,13 +461,10 @@ def _entry_points(group: str = ENTRY_POINT_GROUP) -> list[EntryPoint]:
             if not name.endswith((".dist-info", ".egg-info")):
                 continue
             info = os.path.join(folder or ".", name)
-            try:
-                with open(os.path.join(info, "entry_points.txt"), encoding="utf-8") as file:
-                    text = file.read()
-            except OSError:
+            data = _read_bytes(os.path.join(info, "entry_points.txt"))
+            if data is None or marker not in data:
                 continue
-            if header not in text:
-                continue
+            text = data.decode("utf-8", errors="replace")
             distribution, version = _identity(info, name)
             key = _normalize(distribution)
             if key in seen:  # the same distribution twice on sys.path
@@ -478,6 +476,27 @@ def _entry_points(group: str = ENTRY_POINT_GROUP) -> list[EntryPoint]:
             ]
     # A stable order: conflicts and `modelwire plugins` read the same on every machine.
     return sorted(found, key=lambda ep: (ep.distribution, ep.name))
+
+
+def _read_bytes(path: str) -> bytes | None:
+    """A file's bytes, or ``None`` if it cannot be read.
+
+    The scan reads every distribution's ``entry_points.txt`` at start-up (~70 here):
+    ``os.read`` spares a text file object per file, ~0.4 ms in all.
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        chunks = []
+        while chunk := os.read(descriptor, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)
 
 
 def _section(text: str, header: str) -> list[tuple[str, str]]:

@@ -34,9 +34,9 @@ if TYPE_CHECKING:
 
 __all__ = ["PostAPIBase", "PostArgs"]
 
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-_PRINTABLE = re.compile(r"^[\t\x20-\x7e]*$")
-_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]+)")
+# Header patterns, compiled by ``re`` (and cached) on first use: most configs set no headers.
+_HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+_PRINTABLE = r"^[\t\x20-\x7e]*$"
 _INF = float("inf")
 
 
@@ -160,9 +160,9 @@ class PostAPIBase(ModelWrapper):
         headers = params.get("headers")
         if isinstance(headers, dict):
             for name, value in headers.items():
-                if not _TOKEN.match(str(name)):
+                if not re.match(_HEADER_NAME, str(name)):
                     problem(f"headers.{name}", "is not a valid HTTP header name")
-                elif isinstance(value, str) and not _PRINTABLE.match(value):
+                elif isinstance(value, str) and not re.match(_PRINTABLE, value):
                     problem(f"headers.{name}", "HTTP header values must be printable ASCII")
         if isinstance(params.get("post_args"), dict):
             issues += _post_args_issues(params["post_args"])
@@ -435,13 +435,14 @@ def _number(value: Any) -> bool:
 
 
 def _is_url(value: str, schemes: tuple[str, ...]) -> bool:
-    # A regex, not urllib.parse: that pulls in ipaddress, and this runs at config loading.
+    # Not urllib.parse (it pulls in ipaddress) nor a regex (a compile): this runs at
+    # config loading, on every post_api config.
     value = value.strip()
-    match = _URL.match(value)
-    if match is None or any(ch.isspace() for ch in value):
+    scheme, separator, rest = value.partition("://")
+    if not separator or any(ch.isspace() for ch in value):
         return False
-    scheme, netloc = match.groups()
-    return scheme.lower() in schemes and ("[" in netloc) == ("]" in netloc)
+    netloc = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    return scheme.lower() in schemes and bool(netloc) and ("[" in netloc) == ("]" in netloc)
 
 
 def _post_args_issues(args: Mapping[str, Any]) -> list[ConfigIssue]:
@@ -467,7 +468,7 @@ def _post_args_issues(args: Mapping[str, Any]) -> list[ConfigIssue]:
     if isinstance(proxy, str) and not _is_url(proxy, ("http", "https")):
         problem("proxy", "must be a proxy URL such as http://proxy:3128")
     for name, value in (args.get("cookies") or {}).items():
-        if isinstance(value, str) and not _PRINTABLE.match(value):
+        if isinstance(value, str) and not re.match(_PRINTABLE, value):
             problem(f"cookies.{name}", "cookie values must be printable ASCII")
     return issues
 

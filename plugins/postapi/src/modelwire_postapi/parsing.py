@@ -38,7 +38,8 @@ class _Missing:
 #: What resolving a path gives when the reply has nothing there.
 MISSING: Final = _Missing()
 
-_BRACKET = re.compile(r"\[\s*(-?\d+|\*)\s*\]\.?")
+#: ``[0]``/``[*]`` steps; compiled by ``re`` on the first path that has one.
+_BRACKET = r"\[\s*(-?\d+|\*)\s*\]\.?"
 
 
 class Path(FrozenStruct):
@@ -58,7 +59,9 @@ class Path(FrozenStruct):
     @classmethod
     def parse(cls, text: str) -> Path:
         stripped = text.strip()
-        normalized = _BRACKET.sub(lambda match: f".{match.group(1)}.", stripped)
+        normalized = stripped
+        if "[" in stripped:
+            normalized = re.sub(_BRACKET, lambda match: f".{match.group(1)}.", stripped)
         if stripped.startswith("["):
             normalized = normalized.removeprefix(".")
         if stripped.endswith("]"):
