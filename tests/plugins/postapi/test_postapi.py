@@ -459,6 +459,15 @@ def test_error_bodies_are_included_and_truncated(server: FakeServer) -> None:
     assert len(info.value.body or "") < 2100
 
 
+def test_json_in_a_declared_charset_is_read_in_it(server: FakeServer) -> None:
+    body = '{"response": "café crème"}'.encode("latin-1")  # not UTF-8: é is one byte
+    headers = {"Content-Type": "application/json; charset=iso-8859-1"}
+    server.route("POST", "/llm/", Reply(200, headers, body))
+    response = post_api(server)("hi")
+    assert response.text == "café crème"
+    assert response.raw == {"response": "café crème"}
+
+
 def test_a_redirect_names_where_to_point_api_url(server: FakeServer) -> None:
     # Flask answers /llm with a 308 to /llm/ (its strict slashes).
     server.route("POST", "/llm", Reply.empty(308, headers={"Location": server.url + "/llm/"}))

@@ -26,7 +26,7 @@ from modelwire.response import ModelChunk, ModelResponse
 from modelwire.retry import RetryPolicy
 from modelwire.wrapper import ModelWrapper
 from modelwire_postapi.errors import map_error
-from modelwire_postapi.parsing import Answer, Path, ReplyParser
+from modelwire_postapi.parsing import Path, ReplyParser
 from modelwire_postapi.streaming import EventDecoder, is_stream_type
 
 if TYPE_CHECKING:
@@ -294,25 +294,18 @@ class PostAPIBase(ModelWrapper):
 
     # -- the reply -------------------------------------------------------------------------
     def _response(self, response: httpx.Response) -> ModelResponse:
-        response.raise_for_status()
+        # Every reply's path, so written out: each helper call here costs ~0.5 µs between
+        # two HTTP calls (benchmarks/README.md), and a plain JSON reply needs none.
+        if response.status_code // 100 != 2:
+            response.raise_for_status()
         content_type = _content_type(response)
-        if is_stream_type(content_type):  # a service that always streams: assemble it
-            reader = _StreamReader(self.parser, content_type)
-            chunks = [c for line in response.text.splitlines() for c in reader.feed(line)]
-            chunks += reader.close()
-            return ModelResponse(
-                text="".join(chunk.text for chunk in chunks),
-                raw=reader.raw,
-                usage=next((c.usage for c in reversed(chunks) if c.usage), None),
-                model_name=next((c.model_name for c in chunks if c.model_name), self.model_name),
-                finish_reason=next(
-                    (c.finish_reason for c in reversed(chunks) if c.finish_reason), None
-                ),
-            )
-        payload = _json(response)
-        return self._model_response(self.parser.parse(payload), payload)
-
-    def _model_response(self, answer: Answer, payload: Any) -> ModelResponse:
+        if is_stream_type(content_type):
+            return self._assembled(response, content_type)
+        try:  # JSON from the bytes (UTF-8/16/32): decoding text first costs a charset parse
+            payload = json.loads(response.content)
+        except ValueError:
+            payload = _json(response)
+        answer = self.parser.parse(payload)
         return ModelResponse(
             text=answer.text,
             embedding=answer.embedding,
@@ -321,6 +314,21 @@ class PostAPIBase(ModelWrapper):
             usage=answer.usage,
             model_name=answer.model_name or self.model_name,
             finish_reason=answer.finish_reason,
+        )
+
+    def _assembled(self, response: httpx.Response, content_type: str | None) -> ModelResponse:
+        """The reply of a service that always streams, as one response."""
+        reader = _StreamReader(self.parser, content_type)
+        chunks = [c for line in response.text.splitlines() for c in reader.feed(line)]
+        chunks += reader.close()
+        return ModelResponse(
+            text="".join(chunk.text for chunk in chunks),
+            raw=reader.raw,
+            usage=next((c.usage for c in reversed(chunks) if c.usage), None),
+            model_name=next((c.model_name for c in chunks if c.model_name), self.model_name),
+            finish_reason=next(
+                (c.finish_reason for c in reversed(chunks) if c.finish_reason), None
+            ),
         )
 
     def _named(self, chunks: list[ModelChunk]) -> list[ModelChunk]:
@@ -382,11 +390,8 @@ def _content_type(response: httpx.Response) -> str | None:
 
 
 def _json(response: httpx.Response) -> Any:
-    """The reply's JSON; a ``ResponseParseError`` that says what came instead."""
-    try:  # JSON from the bytes (UTF-8/16/32): decoding text first costs a charset parse
-        return json.loads(response.content)
-    except ValueError:
-        pass
+    """The JSON of a reply whose bytes are not JSON (its declared charset, say); else a
+    ``ResponseParseError`` that says what came instead."""
     text = response.text
     content_type = response.headers.get("content-type", "")
     where = f"HTTP {response.status_code}, Content-Type {content_type or 'none'!r}"
