@@ -1,12 +1,12 @@
 """Throughput under concurrency: 256 concurrent ``acall``s versus 256 raw async SDK calls.
 
 One round is ``asyncio.gather`` of 256 calls on one event loop, on a client of its own
-(built and warmed by an untimed burst of 256 calls before the clock starts, closed
-after). After an untimed warm-up round of each side, rounds of the wrapper and of the
-raw SDK alternate; the figure is the ratio of the two sides' throughputs (calls over the total
-time of their rounds), target ≥ 0.95. The detail also gives an A/A control: the same
-statistic between the raw side's even and odd rounds, i.e. what the figure reads when
-both sides are the same code.
+(built and warmed by an untimed burst of 256 calls, then a full garbage collection,
+before the clock starts; closed after). After an untimed warm-up round of each side,
+rounds of the wrapper and of the raw SDK alternate; the figure is the ratio of the two
+sides' throughputs (calls over the total time of their rounds), target ≥ 0.95. The
+detail also gives an A/A control: the same statistic between the raw side's even and
+odd rounds, i.e. what the figure reads when both sides are the same code.
 The fake server runs in its own process, on one asyncio loop (``fakeservice.py --asyncio``).
 
     .venv/bin/python benchmarks/bench_concurrency.py [--rounds 16] [--concurrency 256] [--json]
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import time
 from collections.abc import Awaitable, Callable
 
@@ -55,12 +56,18 @@ async def fresh_round(side: str, case: bo.Case, concurrency: int) -> tuple[float
     256 callers, most of all: round rates of ~200/s and ~700/s, one in three slow). A
     warmed pool runs in one regime, the one a long-lived client serves bursts in, and a
     fresh pool per round keeps the rounds independent of each other.
+
+    The clock starts after a full garbage collection: each round leaves a whole client
+    behind (its pool of 256 connections, in reference cycles), and the full collection
+    that frees it (~70 ms, a tenth of a round) otherwise lands in about half the timed
+    rounds, of either side, at random. A long-lived client leaves no such garbage.
     """
     if side == "ours":
         call, close = case.ours_async, case.wrapper.aclose
     else:
         call, close = case.raw_async()
     await asyncio.gather(*(call() for _ in range(concurrency)))
+    gc.collect()
     rate = await round_rate(call, concurrency)
     await close()
     return rate
