@@ -184,7 +184,7 @@ def calls(python: Path, n: int) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=8, help="start-up runs per import")
+    parser.add_argument("--runs", type=int, default=5, help="start-up runs per import")
     parser.add_argument("--n", type=int, default=500, help="calls per side for per-call rows")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--inside-calls", type=int, default=0, help=argparse.SUPPRESS)

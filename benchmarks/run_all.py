@@ -64,7 +64,7 @@ def startup(quick: bool) -> tuple[list[Row], dict[str, Any]]:
 
 
 def peer_rows(ours_startup: dict[str, Any] | None, quick: bool) -> list[Row]:
-    result = run_json("peers.py", "--runs", "3" if quick else "8", "--n", "100" if quick else "500")
+    result = run_json("peers.py", "--runs", "3" if quick else "5", "--n", "100" if quick else "500")
     start = result["startup"]
     rows = []
     for name in ("litellm", "llm"):
