@@ -38,6 +38,16 @@ from modelwire.registry import ModelRegistry
 from modelwire.response import Usage
 from modelwire.retry import RetryPolicy
 from modelwire.testing import FakeServer, RawEvent, Reply, Request
+from modelwire_postapi.parsing import (
+    EMBEDDING_SHAPES,
+    FINISH_SHAPES,
+    IMAGE_SHAPES,
+    MODEL_SHAPES,
+    TEXT_SHAPES,
+    USAGE_NAMES,
+    USAGE_PLACES,
+    ReplyParser,
+)
 from modelwire_postapi.parsing import Path as ReplyPath
 from modelwire_postapi.streaming import Event, EventDecoder
 
@@ -368,6 +378,66 @@ def test_recognised_usage_shapes(server: FakeServer, extra: dict[str, Any]) -> N
     model = post_api(server, "/svc")
     assert model("hi").usage == Usage(7, 3, 10)
     assert model.usage["prompt_tokens"] == 7 and model.usage["completion_tokens"] == 3
+
+
+# Keys of every recognised shape, and of their insides, so that generated replies match
+# shapes (and nearly match them) often; and replies known to match, to add keys to.
+_SHAPES = (TEXT_SHAPES, EMBEDDING_SHAPES, IMAGE_SHAPES, USAGE_PLACES, FINISH_SHAPES, MODEL_SHAPES)
+_COUNT_NAMES = {name for names in USAGE_NAMES for name in names}
+_TOP_KEYS = sorted(
+    {shape.parts[0] for shapes in _SHAPES for shape in shapes} | _COUNT_NAMES | {"error", "x"}
+)
+_INNER_KEYS = sorted(
+    {part for shapes in _SHAPES for shape in shapes for part in shape.parts} - {"*", "0"}
+    | _COUNT_NAMES
+)
+_KNOWN_REPLIES = [
+    {"response": "T", "model": "m"},
+    {"response": "T", "prompt_eval_count": 3, "eval_count": 4, "done_reason": "stop"},
+    {"choices": [{"message": {"content": "T"}, "finish_reason": "stop"}], "model": "m"},
+    {"output": {"text": "T"}},
+    {"data": [{"embedding": [0.5, 1]}, {"embedding": [2, 0.25]}]},
+    {"embeddings": [[0.5, 1.0]]},
+    {"data": [{"url": "http://x/a.png"}]},
+    {"images": ["data:image/png;base64,AA"]},
+]
+_leaves = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-2, 40),
+    st.floats(-2, 2, allow_nan=False),
+    st.sampled_from(["", "T", "stop", "m", "http://x/a.png", "data:image/png;base64,AA"]),
+)
+_values = st.recursive(
+    _leaves,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(_INNER_KEYS), inner, max_size=4)
+    ),
+    max_leaves=10,
+)
+_extras = st.dictionaries(st.sampled_from(_TOP_KEYS), _values, max_size=5)
+_object_replies = _extras | st.builds(
+    lambda known, extra: {**known, **extra}, st.sampled_from(_KNOWN_REPLIES), _extras
+)
+
+
+def _parse_or_error(parser: ReplyParser, payload: Any) -> Any:
+    try:
+        return parser.parse(payload)
+    except Exception as exc:
+        return type(exc), str(exc)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_object_replies)
+def test_objects_read_by_shape_alone_as_by_the_general_path(payload: dict[str, Any]) -> None:
+    # An object reply with no path configured takes a written-out path (ReplyParser
+    # ._parse_object); it must find what the general path finds, and fail alike.
+    outputs = frozenset({"text", "embedding", "image_urls"})
+    written_out, general = ReplyParser(outputs=outputs), ReplyParser(outputs=outputs)
+    general._by_shape_only = False
+    assert _parse_or_error(written_out, payload) == _parse_or_error(general, payload)
 
 
 def test_no_usage_is_none_and_usage_path_reads_elsewhere(server: FakeServer) -> None:
