@@ -13,6 +13,7 @@ of either side take ~1.35x as long). The medians are reported beside it.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import statistics
@@ -33,13 +34,10 @@ get_manager()
 modelwire.init(model_configs=sys.argv[1])
 """
 
-LIST_MODULES = (
-    STARTUP
-    + """
-import json
-print(json.dumps(sorted(sys.modules)))
-"""
-)
+# Both listings print with print(): importing json to print would hide json (and re,
+# enum...) from the difference.
+LIST_MODULES = STARTUP + "\nprint(sorted(sys.modules))\n"
+BARE_MODULES = "import sys; print(sorted(sys.modules))"
 
 
 def fifty_configs(directory: Path) -> Path:
@@ -70,6 +68,12 @@ def timed(argv: list[str], runs: int) -> list[float]:
     return samples
 
 
+def _listed(argv: list[str]) -> list[str]:
+    """The module names a listing script prints (a Python list of strings)."""
+    out = subprocess.run(argv, check=True, capture_output=True, text=True, env=ENV).stdout
+    return ast.literal_eval(out.strip().splitlines()[-1])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
@@ -85,28 +89,8 @@ def main() -> int:
         for _ in range(args.runs):  # interleaved, so machine noise hits both alike
             baseline += timed(baseline_argv, 1)
             startup += timed(startup_argv, 1)
-        modules = json.loads(
-            subprocess.run(
-                [sys.executable, "-c", LIST_MODULES, str(configs)],
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
-        )
-        bare = set(
-            json.loads(
-                subprocess.run(
-                    [
-                        sys.executable,
-                        "-c",
-                        "import sys, json; print(json.dumps(sorted(sys.modules)))",
-                    ],
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                ).stdout
-            )
-        )
+        modules = _listed([sys.executable, "-c", LIST_MODULES, str(configs)])
+        bare = set(_listed([sys.executable, "-c", BARE_MODULES]))
     added = [m for m in modules if m not in bare]
     heavy = [
         m
@@ -124,6 +108,7 @@ def main() -> int:
         "startup_ms_median": round(statistics.median(startup), 1),
         "overhead_ms_median": round(statistics.median(startup) - statistics.median(baseline), 1),
         "modules_added": len(added),
+        "modules": added,
         "sdk_or_torch_modules": heavy,
         "target_ms": 50,
     }
