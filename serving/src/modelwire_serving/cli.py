@@ -140,7 +140,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--batch-window-ms",
         type=float,
         default=30.0,
-        help="how long to wait for companions before starting a batch (default 30 ms)",
+        help="how long to wait for the next companion before starting a batch, four"
+        " windows at most (default 30 ms)",
     )
     batching.add_argument(
         "--max-queue", type=int, default=256, help="waiting requests before 503 (default 256)"
