@@ -224,7 +224,8 @@ def _first_keys(shapes: tuple[Path, ...]) -> frozenset[str]:
 
 
 # An object can match a shape only if it has the shape's first key (see ``_first``), and
-# a list of token counts only if it has one of their names: one set test in C tells.
+# hold token counts at its top level only if it has one of their names: one set test in
+# C tells.
 _EMBEDDING_KEYS: Final = _first_keys(EMBEDDING_SHAPES)
 _IMAGE_KEYS: Final = _first_keys(IMAGE_SHAPES)
 _USAGE_KEYS: Final = _first_keys(USAGE_PLACES)
