@@ -92,10 +92,11 @@ async def compare(
 def throughput_ratio(ours: list[float], raw: list[float]) -> float:
     """Ours' throughput over raw's, each over all its rounds: calls / total time.
 
-    Rounds are independent draws (a fresh pool each) whose rates scatter by 5-15%
-    with the pool's bookkeeping, not with drift of the machine (the sides alternate,
-    so drift hits both alike). Pairing adjacent rounds then buys nothing, and over such
-    noise the total is a steadier figure than a median.
+    Rounds are independent draws (a fresh pool each) whose rates scatter by 5-25% with
+    the pool's bookkeeping and passing load; slow drift of the machine hits both sides
+    alike, since they alternate. Pairing adjacent rounds then buys nothing (a median of
+    paired rounds scattered as much, measured on the same rounds), and over such noise
+    the total is a steadier figure than a median.
     """
     return round(_throughput(ours) / _throughput(raw), 3)
 
