@@ -1,10 +1,13 @@
 """modelwire: call any model service through one small, dependable interface.
 
 ``import modelwire`` is kept cheap: plugins and every SDK load on first need.
+What this package exports is also the whole plugin API (``docs/plugins.md``):
+plugins import nothing else from the core.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 from typing import TYPE_CHECKING, Any
@@ -14,6 +17,7 @@ from modelwire.errors import (
     BadRequestError,
     BudgetExceededError,
     ConfigError,
+    ConfigIssue,
     ModelTimeoutError,
     ModelWireError,
     PluginError,
@@ -23,23 +27,60 @@ from modelwire.errors import (
     ServiceUnavailableError,
     UnknownModelTypeError,
     UnsupportedOperationError,
+    error_for_status,
+    parse_retry_after,
 )
-from modelwire.message import Msg
+from modelwire.message import Msg, iter_msgs
 from modelwire.response import ModelChunk, ModelResponse, Usage
 
 if TYPE_CHECKING:
+    from modelwire.calls import Call, Stream
+    from modelwire.clients import SDKClients
     from modelwire.config import ConfigSource
+    from modelwire.content import Media, data_url, is_web_url, read_media, text_of
     from modelwire.hookspecs import hookimpl
+    from modelwire.plugins import PluginManager, plugin_manager
+    from modelwire.redact import is_secret_key, redacted
     from modelwire.registry import ModelRegistry
+    from modelwire.retry import RetryPolicy
+    from modelwire.schema import check_value, did_you_mean
+    from modelwire.spend import Pricing
     from modelwire.wrapper import ModelWrapper
 
 __version__ = "0.1.0"
+
+#: Names loaded on first use, by the module that defines them: importing pluggy,
+#: inspect and the wrapper machinery waits until something needs them.
+_LAZY = {
+    "Call": "modelwire.calls",
+    "Stream": "modelwire.calls",
+    "SDKClients": "modelwire.clients",
+    "Media": "modelwire.content",
+    "data_url": "modelwire.content",
+    "is_web_url": "modelwire.content",
+    "read_media": "modelwire.content",
+    "text_of": "modelwire.content",
+    "hookimpl": "modelwire.hookspecs",
+    "PluginManager": "modelwire.plugins",
+    "plugin_manager": "modelwire.plugins",
+    "is_secret_key": "modelwire.redact",
+    "redacted": "modelwire.redact",
+    "ModelRegistry": "modelwire.registry",
+    "RetryPolicy": "modelwire.retry",
+    "check_value": "modelwire.schema",
+    "did_you_mean": "modelwire.schema",
+    "Pricing": "modelwire.spend",
+    "ModelWrapper": "modelwire.wrapper",
+}
 
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BudgetExceededError",
+    "Call",
     "ConfigError",
+    "ConfigIssue",
+    "Media",
     "ModelChunk",
     "ModelRegistry",
     "ModelResponse",
@@ -48,19 +89,36 @@ __all__ = [
     "ModelWrapper",
     "Msg",
     "PluginError",
+    "PluginManager",
+    "Pricing",
     "ProviderError",
     "RateLimitError",
     "ResponseParseError",
+    "RetryPolicy",
+    "SDKClients",
     "ServiceUnavailableError",
+    "Stream",
     "UnknownModelTypeError",
     "UnsupportedOperationError",
     "Usage",
+    "check_value",
+    "data_url",
     "default_registry",
+    "did_you_mean",
+    "error_for_status",
     "hookimpl",
     "init",
+    "is_secret_key",
+    "is_web_url",
+    "iter_msgs",
     "load_model",
     "load_model_by_config_name",
+    "parse_retry_after",
+    "plugin_manager",
+    "read_media",
     "read_model_configs",
+    "redacted",
+    "text_of",
     "usage",
 ]
 
@@ -119,16 +177,9 @@ def usage() -> dict[str, dict[str, Any]]:
 
 
 def __getattr__(name: str) -> Any:
-    if name == "ModelRegistry":
-        from modelwire.registry import ModelRegistry
-
-        return ModelRegistry
-    if name == "ModelWrapper":
-        from modelwire.wrapper import ModelWrapper
-
-        return ModelWrapper
-    if name == "hookimpl":
-        from modelwire.hookspecs import hookimpl
-
-        return hookimpl
-    raise AttributeError(f"module 'modelwire' has no attribute {name!r}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'modelwire' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

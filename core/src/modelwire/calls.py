@@ -1,22 +1,46 @@
-"""``Call``: what lifecycle hooks are told about one invocation of a wrapper."""
+"""``Call``: one invocation of a wrapper, and the state machine every call path shares.
+
+``ModelWrapper`` has four entry points (``__call__``, ``acall``, ``stream``,
+``astream``); each is a short loop that does only its own kind of I/O (a blocking
+or an awaited send, ``time.sleep`` or ``asyncio.sleep``) and asks its ``Call``
+what to do next. Admission, lifecycle hooks, retry decisions, error mapping,
+usage and spend are here, written once.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from modelwire.errors import (
+    ConfigError,
+    ConfigIssue,
+    ModelTimeoutError,
+    ModelWireError,
+    ProviderError,
+    ResponseParseError,
+    ServiceUnavailableError,
+)
+from modelwire.response import ModelChunk, ModelResponse, Usage
 
 if TYPE_CHECKING:
-    from modelwire.spend import SpendTracker
+    from pluggy import HookRelay
+
     from modelwire.wrapper import ModelWrapper
 
-__all__ = ["Call"]
+__all__ = ["Call", "Stream"]
+
+logger = logging.getLogger("modelwire")
 
 
 class Call:
     """One invocation: which config, which operation, its arguments, its timing.
 
-    A plain class (hooks may attach their own attributes), compared by identity.
+    Lifecycle hooks receive it; they may attach attributes of their own. ``request``
+    is what the wrapper built from the arguments, ``attempts`` counts requests sent.
     """
 
     def __init__(
@@ -25,24 +49,26 @@ class Call:
         operation: str,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        tracker: SpendTracker,
+        hooks: HookRelay | None,
     ) -> None:
         self.wrapper = wrapper
         self.operation = operation
         self.args = args
         self.kwargs = kwargs
-        self.tracker = tracker
+        self.hooks = hooks
+        self.request: Any = None
         self.reserved = 0.0
         self.attempts = 0
-        self.admitted = True
+        self.admitted = False
+        self.ended = False
         self.started_at = time.time()
         self._started = time.perf_counter()
         self._id: str | None = None
 
+    # -- what hooks read ---------------------------------------------------------
     @property
     def id(self) -> str:
-        """A random id, made on first use: most calls are never recorded, and os.urandom
-        is a system call on every call's hot path otherwise."""
+        """A random id, made on first use (most calls are never recorded)."""
         if self._id is None:
             self._id = os.urandom(16).hex()
         return self._id
@@ -60,6 +86,10 @@ class Call:
         return self.wrapper.model_name
 
     @property
+    def tracker(self) -> Any:
+        return self.wrapper.tracker
+
+    @property
     def elapsed(self) -> float:
         """Seconds since the call started."""
         return time.perf_counter() - self._started
@@ -70,3 +100,191 @@ class Call:
             f" model_type={self.model_type!r}, operation={self.operation!r},"
             f" attempts={self.attempts})"
         )
+
+    # -- the state machine ---------------------------------------------------------
+    def prepare(self) -> None:
+        """Build the request from the call's arguments; nothing is reserved yet."""
+        wrapper = self.wrapper
+        if wrapper.budget is not None and wrapper.pricing is None:
+            self._refuse(
+                ConfigError(
+                    [
+                        ConfigIssue(
+                            wrapper.config_name, "budget", "a budget needs a price: set `pricing`"
+                        )
+                    ]
+                )
+            )
+        try:
+            self.request = wrapper._request(*self.args, **self.kwargs)
+        except BaseException as exc:
+            self._refuse(exc)
+
+    def admit(self) -> None:
+        """Reserve this call's cost (blocking while the budget cannot tell yet)."""
+        try:
+            self.reserved = self.wrapper.tracker.reserve()
+        except BaseException as exc:
+            self._refuse(exc)
+        self._admitted()
+
+    async def aadmit(self) -> None:
+        """``admit`` without blocking the event loop."""
+        try:
+            self.reserved = await self.wrapper.tracker.areserve()
+        except BaseException as exc:
+            self._refuse(exc)
+        self._admitted()
+
+    def _admitted(self) -> None:
+        self.admitted = True
+        self._dispatch("on_call_start", call=self)
+
+    def _refuse(self, exc: BaseException) -> NoReturn:
+        """End a call that was never sent: hooks hear of it, the error is raised."""
+        error = self.map(exc) if isinstance(exc, Exception) else exc
+        self._end_with_error(error)
+        if error is exc:
+            raise exc
+        raise error from _cause(exc, error)
+
+    def retry_delay(self, exc: BaseException) -> float:
+        """Seconds to wait before the next attempt after ``exc``, or raise the call's error.
+
+        Anything but an ``Exception`` (cancellation, ``KeyboardInterrupt``) ends the call
+        at once, releasing its reservation, and is raised as it is.
+        """
+        if not isinstance(exc, Exception):
+            self._end_with_error(exc)
+            raise exc
+        error = self.map(exc)
+        delay = self.wrapper.retry_policy.delay(self.attempts - 1, error)
+        if delay is None:
+            self._end_with_error(error)
+            raise error from _cause(exc, error)
+        return delay
+
+    def finish(self, response: ModelResponse) -> ModelResponse:
+        """Book a successful call's usage and spend, and tell the hooks."""
+        self.ended = True
+        wrapper = self.wrapper
+        wrapper.tracker.settle(self.reserved, response.usage, wrapper.cost_of(response.usage))
+        self._dispatch("on_call_end", call=self, response=response)
+        return response
+
+    def fail(self, exc: BaseException, stream: Stream | None = None) -> NoReturn:
+        """End the call with ``exc`` (no retry), annotated with what a stream delivered."""
+        error = self.map(exc) if isinstance(exc, Exception) else exc
+        if stream is not None and isinstance(error, ProviderError) and stream.text:
+            error.partial_text = error.partial_text or stream.text
+        self._end_with_error(error, stream)
+        if error is exc:
+            raise exc
+        raise error from _cause(exc, error)
+
+    def abandon(self, stream: Stream) -> None:
+        """The caller stopped reading a stream: book what it received."""
+        if self.ended:
+            return
+        self.finish(stream.response(finish_reason="cancelled"))
+
+    def _end_with_error(self, error: BaseException, stream: Stream | None = None) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        if self.admitted:
+            usage = stream.usage if stream is not None else None
+            self.wrapper.tracker.release(self.reserved, usage, self.wrapper.cost_of(usage))
+        else:
+            self.wrapper.tracker.refused(error)
+        if not isinstance(error, ModelWireError):
+            error = ProviderError(f"call interrupted: {type(error).__name__}")
+        self._dispatch("on_call_error", call=self, error=error)
+
+    def map(self, exc: Exception) -> ModelWireError:
+        """The modelwire error for any exception met while making this call."""
+        wrapper = self.wrapper
+        if isinstance(exc, ModelWireError):
+            error = exc
+        else:
+            try:
+                error = wrapper._map_error(exc) or _generic_error(exc)
+            except Exception as mapper_failure:  # a mapper must never raise in its place
+                error = ProviderError(
+                    f"{type(exc).__name__}: {exc} (and the error mapper of"
+                    f" {wrapper.model_type!r} failed on it:"
+                    f" {type(mapper_failure).__name__}: {mapper_failure})"
+                )
+        if isinstance(error, ProviderError):
+            error.config_name = error.config_name or wrapper.config_name
+            error.model_type = error.model_type or wrapper.model_type
+        return error
+
+    def _dispatch(self, hook: str, **kwargs: Any) -> None:
+        """Call a lifecycle hook; an observer that fails is logged, never fails the call."""
+        if self.hooks is None:
+            return
+        try:
+            getattr(self.hooks, hook)(**kwargs)
+        except Exception:
+            logger.exception("a modelwire %s hook failed", hook)
+
+
+class Stream:
+    """What a stream delivered so far; ``state`` is the wrapper's per-stream scratch space."""
+
+    def __init__(self, wrapper: ModelWrapper, request: Any) -> None:
+        self.wrapper = wrapper
+        self.request = request
+        self.state: dict[str, Any] = {}
+        self.parts: list[str] = []
+        self.usage: Usage | None = None
+        self.finish_reason: str | None = None
+        self.model_name: str | None = None
+        self.chunks = 0
+
+    def add(self, chunk: ModelChunk) -> ModelChunk:
+        self.chunks += 1
+        if chunk.text:
+            self.parts.append(chunk.text)
+        self.usage = chunk.usage or self.usage
+        self.finish_reason = chunk.finish_reason or self.finish_reason
+        self.model_name = chunk.model_name or self.model_name
+        return chunk
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def check_complete(self) -> None:
+        """A stream that ends before the service said it was done is an error."""
+        if self.finish_reason is None:
+            raise ResponseParseError(
+                "the stream ended before the service said it was complete"
+                f" ({self.chunks} chunk(s) received, no finish reason)"
+            )
+
+    def response(self, finish_reason: str | None = None) -> ModelResponse:
+        return ModelResponse(
+            text=self.text,
+            usage=self.usage,
+            model_name=self.model_name or self.wrapper.model_name,
+            finish_reason=finish_reason or self.finish_reason,
+        )
+
+
+def _generic_error(exc: Exception) -> ModelWireError:
+    """Map exceptions no plugin recognised, by what they are rather than who raised them."""
+    name = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, TimeoutError):  # socket.timeout and asyncio's are aliases of it
+        return ModelTimeoutError(f"the service did not answer in time ({name})")
+    if isinstance(exc, ConnectionError):
+        return ServiceUnavailableError(f"could not reach the service ({name})")
+    if isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError, RecursionError)):
+        return ResponseParseError(f"the service's reply could not be read ({name})")
+    return ProviderError(f"unexpected {name}")
+
+
+def _cause(exc: BaseException, error: BaseException) -> BaseException | None:
+    """Chain the SDK's exception; a modelwire error raised as is keeps its own cause."""
+    return error.__cause__ if exc is error else exc

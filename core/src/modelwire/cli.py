@@ -51,9 +51,9 @@ def _print_table(rows: list[list[str]], headers: list[str]) -> None:
 
 
 def cmd_types(args: argparse.Namespace) -> int:
-    from modelwire.plugins import get_manager
+    from modelwire.plugins import plugin_manager
 
-    manager = get_manager()
+    manager = plugin_manager()
     seen: dict[str, Any] = {}
     for registration in manager.types.values():
         seen.setdefault(registration.model_type, registration)
@@ -82,9 +82,9 @@ def cmd_types(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    from modelwire.plugins import get_manager
+    from modelwire.plugins import plugin_manager
 
-    plugins = [info.to_dict() for info in get_manager().plugins]
+    plugins = [info.to_dict() for info in plugin_manager().plugins]
     if args.json:
         print(json.dumps(plugins, indent=2))
         return 0
@@ -235,9 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("prompt", help="what to draw")
     p.set_defaults(handler=cmd_image)
 
-    from modelwire.plugins import get_manager
+    from modelwire.plugins import plugin_manager
 
-    get_manager().register_commands(CommandRegistry(sub))
+    plugin_manager().register_commands(CommandRegistry(sub))
     return parser
 
 

@@ -1,97 +1,126 @@
-"""Holders for SDK clients, so every plugin pools connections the same way.
+"""``SDKClients``: the one way a plugin holds its SDK's clients.
 
-``LazyClient`` builds the synchronous client on first use, once, under a lock.
-``PerLoopClient`` keeps one asynchronous client per running event loop: an async
-connection pool belongs to the loop that opened it, and reusing it under a later
-``asyncio.run`` fails with "Event loop is closed". Neither imports anything heavy.
+The synchronous client is built on first use, once, under a lock. Asynchronous
+clients are kept one per running event loop: an async connection pool belongs to
+the loop that opened it, and reusing it under a later ``asyncio.run`` fails with
+"Event loop is closed". ``close()``/``aclose()`` really close what was opened.
 """
 
 from __future__ import annotations
 
+import inspect
 import threading
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     from asyncio import AbstractEventLoop
 
-__all__ = ["LazyClient", "PerLoopClient"]
+__all__ = ["SDKClients"]
 
-T = TypeVar("T")
+S = TypeVar("S")
+A = TypeVar("A")
 
 
-class LazyClient(Generic[T]):
-    """A client built on first use; ``close()`` releases it and the next use rebuilds it."""
+class SDKClients(Generic[S, A]):
+    """A wrapper's sync client and its per-event-loop async clients.
+
+    ``build_sync``/``build_async`` make a client; ``close_sync``/``close_async``
+    close one (by default its ``close()`` method, awaited when it is a coroutine).
+    """
 
     def __init__(
-        self, factory: Callable[[], T], close: Callable[[T], object] | None = None
+        self,
+        build_sync: Callable[[], S],
+        build_async: Callable[[], A] | None = None,
+        *,
+        close_sync: Callable[[S], object] | None = None,
+        close_async: Callable[[A], object] | None = None,
     ) -> None:
-        self._factory = factory
-        self._close = close
+        self._build_sync = build_sync
+        self._build_async = build_async
+        self._close_sync = close_sync or _call_close
+        self._close_async = close_async or _call_close
         self._lock = threading.Lock()
-        self._client: T | None = None
+        self._sync: S | None = None
+        # id(loop) -> (the loop, weakly; its client). Not a WeakKeyDictionary: a
+        # client's connections reference their loop, which would then never be freed.
+        self._async: dict[int, tuple[weakref.ref[AbstractEventLoop], A]] = {}
 
-    def get(self) -> T:
-        client = self._client
+    @property
+    def sync(self) -> S:
+        """The synchronous client, built on first use and shared by every thread."""
+        client = self._sync
         if client is None:
             with self._lock:
-                if self._client is None:
-                    self._client = self._factory()
-                client = self._client
+                if self._sync is None:
+                    self._sync = self._build_sync()
+                client = self._sync
         return client
 
     @property
-    def current(self) -> T | None:
-        """The client if it has been built, without building it."""
-        return self._client
+    def async_(self) -> A:
+        """The running event loop's asynchronous client (read it inside a coroutine)."""
+        import asyncio
 
-    def close(self) -> None:
-        with self._lock:
-            client, self._client = self._client, None
-        if client is not None and self._close is not None:
-            self._close(client)
-
-
-class PerLoopClient(Generic[T]):
-    """One client per running event loop, dropped once its loop has closed."""
-
-    def __init__(self, factory: Callable[[], T]) -> None:
-        self._factory = factory
-        self._lock = threading.Lock()
-        # id(loop) -> (the loop, weakly; its client). Not a WeakKeyDictionary: a
-        # client's connections reference their loop, which would then never be freed.
-        self._clients: dict[int, tuple[weakref.ref[AbstractEventLoop], T]] = {}
-
-    def get(self) -> T:
-        """The running loop's client (call it from a coroutine)."""
-        import asyncio  # already imported by whoever runs the loop
-
+        if self._build_async is None:
+            raise TypeError("these SDK clients have no asynchronous client")
         loop = asyncio.get_running_loop()
-        entry = self._clients.get(id(loop))  # every call's path: no lock to read
+        entry = self._async.get(id(loop))
         if entry is not None and entry[0]() is loop:
             return entry[1]
         with self._lock:
-            entry = self._clients.get(id(loop))
+            entry = self._async.get(id(loop))
             if entry is not None and entry[0]() is loop:
                 return entry[1]
-            for key, (owner, _) in list(self._clients.items()):
+            for key, (owner, _) in list(self._async.items()):
                 alive = owner()
                 if alive is None or alive.is_closed():
-                    del self._clients[key]
-            client = self._factory()
-            self._clients[id(loop)] = (weakref.ref(loop), client)
+                    del self._async[key]
+            client = self._build_async()
+            self._async[id(loop)] = (weakref.ref(loop), client)
             return client
 
-    def pop_current(self) -> T | None:
-        """Forget the running loop's client and hand it back to be closed."""
+    @property
+    def built(self) -> bool:
+        """Whether any client has been built (and not closed since)."""
+        return self._sync is not None or bool(self._async)
+
+    def close(self) -> None:
+        """Close the sync client; async clients of loops that have closed are dropped.
+
+        Async clients of a loop that still runs are closed by ``aclose()`` from it.
+        The next call builds new clients.
+        """
+        with self._lock:
+            client, self._sync = self._sync, None
+            for key, (owner, _) in list(self._async.items()):
+                alive = owner()
+                if alive is None or alive.is_closed():
+                    del self._async[key]
+        if client is not None:
+            result = self._close_sync(client)
+            if inspect.iscoroutine(result):
+                result.close()
+                raise TypeError("close_sync must not be a coroutine function")
+
+    async def aclose(self) -> None:
+        """Close the running loop's async client, then the sync client."""
         import asyncio
 
         loop = asyncio.get_running_loop()
         with self._lock:
-            entry = self._clients.pop(id(loop), None)
-        return entry[1] if entry is not None and entry[0]() is loop else None
+            entry = self._async.pop(id(loop), None)
+        if entry is not None and entry[0]() is loop:
+            result = self._close_async(entry[1])
+            if inspect.isawaitable(result):
+                await result
+        self.close()
 
-    def clear(self) -> None:
-        with self._lock:
-            self._clients.clear()
+
+def _call_close(client: Any) -> Any:
+    close = getattr(client, "close", None)
+    if close is None:
+        raise TypeError(f"{type(client).__name__} has no close(): pass close_sync=/close_async=")
+    return close()

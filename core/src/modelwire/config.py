@@ -10,11 +10,11 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from modelwire.errors import ConfigError, ConfigIssue, PluginError
 from modelwire.redact import redacted, register_secrets_in
-from modelwire.structs import Struct
 
 if TYPE_CHECKING:
     from modelwire.plugins import PluginManager
@@ -30,22 +30,14 @@ _INF = float("inf")
 _ENV = r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}"
 
 
-class ModelConfig(Struct):
+@dataclass(slots=True, repr=False)
+class ModelConfig:
     """One validated config: its name, type and the wrapper's parameters."""
 
-    __slots__ = ("config_name", "model_type", "params", "source")
-
-    def __init__(
-        self,
-        config_name: str,
-        model_type: str,
-        params: dict[str, Any] | None = None,
-        source: str | None = None,
-    ) -> None:
-        self.config_name = config_name
-        self.model_type = model_type
-        self.params: dict[str, Any] = {} if params is None else params
-        self.source = source
+    config_name: str
+    model_type: str
+    params: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"config_name": self.config_name, "model_type": self.model_type, **self.params}

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from modelwire.redact import scrub
-from modelwire.structs import FrozenStruct
 
 __all__ = [
     "AuthenticationError",
@@ -45,16 +45,13 @@ class ModelWireError(Exception):
         return f"{type(self).__name__}({str(self)!r})"
 
 
-class ConfigIssue(FrozenStruct):
-    """One problem found in one model config (immutable)."""
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    """One problem found in one model config."""
 
-    __slots__ = ("config_name", "key", "message")
     config_name: str
     key: str | None
     message: str
-
-    def __init__(self, config_name: str, key: str | None, message: str) -> None:
-        self._set(config_name, key, message)
 
     def __str__(self) -> str:
         where = f"config {self.config_name!r}"

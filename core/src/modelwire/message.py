@@ -5,41 +5,43 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
-from modelwire.structs import Struct
+__all__ = ["ROLES", "Msg", "iter_msgs"]
 
-__all__ = ["Msg", "iter_msgs"]
+ROLES = ("system", "user", "assistant", "tool")
 
 
-class Msg(Struct):
+def _new_id() -> str:
+    return os.urandom(16).hex()
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S")
+
+
+@dataclass(slots=True)
+class Msg:
     """A message: who said it, what, in which role, and optional media ``url``(s).
 
-    ``Msg("user", "Hi", role="user")`` as in the seed; ``role`` is one of
-    ``system``, ``user``, ``assistant``.
+    ``Msg("user", "Hi", role="user")`` as in the seed. ``content`` is a string or a
+    list of content blocks (``{"type": "text", "text": ...}`` and so on).
     """
 
-    __slots__ = ("name", "content", "role", "url", "metadata", "id", "timestamp")
+    name: str
+    content: Any
+    role: str = "assistant"
+    url: str | list[str] | None = None
+    metadata: dict[str, Any] | None = None
+    id: str = field(default_factory=_new_id)  # the seed's field name
+    timestamp: str = field(default_factory=_now)
 
-    def __init__(
-        self,
-        name: str,
-        content: Any,
-        role: str = "assistant",
-        url: str | list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        id: str | None = None,  # the seed's field name
-        timestamp: str | None = None,
-    ) -> None:
-        if role not in ("system", "user", "assistant"):
-            raise ValueError(f"Msg role must be 'system', 'user' or 'assistant', not {role!r}")
-        self.name = name
-        self.content = content
-        self.role = role
-        self.url = url
-        self.metadata = metadata
-        self.id = os.urandom(16).hex() if id is None else id
-        self.timestamp = time.strftime("%Y-%m-%d %H:%M:%S") if timestamp is None else timestamp
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(
+                f"Msg role must be one of {', '.join(map(repr, ROLES))}, not {self.role!r}"
+            )
 
     @property
     def urls(self) -> list[str]:

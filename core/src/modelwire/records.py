@@ -59,7 +59,7 @@ class RecordsPlugin:
                 self._file.write(line)
                 self._file.flush()
 
-    @hookimpl
+    @hookimpl(tryfirst=True)  # first: a failing observer after it cannot lose a record
     def on_call_end(self, call: Call, response: ModelResponse) -> None:
         if self._file is None:
             return
@@ -76,7 +76,7 @@ class RecordsPlugin:
         record["cost_usd"] = call.wrapper.cost_of(response.usage)
         self._write(record)
 
-    @hookimpl
+    @hookimpl(tryfirst=True)
     def on_call_error(self, call: Call, error: ModelWireError) -> None:
         if self._file is None:
             return

@@ -8,7 +8,7 @@ from typing import Any
 
 from modelwire.config import ConfigSource, ModelConfig, read_configs, validate_configs
 from modelwire.errors import ConfigError, ConfigIssue, ModelWireError
-from modelwire.plugins import PluginManager, get_manager
+from modelwire.plugins import PluginManager, plugin_manager
 from modelwire.schema import did_you_mean
 from modelwire.wrapper import ModelWrapper
 
@@ -35,7 +35,7 @@ class ModelRegistry:
     @property
     def plugins(self) -> PluginManager:
         if self._plugins is None:
-            self._plugins = get_manager()
+            self._plugins = plugin_manager()
         return self._plugins.discover()
 
     def add(self, model_configs: ConfigSource, *, replace: bool = False) -> list[str]:
@@ -100,7 +100,7 @@ class ModelRegistry:
     def _build(self, config: ModelConfig) -> ModelWrapper:
         cls = self.plugins.resolve(config.model_type, config_name=config.config_name).load_class()
         try:
-            return cls(config_name=config.config_name, **config.params)
+            wrapper = cls(config_name=config.config_name, **config.params)
         except ModelWireError:
             raise
         except Exception as exc:
@@ -113,6 +113,8 @@ class ModelRegistry:
                     )
                 ]
             ) from exc
+        wrapper.hooks = self.plugins.hook
+        return wrapper
 
     def usage(self) -> dict[str, dict[str, Any]]:
         """Usage and spend of every wrapper built so far, by config name."""

@@ -2,137 +2,108 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from modelwire.structs import FrozenStruct, Struct
-
-__all__ = ["LazyRaw", "ModelChunk", "ModelResponse", "Usage"]
+__all__ = ["ModelChunk", "ModelResponse", "Usage"]
 
 
-class LazyRaw:
-    """A ``raw`` payload built on first read: pass ``raw=LazyRaw(lambda: ...)``.
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts of one call, as the service reported them.
 
-    Dumping an SDK's reply model into a dict costs 10-40 µs of client CPU per call,
-    a sizeable part of a wrapper's overhead over the raw SDK, and most callers never
-    read ``raw``. The response keeps the SDK object until then; reading ``raw`` (or
-    comparing, copying or pickling the response) builds the dict once.
+    ``reasoning_tokens`` and ``cached_tokens`` are set only where a service reports
+    them; they are parts of ``completion_tokens`` and ``prompt_tokens``, not extra.
     """
 
-    __slots__ = ("build",)
-
-    def __init__(self, build: Callable[[], Any]) -> None:
-        self.build = build
-
-    def __repr__(self) -> str:
-        return "LazyRaw(<not built yet>)"
-
-
-class _WithRaw(Struct):
-    """``raw`` as a property over the ``_raw`` slot, resolving a ``LazyRaw`` on first read.
-
-    Subclasses list ``raw`` in ``_public``: equality, ``repr`` and pickling use the
-    property (so ``raw`` is built), never the private slot.
-    """
-
-    __slots__ = ()
-
-    @property
-    def raw(self) -> Any:
-        value = self._raw  # type: ignore[attr-defined]
-        if type(value) is LazyRaw:
-            value = self._raw = value.build()
-        return value
-
-    @raw.setter
-    def raw(self, value: Any) -> None:
-        self._raw = value
-
-    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        return (type(self), self._fields())
-
-
-class Usage(FrozenStruct):
-    """Token counts of one call, as the service reported them (immutable)."""
-
-    __slots__ = ("prompt_tokens", "completion_tokens", "total_tokens")
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-
-    def __init__(
-        self, prompt_tokens: int = 0, completion_tokens: int = 0, total_tokens: int = 0
-    ) -> None:
-        setter = object.__setattr__  # not _set: a Usage is made on every call
-        setter(self, "prompt_tokens", prompt_tokens)
-        setter(self, "completion_tokens", completion_tokens)
-        setter(self, "total_tokens", total_tokens)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    reasoning_tokens: int | None = None
+    cached_tokens: int | None = None
 
     @classmethod
-    def of(cls, prompt_tokens: int | None = None, completion_tokens: int | None = None) -> Usage:
-        """Build from possibly-missing counts, deriving the total."""
-        prompt = int(prompt_tokens or 0)
-        completion = int(completion_tokens or 0)
-        return cls(prompt, completion, prompt + completion)
+    def of(
+        cls,
+        prompt_tokens: Any = None,
+        completion_tokens: Any = None,
+        total_tokens: Any = None,
+        **optional: Any,
+    ) -> Usage:
+        """Build from a reply's possibly-missing counts; the total is derived when absent.
+
+        A count that is not a whole, non-negative number (``-5``, ``"7"``, ``1e400``,
+        ``True``) raises ``ValueError``: a parser turns it into ``ResponseParseError``.
+        """
+        prompt = _count("prompt_tokens", prompt_tokens)
+        completion = _count("completion_tokens", completion_tokens)
+        total = (
+            prompt + completion if total_tokens is None else _count("total_tokens", total_tokens)
+        )
+        extra = {
+            key: None if value is None else _count(key, value) for key, value in optional.items()
+        }
+        return cls(prompt, completion, max(total, prompt + completion), **extra)
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             self.prompt_tokens + other.prompt_tokens,
             self.completion_tokens + other.completion_tokens,
             self.total_tokens + other.total_tokens,
+            _add(self.reasoning_tokens, other.reasoning_tokens),
+            _add(self.cached_tokens, other.cached_tokens),
         )
 
     def to_dict(self) -> dict[str, int]:
-        return {
+        """The counts as a dict; the optional ones only when reported."""
+        counts = {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.total_tokens,
         }
+        if self.reasoning_tokens is not None:
+            counts["reasoning_tokens"] = self.reasoning_tokens
+        if self.cached_tokens is not None:
+            counts["cached_tokens"] = self.cached_tokens
+        return counts
 
 
-class ModelResponse(_WithRaw):
-    """The result of one call; which fields are set depends on the model type."""
+def _count(name: str, value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} is {value!r}, not a number of tokens")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(f"{name} is {value!r}, not a whole number of tokens")
+        value = int(value)
+    if value < 0 or value > 10**15:
+        raise ValueError(f"{name} is {value!r}, not a possible number of tokens")
+    return value
 
-    __slots__ = (
-        "text",
-        "embedding",
-        "image_urls",
-        "_raw",
-        "usage",
-        "model_name",
-        "finish_reason",
-        "extra",
-    )
-    _public = (
-        "text",
-        "embedding",
-        "image_urls",
-        "raw",
-        "usage",
-        "model_name",
-        "finish_reason",
-        "extra",
-    )
 
-    def __init__(
-        self,
-        text: str | None = None,
-        embedding: list[list[float]] | None = None,
-        image_urls: list[str] | None = None,
-        raw: Any = None,
-        usage: Usage | None = None,
-        model_name: str | None = None,
-        finish_reason: str | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> None:
-        self.text = text
-        self.embedding = embedding
-        self.image_urls = image_urls
-        self._raw = raw
-        self.usage = usage
-        self.model_name = model_name
-        self.finish_reason = finish_reason
-        self.extra: dict[str, Any] = {} if extra is None else extra
+def _add(first: int | None, second: int | None) -> int | None:
+    if first is None and second is None:
+        return None
+    return (first or 0) + (second or 0)
+
+
+@dataclass(slots=True, repr=False)
+class ModelResponse:
+    """The result of one call; which fields are set depends on the model type.
+
+    ``raw`` is the service's reply as plain JSON-like data, for what modelwire does
+    not read itself; ``extra`` holds provider-specific fields a plugin documents.
+    """
+
+    text: str | None = None
+    embedding: list[list[float]] | None = None
+    image_urls: list[str] | None = None
+    raw: Any = None
+    usage: Usage | None = None
+    model_name: str | None = None
+    finish_reason: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         shown = []
@@ -143,30 +114,26 @@ class ModelResponse(_WithRaw):
             dims = len(self.embedding[0]) if self.embedding else 0
             shown.append(f"embedding=<{len(self.embedding)} x {dims}>")
         if self.image_urls is not None:
-            shown.append(f"image_urls={self.image_urls!r}")
+            shown.append(f"image_urls=<{len(self.image_urls)} image(s)>")
         if self.usage is not None:
             shown.append(f"usage={self.usage.total_tokens} tokens")
         if self.model_name:
             shown.append(f"model_name={self.model_name!r}")
+        if self.finish_reason:
+            shown.append(f"finish_reason={self.finish_reason!r}")
         return f"ModelResponse({', '.join(shown)})"
 
 
-class ModelChunk(_WithRaw):
-    """One piece of a streamed reply; the last chunk carries ``usage`` when reported."""
+@dataclass(slots=True)
+class ModelChunk:
+    """One piece of a streamed reply.
 
-    __slots__ = ("text", "_raw", "usage", "model_name", "finish_reason")
-    _public = ("text", "raw", "usage", "model_name", "finish_reason")
+    A stream is complete only once a chunk carries a ``finish_reason``; the last
+    chunk carries ``usage`` when the service reports it.
+    """
 
-    def __init__(
-        self,
-        text: str = "",
-        raw: Any = None,
-        usage: Usage | None = None,
-        model_name: str | None = None,
-        finish_reason: str | None = None,
-    ) -> None:
-        self.text = text
-        self._raw = raw
-        self.usage = usage
-        self.model_name = model_name
-        self.finish_reason = finish_reason
+    text: str = ""
+    raw: Any = None
+    usage: Usage | None = None
+    model_name: str | None = None
+    finish_reason: str | None = None

@@ -7,10 +7,10 @@ place where a call is repeated.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from modelwire.errors import ProviderError
-from modelwire.structs import FrozenStruct
 
 __all__ = ["RetryConfig", "RetryPolicy"]
 
@@ -23,24 +23,21 @@ class RetryConfig(TypedDict, total=False):
     max_delay: float
 
 
-class RetryPolicy(FrozenStruct):
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
     """Retry 429, 5xx and connection failures; never other 4xx, timeouts or parse errors.
 
     A ``Retry-After`` up to ``max_delay`` is waited exactly; a longer one is not
     waited at all: the error is raised with its ``retry_after`` so the caller decides.
     """
 
-    __slots__ = ("max_retries", "initial_delay", "max_delay")
-    max_retries: int
-    initial_delay: float
-    max_delay: float
+    max_retries: int = 3
+    initial_delay: float = 0.5
+    max_delay: float = 30.0
 
-    def __init__(
-        self, max_retries: int = 3, initial_delay: float = 0.5, max_delay: float = 30.0
-    ) -> None:
-        if max_retries < 0 or initial_delay < 0 or max_delay < 0:
+    def __post_init__(self) -> None:
+        if self.max_retries < 0 or self.initial_delay < 0 or self.max_delay < 0:
             raise ValueError("retry settings must not be negative")
-        self._set(max_retries, initial_delay, max_delay)
 
     @classmethod
     def from_config(cls, value: RetryPolicy | Mapping[str, Any] | None) -> RetryPolicy:

@@ -9,154 +9,60 @@ from __future__ import annotations
 
 import collections.abc
 import functools
+import inspect
 import os
-import sys
 import types
 import typing
+from dataclasses import dataclass
 from typing import Any, Literal, Union, get_args, get_origin
-
-from modelwire.structs import FrozenStruct
 
 __all__ = ["Param", "check_value", "did_you_mean", "wrapper_schema"]
 
 _SKIP = {"self", "config_name"}
 
 
-class Param(FrozenStruct):
+@dataclass(frozen=True, slots=True)
+class Param:
     """One config key a wrapper accepts."""
 
-    __slots__ = ("name", "annotation", "required", "default")
     name: str
     annotation: Any
     required: bool
-    default: Any
-
-    def __init__(self, name: str, annotation: Any, required: bool, default: Any = None) -> None:
-        self._set(name, annotation, required, default)
+    default: Any = None
 
 
 @functools.cache
 def wrapper_schema(cls: type) -> dict[str, Param]:
-    """The keyword parameters of ``cls.__init__`` and of its bases' ``__init__``s."""
+    """The keyword parameters of ``cls.__init__`` and of its bases' ``__init__``s.
+
+    The subclass comes first: its parameters lead and its annotations win.
+    """
     params: dict[str, Param] = {}
-    for klass in cls.__mro__:  # the subclass first: its parameters lead, its annotations win
+    for klass in cls.__mro__:
         init = klass.__dict__.get("__init__")
         if init is None or klass is object:
             continue
-        for param in _init_params(init):
-            params.setdefault(param.name, param)
+        try:
+            hints = typing.get_type_hints(init)
+        except Exception:  # an annotation that cannot be evaluated is accepted as Any
+            hints = {}
+        for parameter in inspect.signature(init).parameters.values():
+            if parameter.name in _SKIP or parameter.kind in (
+                parameter.VAR_POSITIONAL,
+                parameter.VAR_KEYWORD,
+            ):
+                continue
+            required = parameter.default is parameter.empty
+            params.setdefault(
+                parameter.name,
+                Param(
+                    parameter.name,
+                    hints.get(parameter.name, Any),
+                    required,
+                    None if required else parameter.default,
+                ),
+            )
     return params
-
-
-@functools.cache
-def _init_params(init: Any) -> tuple[Param, ...]:
-    """One ``__init__``'s config keys; cached, since every subclass reads its bases' too."""
-    hints = _hints(init)
-    return tuple(
-        Param(
-            name,
-            hints.get(name, Any),
-            default is _REQUIRED,
-            None if default is _REQUIRED else default,
-        )
-        for name, default in _named_parameters(init)
-        if name not in _SKIP
-    )
-
-
-_REQUIRED = object()
-
-
-def _named_parameters(function: Any) -> list[tuple[str, Any]]:
-    """``(name, default or _REQUIRED)`` of every named parameter (not ``*args``/``**kw``).
-
-    Read from the code object: ``inspect`` costs ~9 ms to import at start-up. Anything
-    but a plain function (a wrapped one, a ``__signature__``, a builtin) asks ``inspect``.
-    """
-    code = getattr(function, "__code__", None)
-    if (
-        not isinstance(function, types.FunctionType)
-        or code is None
-        or hasattr(function, "__wrapped__")
-        or hasattr(function, "__signature__")
-    ):
-        import inspect
-
-        return [
-            (p.name, _REQUIRED if p.default is p.empty else p.default)
-            for p in inspect.signature(function).parameters.values()
-            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-        ]
-    count = code.co_argcount
-    positional = code.co_varnames[:count]
-    keyword_only = code.co_varnames[count : count + code.co_kwonlyargcount]
-    defaults = function.__defaults__ or ()
-    first_default = count - len(defaults)
-    kwdefaults = function.__kwdefaults__ or {}
-    return [
-        (name, defaults[i - first_default] if i >= first_default else _REQUIRED)
-        for i, name in enumerate(positional)
-    ] + [(name, kwdefaults.get(name, _REQUIRED)) for name in keyword_only]
-
-
-#: Compiled annotation strings: the same few ("str | None", ...) recur in every wrapper.
-_COMPILED: dict[str, Any] = {}
-
-
-def _evaluate(text: str, namespace: dict[str, Any]) -> Any:
-    """An annotation string's value in a module's namespace; compiled once per string."""
-    code = _COMPILED.get(text)
-    if code is None:
-        code = _COMPILED[text] = compile(text, "<annotation>", "eval")
-    return eval(code, namespace)  # noqa: S307 - annotations of installed code
-
-
-def _fast_hints(function: Any) -> dict[str, Any] | None:
-    """The annotations evaluated in the function's module, or ``None`` to take the slow way.
-
-    ``typing.get_type_hints`` wraps each string in a ``ForwardRef`` and compiles it
-    anew: ~3 ms at start-up for the first-party wrappers alone. Plain strings of
-    installed code evaluate the same; anything unusual goes the slow way.
-    """
-    namespace = getattr(function, "__globals__", None)  # what get_type_hints uses too
-    if not isinstance(namespace, dict) or hasattr(function, "__wrapped__"):
-        return None
-    hints: dict[str, Any] = {}
-    for name, annotation in getattr(function, "__annotations__", {}).items():
-        if isinstance(annotation, str):
-            if "'" in annotation or '"' in annotation:  # nested forward references
-                return None
-            try:
-                annotation = _evaluate(annotation, namespace)
-            except Exception:
-                return None
-        if annotation is None:
-            annotation = type(None)
-        elif get_origin(annotation) is typing.Annotated:
-            return None
-        hints[name] = annotation
-    return hints
-
-
-def _hints(function: Any) -> dict[str, Any]:
-    fast = _fast_hints(function)
-    if fast is not None:
-        return fast
-    try:
-        return typing.get_type_hints(function, include_extras=False)
-    except Exception:
-        pass
-    module = sys.modules.get(function.__module__)
-    namespace = dict(vars(module)) if module else {}
-    hints = {}
-    for name, annotation in getattr(function, "__annotations__", {}).items():
-        if isinstance(annotation, str):
-            try:
-                annotation = _evaluate(annotation, namespace)
-            except Exception:
-                annotation = Any
-        hints[name] = annotation
-    return hints
 
 
 def did_you_mean(word: str, choices: collections.abc.Iterable[str]) -> str | None:
@@ -213,15 +119,9 @@ def _is_typeddict(annotation: Any) -> bool:
     )
 
 
-def _is_inspect_empty(annotation: Any) -> bool:
-    """``inspect.Parameter.empty`` (no annotation), recognised without importing inspect."""
-    inspect = sys.modules.get("inspect")
-    return inspect is not None and annotation is inspect.Parameter.empty
-
-
 def check_value(value: Any, annotation: Any, key: str) -> list[tuple[str, str]]:
     """Problems of ``value`` against ``annotation`` as ``(key path, message)`` pairs."""
-    if annotation is Any or _is_inspect_empty(annotation):
+    if annotation is Any or annotation is inspect.Parameter.empty:
         return []
     if annotation is None or annotation is type(None):
         return [] if value is None else [(key, f"expected null, got {_json_type(value)}")]

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from modelwire.errors import BudgetExceededError
 from modelwire.response import Usage
-from modelwire.structs import FrozenStruct
 
 __all__ = ["Pricing", "PricingConfig", "SpendTracker"]
 
@@ -28,15 +28,12 @@ class PricingConfig(TypedDict, total=False):
     completion: float
 
 
-class Pricing(FrozenStruct):
+@dataclass(frozen=True, slots=True)
+class Pricing:
     """USD per 1,000 prompt and completion tokens."""
 
-    __slots__ = ("prompt", "completion")
     prompt: float
     completion: float
-
-    def __init__(self, prompt: float, completion: float) -> None:
-        self._set(prompt, completion)
 
     @classmethod
     def from_config(cls, value: Pricing | Mapping[str, Any] | tuple[float, float]) -> Pricing:
@@ -137,41 +134,37 @@ class SpendTracker:
     def settle(self, reserved: float, usage: Usage | None, cost: float | None) -> None:
         """Book a finished call: its usage, its cost, and free its reservation."""
         with self._lock:
-            self._in_flight -= 1
-            if reserved:
-                self._reserved = max(0.0, self._reserved - reserved)
             self._calls += 1
-            if usage is not None:  # _add, inlined: every call's path
-                self._prompt_tokens += usage.prompt_tokens
-                self._completion_tokens += usage.completion_tokens
-                self._total_tokens += usage.total_tokens
-            if cost is not None:
-                self._spent += cost
-                if self._estimate is None or cost > self._estimate:
-                    self._estimate = cost
-            if self._waiting:
-                self._settled.notify_all()
+            self._book(reserved, usage, cost)
+            if cost is not None and (self._estimate is None or cost > self._estimate):
+                self._estimate = cost
 
     def release(
         self, reserved: float, usage: Usage | None = None, cost: float | None = None
     ) -> None:
-        """Book a failed call: free its reservation, keep any usage it did report."""
+        """Book a failed or interrupted call: free its reservation, keep any usage it had."""
         with self._lock:
-            self._in_flight -= 1
-            if reserved:
-                self._reserved = max(0.0, self._reserved - reserved)
             self._errors += 1
-            if usage is not None:
-                self._add(usage)
-            if cost:
-                self._spent += cost
-            if self._waiting:
-                self._settled.notify_all()
+            self._book(reserved, usage, cost)
 
-    def _add(self, usage: Usage) -> None:
-        self._prompt_tokens += usage.prompt_tokens
-        self._completion_tokens += usage.completion_tokens
-        self._total_tokens += usage.total_tokens
+    def refused(self, error: BaseException) -> None:
+        """Count a call that ended before it was admitted (a budget refusal counts itself)."""
+        if not isinstance(error, BudgetExceededError):
+            with self._lock:
+                self._errors += 1
+
+    def _book(self, reserved: float, usage: Usage | None, cost: float | None) -> None:
+        self._in_flight -= 1
+        if reserved:
+            self._reserved = max(0.0, self._reserved - reserved)
+        if usage is not None:
+            self._prompt_tokens += usage.prompt_tokens
+            self._completion_tokens += usage.completion_tokens
+            self._total_tokens += usage.total_tokens
+        if cost:
+            self._spent += cost
+        if self._waiting:
+            self._settled.notify_all()
 
     # reporting -----------------------------------------------------------
     @property

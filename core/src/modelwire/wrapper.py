@@ -1,37 +1,32 @@
-"""``ModelWrapper``: the base class of every model type.
+"""``ModelWrapper``: the base class of every model type, and the one call path.
 
 The base class owns everything that must behave the same for every provider:
-budget admission, lifecycle hooks (usage, records, tracing), retries and the
-mapping of SDK exceptions onto modelwire errors. A subclass supplies only the
-provider-specific parts:
+budget admission, lifecycle hooks, retries, error mapping, usage and spend (see
+``modelwire.calls``). A model type supplies only the provider step:
 
-* ``__init__(self, config_name, *, <its parameters>, **kwargs)`` — its keyword
+* ``__init__(self, config_name, *, <its parameters>, **kwargs)``: its keyword
   parameters, with types and defaults, are the config schema; pass ``**kwargs``
-  (the core-owned ``retry``, ``timeout``, ``budget``, ``pricing``) to ``super()``;
-* ``_call`` (required), and ``_acall``, ``_stream``, ``_astream`` where the service
-  offers them;
-* ``_map_error(exc)`` turning the SDK's exceptions into modelwire errors;
-* ``format(*msgs)`` turning ``Msg``s into the provider's input.
+  (the core-owned keys) on to ``super().__init__``;
+* ``_request(*args, **kwargs)``: the call's arguments turned into what is sent
+  (no I/O); ``format(*msgs)``: ``Msg``s turned into the call's input;
+* ``_send(request)`` and ``_asend(request)``: one request through the SDK, using
+  ``self.clients`` (``_asend`` defaults to ``_send`` in a worker thread);
+* ``_parse(reply, request)``: the reply turned into a ``ModelResponse``;
+* for streams, ``_send_stream(request)``/``_asend_stream(request)`` yielding the
+  SDK's events and ``_parse_chunk(event, stream)`` turning one into a
+  ``ModelChunk`` (or ``None`` to skip it);
+* ``_map_error(exc)``: the SDK's exceptions turned into modelwire errors.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from modelwire.calls import Call
-from modelwire.errors import (
-    ConfigError,
-    ConfigIssue,
-    ModelTimeoutError,
-    ModelWireError,
-    ProviderError,
-    ResponseParseError,
-    ServiceUnavailableError,
-    UnsupportedOperationError,
-)
+from modelwire.calls import Call, Stream
+from modelwire.content import text_of
+from modelwire.errors import ConfigIssue, ModelWireError, UnsupportedOperationError
 from modelwire.message import Msg, iter_msgs
 from modelwire.redact import register_secret
 from modelwire.response import ModelChunk, ModelResponse, Usage
@@ -39,7 +34,9 @@ from modelwire.retry import RetryConfig, RetryPolicy
 from modelwire.spend import Pricing, PricingConfig, SpendTracker
 
 if TYPE_CHECKING:
-    from modelwire.plugins import PluginManager
+    from pluggy import HookRelay
+
+    from modelwire.clients import SDKClients
 
 __all__ = ["ModelWrapper"]
 
@@ -49,7 +46,7 @@ DEFAULT_TIMEOUT = 120.0
 class ModelWrapper:
     """Calls one configured model; see the module docstring for what subclasses add."""
 
-    #: The ``model_type`` this class implements (set by every subclass).
+    #: The ``model_type`` this class implements (the registration sets it when missing).
     model_type: ClassVar[str] = ""
     #: Which ``__init__`` parameter names the model (``model`` for Ollama).
     model_name_param: ClassVar[str] = "model_name"
@@ -59,12 +56,17 @@ class ModelWrapper:
     default_timeout: ClassVar[float] = DEFAULT_TIMEOUT
 
     model_name: str | None = None
+    #: The SDK clients, for wrappers that hold some; ``close``/``aclose`` close them.
+    clients: SDKClients[Any, Any] | None = None
+    #: The lifecycle hooks calls are reported to: a registry sets its plugin manager's
+    #: (``manager.hook``); a wrapper built by hand reports to none until it is set.
+    hooks: HookRelay | None = None
 
     def __init__(
         self,
         config_name: str,
         *,
-        retry: RetryConfig | RetryPolicy | None = None,
+        retry: RetryConfig | None = None,
         timeout: float | None = None,
         budget: float | None = None,
         pricing: PricingConfig | None = None,
@@ -74,8 +76,8 @@ class ModelWrapper:
         self.timeout = float(timeout) if timeout is not None else self.default_timeout
         self.budget = None if budget is None else float(budget)
         self._pricing = Pricing.from_config(pricing) if pricing is not None else None
+        self._priced = pricing is not None
         self.tracker = SpendTracker(config_name, self.budget)
-        self._priced = False
 
     # -- helpers for subclasses ------------------------------------------------
     @staticmethod
@@ -119,14 +121,13 @@ class ModelWrapper:
     def pricing(self) -> Pricing | None:
         """The config's ``pricing``, else the plugin's price for this model."""
         if not self._priced:
-            if self._pricing is None:
-                self._pricing = self.price_for(self.model_name)
+            self._pricing = self.price_for(self.model_name)
             self._priced = True
         return self._pricing
 
     def cost_of(self, usage: Usage | None) -> float | None:
         """USD for a usage, or ``None`` when no price is known."""
-        pricing = self._pricing if self._priced else self.pricing
+        pricing = self.pricing
         return None if pricing is None else pricing.cost(usage)
 
     @property
@@ -134,24 +135,42 @@ class ModelWrapper:
         """Calls, tokens and spend of this wrapper so far."""
         return self.tracker.snapshot()
 
-    # -- what subclasses implement -------------------------------------------------
+    # -- the provider step: what subclasses implement ---------------------------------
     def format(self, *args: Msg | list[Msg] | None) -> Any:
         """OpenAI-style ``[{"role", "content"}]`` messages; providers override."""
-        return [{"role": msg.role, "content": _text_of(msg.content)} for msg in iter_msgs(*args)]
+        return [{"role": msg.role, "content": text_of(msg.content)} for msg in iter_msgs(*args)]
 
-    def _call(self, *args: Any, **kwargs: Any) -> ModelResponse:
-        raise NotImplementedError(f"{type(self).__name__} must implement _call")
+    def _request(self, *args: Any, **kwargs: Any) -> Any:
+        """The call's arguments as the request ``_send`` takes (no I/O).
 
-    async def _acall(self, *args: Any, **kwargs: Any) -> ModelResponse:
-        import asyncio  # on first async use: importing it costs ~15 ms at start-up
+        By default the positional input and the keyword arguments as they came.
+        """
+        if len(args) != 1:
+            raise TypeError(
+                f"{type(self).__name__} takes one input (the output of format()),"
+                f" not {len(args)} positional arguments"
+            )
+        return {"input": args[0], **kwargs}
 
-        return await asyncio.to_thread(self._call, *args, **kwargs)
+    def _send(self, request: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must implement _send")
 
-    def _stream(self, *args: Any, **kwargs: Any) -> Iterator[ModelChunk]:
-        raise UnsupportedOperationError(f"model_type {self.model_type!r} does not stream")
+    async def _asend(self, request: Any) -> Any:
+        import asyncio
 
-    def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ModelChunk]:
-        return _thread_stream(lambda: self._stream(*args, **kwargs))
+        return await asyncio.to_thread(self._send, request)
+
+    def _parse(self, reply: Any, request: Any) -> ModelResponse:
+        raise NotImplementedError(f"{type(self).__name__} must implement _parse")
+
+    def _send_stream(self, request: Any) -> Iterator[Any]:
+        raise UnsupportedOperationError(self.stream_unsupported_reason())
+
+    def _asend_stream(self, request: Any) -> AsyncIterator[Any]:
+        return _in_thread(lambda: iter(self._send_stream(request)))
+
+    def _parse_chunk(self, event: Any, stream: Stream) -> ModelChunk | None:
+        raise NotImplementedError(f"{type(self).__name__} must implement _parse_chunk")
 
     def _map_error(self, exc: Exception) -> ModelWireError | None:
         """Translate an SDK exception; ``None`` falls back to the generic mapping."""
@@ -159,19 +178,23 @@ class ModelWrapper:
 
     @property
     def supports_stream(self) -> bool:
-        """Whether ``stream``/``astream`` work; by default, whether ``_stream`` is implemented."""
-        return type(self)._stream is not ModelWrapper._stream
+        """Whether ``stream``/``astream`` work; by default, whether ``_send_stream`` exists."""
+        return type(self)._send_stream is not ModelWrapper._send_stream
 
     def stream_unsupported_reason(self) -> str:
         """Why ``stream()`` is refused; override when streaming depends on the config."""
         return f"model_type {self.model_type!r} does not stream; call the model instead"
 
+    # -- connections ---------------------------------------------------------------------
     def close(self) -> None:
-        """Release pooled connections; wrappers holding SDK clients override this."""
+        """Close pooled connections; the next call opens new ones."""
+        if self.clients is not None:
+            self.clients.close()
 
     async def aclose(self) -> None:
-        """Release pooled connections, async ones included; defaults to ``close()``."""
-        self.close()
+        """Close pooled connections, the running loop's async ones included."""
+        if self.clients is not None:
+            await self.clients.aclose()
 
     def __enter__(self) -> ModelWrapper:
         return self
@@ -185,306 +208,139 @@ class ModelWrapper:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    # -- public API ------------------------------------------------------------------
+    # -- the public API: four short loops over one Call --------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> ModelResponse:
-        hooks = _get_manager()
-        call = self._begin(hooks, "call", args, kwargs)
-        retries = 0
+        call = self._new_call("call", args, kwargs)
+        call.admit()
+        delay = 0.0
         while True:
-            call.attempts += 1
             try:
-                response = self._call(*args, **kwargs)
-                break
-            except Exception as exc:
-                error = self._mapped(exc)
-                delay = self.retry_policy.delay(retries, error)
-                if delay is None:
-                    _fail(hooks, call, error)
-                    raise error from _cause(exc, error)
+                if delay:
+                    time.sleep(delay)
+                call.attempts += 1
+                return call.finish(self._parse(self._send(call.request), call.request))
             except BaseException as exc:
-                _fail(hooks, call, exc)
-                raise
-            retries += 1
-            time.sleep(delay)
-        hooks.dispatch("on_call_end", call=call, response=response)
-        return response
+                delay = call.retry_delay(exc)
 
     async def acall(self, *args: Any, **kwargs: Any) -> ModelResponse:
-        hooks = _get_manager()
-        if self.tracker.budget is None:  # admission never waits: no coroutine for it
-            call = self._begin(hooks, "acall", args, kwargs)
-        else:
-            call = await self._abegin(hooks, "acall", args, kwargs)
-        retries = 0
+        import asyncio
+
+        call = self._new_call("acall", args, kwargs)
+        await call.aadmit()
+        delay = 0.0
         while True:
-            call.attempts += 1
             try:
-                response = await self._acall(*args, **kwargs)
-                break
-            except Exception as exc:
-                error = self._mapped(exc)
-                delay = self.retry_policy.delay(retries, error)
-                if delay is None:
-                    _fail(hooks, call, error)
-                    raise error from _cause(exc, error)
+                if delay:
+                    await asyncio.sleep(delay)
+                call.attempts += 1
+                return call.finish(self._parse(await self._asend(call.request), call.request))
             except BaseException as exc:
-                _fail(hooks, call, exc)
-                raise
-            retries += 1
-            await _asleep(delay)
-        hooks.dispatch("on_call_end", call=call, response=response)
-        return response
+                delay = call.retry_delay(exc)
 
     def stream(self, *args: Any, **kwargs: Any) -> Iterator[ModelChunk]:
         """Yield chunks as they arrive; retries happen only before the first chunk."""
         if not self.supports_stream:
             raise UnsupportedOperationError(self.stream_unsupported_reason())
-        return self._stream_chunks(args, kwargs)
+        return self._stream(self._new_call("stream", args, kwargs))
 
     def astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ModelChunk]:
+        """``stream`` for asyncio."""
         if not self.supports_stream:
             raise UnsupportedOperationError(self.stream_unsupported_reason())
-        return self._astream_chunks(args, kwargs)
+        return self._astream(self._new_call("astream", args, kwargs))
 
-    # -- streaming machinery ------------------------------------------------------------
-    def _stream_chunks(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Iterator[ModelChunk]:
-        hooks = _get_manager()
-        call = self._begin(hooks, "stream", args, kwargs)
-        collected = _Collected()
-        retries = 0
+    def _stream(self, call: Call) -> Iterator[ModelChunk]:
+        call.admit()
+        stream = Stream(self, call.request)
+        delay = 0.0
         while True:
-            call.attempts += 1
-            iterator: Iterator[ModelChunk] | None = None
+            events = None
             try:
-                iterator = iter(self._stream(*args, **kwargs))
-                chunk = next(iterator, None)
+                if delay:
+                    time.sleep(delay)
+                call.attempts += 1
+                events = iter(self._send_stream(call.request))
+                chunk = self._next_chunk(events, stream)
                 break
-            except Exception as exc:
-                _close(iterator)
-                error = self._mapped(exc)
-                delay = self.retry_policy.delay(retries, error)
-                if delay is None:
-                    _fail(hooks, call, error)
-                    raise error from _cause(exc, error)
             except BaseException as exc:
-                _fail(hooks, call, exc)
-                raise
-            retries += 1
-            time.sleep(delay)
+                _close(events)
+                delay = call.retry_delay(exc)
         try:
             while chunk is not None:
-                collected.add(chunk)
                 try:
-                    yield chunk
-                except GeneratorExit:  # the consumer stopped early: book what it got
-                    hooks.dispatch(
-                        "on_call_end",
-                        call=call,
-                        response=collected.response(self, finish_reason="cancelled"),
-                    )
-                    _close(iterator)
+                    yield stream.add(chunk)
+                except GeneratorExit:
+                    call.abandon(stream)
                     raise
-                chunk = next(iterator, None)
+                chunk = self._next_chunk(events, stream)
+            stream.check_complete()
         except GeneratorExit:
             raise
-        except Exception as exc:
-            _close(iterator)
-            error = collected.annotate(self._mapped(exc))
-            _fail(hooks, call, error)
-            raise error from _cause(exc, error)
         except BaseException as exc:
-            _fail(hooks, call, exc)
-            raise
-        hooks.dispatch("on_call_end", call=call, response=collected.response(self))
+            call.fail(exc, stream)
+        finally:
+            _close(events)
+        call.finish(stream.response())
 
-    async def _astream_chunks(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> AsyncIterator[ModelChunk]:
-        import asyncio  # on first async use: importing it costs ~15 ms at start-up
+    async def _astream(self, call: Call) -> AsyncIterator[ModelChunk]:
+        import asyncio
 
-        hooks = _get_manager()
-        if self.tracker.budget is None:  # admission never waits: no coroutine for it
-            call = self._begin(hooks, "astream", args, kwargs)
-        else:
-            call = await self._abegin(hooks, "astream", args, kwargs)
-        collected = _Collected()
-        retries = 0
+        await call.aadmit()
+        stream = Stream(self, call.request)
+        delay = 0.0
         while True:
-            call.attempts += 1
-            iterator: AsyncIterator[ModelChunk] | None = None
+            events = None
             try:
-                iterator = aiter(self._astream(*args, **kwargs))
-                chunk = await anext(iterator, None)
+                if delay:
+                    await asyncio.sleep(delay)
+                call.attempts += 1
+                events = aiter(self._asend_stream(call.request))
+                chunk = await self._anext_chunk(events, stream)
                 break
-            except Exception as exc:
-                await _aclose(iterator)
-                error = self._mapped(exc)
-                delay = self.retry_policy.delay(retries, error)
-                if delay is None:
-                    _fail(hooks, call, error)
-                    raise error from _cause(exc, error)
             except BaseException as exc:
-                _fail(hooks, call, exc)
-                raise
-            retries += 1
-            await asyncio.sleep(delay)
+                await _aclose(events)
+                delay = call.retry_delay(exc)
         try:
             while chunk is not None:
-                collected.add(chunk)
                 try:
-                    yield chunk
-                except (GeneratorExit, asyncio.CancelledError):
-                    # The consumer stopped early (an abandoned generator is closed by a task
-                    # that asyncio.run may cancel): book what it got.
-                    collected.ended = True
-                    hooks.dispatch(
-                        "on_call_end",
-                        call=call,
-                        response=collected.response(self, finish_reason="cancelled"),
-                    )
-                    await _aclose(iterator)
+                    yield stream.add(chunk)
+                except GeneratorExit:
+                    call.abandon(stream)
                     raise
-                chunk = await anext(iterator, None)
-        except (GeneratorExit, asyncio.CancelledError) as exc:
-            if not collected.ended:  # cancelled while waiting for the service, not at a yield
-                _fail(hooks, call, exc)
+                chunk = await self._anext_chunk(events, stream)
+            stream.check_complete()
+        except GeneratorExit:
             raise
-        except Exception as exc:
-            await _aclose(iterator)
-            error = collected.annotate(self._mapped(exc))
-            _fail(hooks, call, error)
-            raise error from _cause(exc, error)
         except BaseException as exc:
-            _fail(hooks, call, exc)
-            raise
-        hooks.dispatch("on_call_end", call=call, response=collected.response(self))
+            call.fail(exc, stream)
+        finally:
+            await _aclose(events)
+        call.finish(stream.response())
 
-    # -- lifecycle ------------------------------------------------------------------------
-    # Every call's path: one manager lookup per call, handed on (see _get_manager).
-    def _begin(
-        self, hooks: PluginManager, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Call:
-        call = self._new_call(operation, args, kwargs)
-        try:
-            call.reserved = self.tracker.reserve()
-        except ModelWireError as error:
-            call.admitted = False
-            hooks.dispatch("on_call_error", call=call, error=error)
-            raise
-        hooks.dispatch("on_call_start", call=call)
-        return call
+    def _next_chunk(self, events: Iterator[Any], stream: Stream) -> ModelChunk | None:
+        for event in events:
+            chunk = self._parse_chunk(event, stream)
+            if chunk is not None:
+                return chunk
+        return None
 
-    async def _abegin(
-        self, hooks: PluginManager, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Call:
-        call = self._new_call(operation, args, kwargs)
-        try:
-            call.reserved = await self.tracker.areserve()
-        except ModelWireError as error:
-            call.admitted = False
-            hooks.dispatch("on_call_error", call=call, error=error)
-            raise
-        hooks.dispatch("on_call_start", call=call)
-        return call
+    async def _anext_chunk(self, events: AsyncIterator[Any], stream: Stream) -> ModelChunk | None:
+        async for event in events:
+            chunk = self._parse_chunk(event, stream)
+            if chunk is not None:
+                return chunk
+        return None
 
     def _new_call(self, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
-        if self.budget is not None and self.pricing is None:
-            raise ConfigError(
-                [ConfigIssue(self.config_name, "budget", "a budget needs a price: set `pricing`")]
-            )
-        return Call(self, operation, args, kwargs, self.tracker)
-
-    def _mapped(self, exc: Exception) -> ModelWireError:
-        """The modelwire error for any exception raised while calling the service."""
-        if isinstance(exc, ModelWireError):
-            error = exc
-        else:
-            error = self._map_error(exc) or _generic_error(exc)
-        if isinstance(error, ProviderError):
-            error.config_name = error.config_name or self.config_name
-            error.model_type = error.model_type or self.model_type
-        return error
+        call = Call(self, operation, args, kwargs, self.hooks)
+        call.prepare()
+        return call
 
     def __repr__(self) -> str:
         return (
             f"<{type(self).__name__} config_name={self.config_name!r}"
             f" model_type={self.model_type!r} model_name={self.model_name!r}>"
         )
-
-
-class _Collected:
-    """What a stream delivered so far: its text, last usage and finish reason."""
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.usage: Usage | None = None
-        self.finish_reason: str | None = None
-        self.model_name: str | None = None
-        self.ended = False
-
-    def add(self, chunk: ModelChunk) -> None:
-        if chunk.text:
-            self.parts.append(chunk.text)
-        self.usage = chunk.usage or self.usage
-        self.finish_reason = chunk.finish_reason or self.finish_reason
-        self.model_name = chunk.model_name or self.model_name
-
-    @property
-    def text(self) -> str:
-        return "".join(self.parts)
-
-    def annotate(self, error: ModelWireError) -> ModelWireError:
-        if isinstance(error, ProviderError) and self.parts and error.partial_text is None:
-            error.partial_text = self.text
-        return error
-
-    def response(self, wrapper: ModelWrapper, finish_reason: str | None = None) -> ModelResponse:
-        return ModelResponse(
-            text=self.text,
-            usage=self.usage,
-            model_name=self.model_name or wrapper.model_name,
-            finish_reason=finish_reason or self.finish_reason,
-        )
-
-
-def _get_manager() -> PluginManager:
-    """``modelwire.plugins.get_manager``, imported on the first call (not at ``import
-    modelwire``): this function then replaces itself with it, so that every later call
-    costs one Python frame, not two."""
-    global _get_manager
-    from modelwire.plugins import get_manager
-
-    _get_manager = get_manager
-    return get_manager()
-
-
-async def _asleep(seconds: float) -> None:
-    import asyncio  # on a retry only: importing it costs ~15 ms at start-up
-
-    await asyncio.sleep(seconds)
-
-
-def _fail(hooks: PluginManager, call: Call, error: BaseException) -> None:
-    if not isinstance(error, ModelWireError):
-        error = ProviderError(f"call interrupted: {type(error).__name__}")
-    hooks.dispatch("on_call_error", call=call, error=error)
-
-
-def _generic_error(exc: Exception) -> ModelWireError:
-    """Map exceptions no plugin recognised, by what they are rather than who raised them."""
-    name = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, TimeoutError):  # socket.timeout and asyncio's are aliases of it
-        return ModelTimeoutError(f"the service did not answer in time ({name})")
-    if isinstance(exc, ConnectionError):
-        return ServiceUnavailableError(f"could not reach the service ({name})")
-    if isinstance(exc, json.JSONDecodeError):
-        return ResponseParseError(f"the service's reply is not valid JSON ({name})")
-    return ProviderError(f"unexpected {name}")
-
-
-def _cause(exc: BaseException, error: BaseException) -> BaseException | None:
-    """Chain the SDK's exception; a modelwire error raised as is keeps its own cause."""
-    return error.__cause__ if exc is error else exc
 
 
 def _close(iterator: Any) -> None:
@@ -497,7 +353,7 @@ def _close(iterator: Any) -> None:
 
 
 async def _aclose(iterator: Any) -> None:
-    import asyncio  # on first async use: importing it costs ~15 ms at start-up
+    import asyncio
 
     close = getattr(iterator, "aclose", None)
     if close is not None:
@@ -507,23 +363,15 @@ async def _aclose(iterator: Any) -> None:
             pass
 
 
-def _text_of(content: Any) -> str:
-    return content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
+async def _in_thread(open_stream: Any) -> AsyncIterator[Any]:
+    """Drive a synchronous event iterator from worker threads, for wrappers without
+    ``_asend_stream``."""
+    import asyncio
 
-
-async def _thread_stream(
-    open_stream: Callable[[], Iterator[ModelChunk]],
-) -> AsyncIterator[ModelChunk]:
-    """Drive a synchronous stream from a worker thread, for wrappers without ``_astream``."""
-    import asyncio  # on first async use: importing it costs ~15 ms at start-up
-
-    iterator = await asyncio.to_thread(lambda: iter(open_stream()))
-    sentinel = object()
+    iterator = await asyncio.to_thread(open_stream)
+    done = object()
     try:
-        while True:
-            chunk = await asyncio.to_thread(next, iterator, sentinel)
-            if chunk is sentinel:
-                return
-            yield chunk  # type: ignore[misc]
+        while (event := await asyncio.to_thread(next, iterator, done)) is not done:
+            yield event
     finally:
         await asyncio.to_thread(_close, iterator)

@@ -221,9 +221,9 @@ class ConformanceSuite:
 
     def test_every_module_of_the_plugin_imports_no_sdk(self) -> None:
         """Any module of the plugin's package may be imported without loading its SDK."""
-        from modelwire.plugins import get_manager
+        from modelwire.plugins import plugin_manager
 
-        package = get_manager().resolve(self.model_type).target.split(":")[0].split(".")[0]
+        package = plugin_manager().resolve(self.model_type).target.split(":")[0].split(".")[0]
         banned = sorted(set(self.sdk_modules) | set(HEAVY_MODULES) | {"pydantic", "httpcore"})
         code = (
             "import importlib, json, pkgutil, sys\n"
@@ -243,10 +243,10 @@ class ConformanceSuite:
 
     # -- config validation ----------------------------------------------------------------
     def _schema(self) -> dict[str, Any]:
-        from modelwire.plugins import get_manager
+        from modelwire.plugins import plugin_manager
         from modelwire.schema import wrapper_schema
 
-        return wrapper_schema(get_manager().resolve(self.model_type).load_class())
+        return wrapper_schema(plugin_manager().resolve(self.model_type).load_class())
 
     def _first_required(self) -> str:
         required = [name for name, p in self._schema().items() if p.required]

@@ -1,0 +1,100 @@
+"""Message content for plugins: the text of a ``Msg``, and media as data URLs or base64.
+
+Written once here so that every provider reads content and local files by the
+same rules: web URLs pass through (never fetched), ``data:`` URLs are decoded,
+local paths and ``file://`` URLs are read, and the MIME type comes from the
+data URL or the file's extension.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import mimetypes
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+__all__ = ["Media", "data_url", "is_web_url", "read_media", "text_of"]
+
+
+def text_of(content: Any) -> str:
+    """The text of a message's content.
+
+    A string as is; ``None`` as ``""``; a list of content blocks as the
+    concatenation of its text blocks; anything else as JSON (never a Python repr).
+    """
+    if isinstance(content, str):
+        return content
+    if content is None:
+        return ""
+    if isinstance(content, list) and content and all(_is_block(part) for part in content):
+        return "".join(part.get("text", "") for part in content if part["type"] == "text")
+    return json.dumps(content, ensure_ascii=False, default=str)
+
+
+def _is_block(part: Any) -> bool:
+    return isinstance(part, dict) and isinstance(part.get("type"), str)
+
+
+def is_web_url(location: str) -> bool:
+    """Whether a media location is an ``http(s)`` URL, which modelwire never fetches."""
+    return location.startswith(("http://", "https://"))
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    """Media bytes and their MIME type (``None`` when it cannot be told)."""
+
+    data: bytes
+    mime_type: str | None
+
+    @property
+    def base64(self) -> str:
+        return base64.b64encode(self.data).decode("ascii")
+
+    @property
+    def data_url(self) -> str:
+        return f"data:{self.mime_type or 'application/octet-stream'};base64,{self.base64}"
+
+
+def read_media(source: str | os.PathLike[str] | bytes, mime_type: str | None = None) -> Media:
+    """The bytes of a ``data:`` URL, a local path, a ``file://`` URL or raw bytes.
+
+    Raises ``ValueError`` for a web URL (providers that take them get the URL
+    itself) and for a malformed data URL, ``FileNotFoundError`` for a missing file.
+    """
+    if isinstance(source, (bytes, bytearray)):
+        return Media(bytes(source), mime_type)
+    location = os.fspath(source)
+    if location.startswith("data:"):
+        header, _, payload = location.partition(",")
+        if not header.endswith(";base64") or not payload:
+            raise ValueError(f"a data URL must be base64-encoded: {location[:40]!r}...")
+        try:
+            data = base64.b64decode(payload, validate=True)
+        except binascii.Error as exc:
+            raise ValueError(f"the data URL's base64 is invalid: {exc}") from None
+        return Media(data, mime_type or header[5:].removesuffix(";base64") or None)
+    if is_web_url(location):
+        raise ValueError(f"{location!r} is a web URL: modelwire does not download media")
+    path = _local_path(location)
+    if not path.is_file():
+        raise FileNotFoundError(f"media {location!r} is neither a URL nor an existing file")
+    return Media(path.read_bytes(), mime_type or mimetypes.guess_type(path.name)[0])
+
+
+def data_url(source: str | os.PathLike[str] | bytes, mime_type: str | None = None) -> str:
+    """A URL a provider can be sent: web and data URLs as they are, files inlined."""
+    if isinstance(source, str) and (is_web_url(source) or source.startswith("data:")):
+        return source
+    return read_media(source, mime_type).data_url
+
+
+def _local_path(location: str) -> Path:
+    if location.startswith("file://"):
+        location = unquote(urlsplit(location).path)
+    return Path(location).expanduser()
