@@ -27,6 +27,7 @@ from modelwire.errors import (
     ServiceUnavailableError,
     UnknownModelTypeError,
     UnsupportedOperationError,
+    body_text,
     error_for_status,
     parse_retry_after,
 )
@@ -101,6 +102,7 @@ __all__ = [
     "UnknownModelTypeError",
     "UnsupportedOperationError",
     "Usage",
+    "body_text",
     "check_value",
     "data_url",
     "default_registry",

@@ -23,6 +23,7 @@ from modelwire.errors import (
     ProviderError,
     ResponseParseError,
     ServiceUnavailableError,
+    scrubbed_chain,
 )
 from modelwire.response import ModelChunk, ModelResponse, Usage
 
@@ -286,5 +287,6 @@ def _generic_error(exc: Exception) -> ModelWireError:
 
 
 def _cause(exc: BaseException, error: BaseException) -> BaseException | None:
-    """Chain the SDK's exception; a modelwire error raised as is keeps its own cause."""
-    return error.__cause__ if exc is error else exc
+    """The exception to chain: the SDK's (a modelwire error raised as is keeps its own
+    cause), as a scrubbed copy so that no traceback prints a secret it holds."""
+    return scrubbed_chain(error.__cause__ if exc is error else exc)

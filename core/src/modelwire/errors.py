@@ -26,9 +26,11 @@ __all__ = [
     "ProviderError",
     "RateLimitError",
     "ResponseParseError",
+    "ScrubbedError",
     "ServiceUnavailableError",
     "UnknownModelTypeError",
     "UnsupportedOperationError",
+    "body_text",
     "error_for_status",
     "parse_retry_after",
 ]
@@ -114,6 +116,40 @@ class UnsupportedOperationError(ModelWireError, NotImplementedError):
     """The model type does not offer this operation (e.g. streaming embeddings)."""
 
 
+class ScrubbedError(Exception):
+    """Stands in, as ``__cause__``, for the exception a modelwire error was mapped from.
+
+    SDK exceptions keep what the server said, and servers echo credentials; a
+    traceback or ``logging.exception()`` prints every chained exception. This copy
+    holds the original's type name, scrubbed message and traceback frames; the
+    original stays reachable as ``original`` for code that needs it.
+    """
+
+    def __init__(self, original: BaseException) -> None:
+        self.original = original
+        name = f"{type(original).__module__}.{type(original).__qualname__}"
+        super().__init__(scrub(f"{name}: {original}"))
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def scrubbed_chain(exc: BaseException | None, depth: int = 0) -> BaseException | None:
+    """``exc`` made safe to print with its chain: SDK exceptions become ``ScrubbedError``s."""
+    if exc is None or depth > 20:
+        return None
+    if isinstance(exc, (ModelWireError, ScrubbedError)):
+        cause = exc.__cause__ if exc.__cause__ is not None else exc.__context__
+        exc.__cause__ = scrubbed_chain(cause, depth + 1)
+        exc.__suppress_context__ = True
+        return exc
+    copy = ScrubbedError(exc).with_traceback(exc.__traceback__)
+    cause = exc.__cause__ if exc.__cause__ is not None else exc.__context__
+    copy.__cause__ = scrubbed_chain(cause, depth + 1)
+    copy.__suppress_context__ = True
+    return copy
+
+
 class ProviderError(ModelWireError):
     """The model service failed or answered something unusable.
 
@@ -129,14 +165,14 @@ class ProviderError(ModelWireError):
         status: int | None = None,
         config_name: str | None = None,
         model_type: str | None = None,
-        body: str | None = None,
+        body: Any = None,
         partial_text: str | None = None,
     ) -> None:
-        self.message = message
+        self.message = message if isinstance(message, str) else str(message)
         self.status = status
         self.config_name = config_name
         self.model_type = model_type
-        self.body = _truncate(body) if body is not None else None
+        self.body = None if body is None else _truncate(body_text(body))
         self.partial_text = partial_text
         super().__init__(message)
 
@@ -201,7 +237,7 @@ def error_for_status(
     message: str,
     *,
     headers: Mapping[str, str] | None = None,
-    body: str | None = None,
+    body: Any = None,
     **kwargs: Any,
 ) -> ProviderError:
     """The modelwire error for an HTTP status, for plugins that see raw statuses."""
@@ -221,6 +257,20 @@ def error_for_status(
     else:
         cls = ProviderError
     return cls(message, status=status, body=body, **kwargs)
+
+
+def body_text(body: Any) -> str:
+    """Any error body as text: bytes decoded, parsed JSON dumped, anything else ``str()``."""
+    if isinstance(body, str):
+        return body
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        return bytes(body).decode("utf-8", "replace")
+    try:
+        import json
+
+        return json.dumps(body, ensure_ascii=False, default=str)
+    except (TypeError, ValueError, RecursionError):
+        return repr(body)[:2000]
 
 
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:

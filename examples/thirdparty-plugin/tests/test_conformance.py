@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelwire.response import Usage
+from modelwire import Usage
 from modelwire.testing import FakeServer, Reply, Request
 from modelwire.testing.conformance import ConformanceSuite
 

@@ -27,12 +27,16 @@ A capability the model type lacks is declared (``streams = False``, ``reports_us
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
+import os
 import re
 import subprocess
 import sys
 import time
+import traceback
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
@@ -104,6 +108,17 @@ class ConformanceSuite:
     stream_route: ClassVar[tuple[str, str] | None] = None
     #: The credential the config carries; it must reach the wire and nothing else.
     secret: ClassVar[str] = "mw-conformance-secret-5f1e2d3c4b"
+    #: The environment variable the type reads its credential from when the config
+    #: has none (``None``: it reads none). Set to a second secret for that check.
+    env_secret_var: ClassVar[str | None] = None
+    env_secret: ClassVar[str] = "mw-conformance-env-secret-9a8b7c6d5e"
+    #: Config keys that add one generation argument, and the ``(name, value)`` that
+    #: must then appear in the request (JSON body, at any depth, or the query).
+    generation_config: ClassVar[dict[str, Any]] = {}
+    generation_on_wire: ClassVar[tuple[str, Any]] = ("temperature", 0.25)
+    #: Whether the plugin's own ``pricing_table`` prices the config's model (budgets
+    #: then work without a ``pricing`` key); ``False`` for self-hosted services.
+    priced_model: ClassVar[bool] = True
 
     # -- what a plugin implements -----------------------------------------------------
     def config(self, server: FakeServer) -> dict[str, Any]:
@@ -117,6 +132,11 @@ class ConformanceSuite:
     def error_reply(self, status: int, headers: dict[str, str]) -> Reply:
         """An error in the provider's own shape; the generic JSON error by default."""
         return Reply.error(status, headers=headers)
+
+    @property
+    def input_text(self) -> str:
+        """Text of ``call_args``'s input that must reach the server."""
+        return {"embedding": "hello", "image": "a lighthouse at dawn"}.get(self.output, "Hello")
 
     def call_args(self, model: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Arguments of one call for this output kind."""
@@ -306,7 +326,42 @@ class ConformanceSuite:
         )
         assert model.timeout == 3.0
         assert model.retry_policy.max_retries == 1
-        assert model.model_type in (self.model_type, type(model).model_type)
+
+    def test_model_type_is_named(self, server: FakeServer) -> None:
+        """The wrapper knows its type, so errors and records name it."""
+        from modelwire.plugins import plugin_manager
+
+        registration = plugin_manager().resolve(self.model_type)
+        self.script_success(server)
+        method, path = self._error_route()
+        server.once(method, path, self.error_reply(401, {}))
+        model = self.load(server)
+        assert model.model_type == registration.model_type != ""
+        with pytest.raises(ProviderError) as info:
+            self.call(model)
+        assert f"({registration.model_type})" in str(info.value), str(info.value)
+
+    def test_input_and_generation_arguments_reach_the_server(self, server: FakeServer) -> None:
+        self.script_success(server)
+        method, path = self._error_route()
+        if not self.generation_config:
+            generation_keys = {"generate_args", "json_args", "options", "generation_config"}
+            assert not generation_keys & set(self._schema()), (
+                "set generation_config (and generation_on_wire) so that the suite can check"
+                " that generation arguments are sent"
+            )
+        model = self.load(server, **self.generation_config)
+        self.call(model)
+        sent = server.requests_to(path, method)
+        assert sent, "the call reached no server"
+        assert any(self.input_text in request.text for request in sent), (
+            f"the call's input {self.input_text!r} was not sent"
+        )
+        if self.generation_config:
+            name, value = self.generation_on_wire
+            assert any(_sends(request, name, value) for request in sent), (
+                f"{name}={value!r} from {self.generation_config} was not sent"
+            )
 
     # -- calls --------------------------------------------------------------------------------
     def test_call(self, server: FakeServer) -> None:
@@ -497,6 +552,7 @@ class ConformanceSuite:
         server.once(method, path, Reply.connection_reset())
         model = self.load(server)
         self.check_output(self.call(model))
+        assert len(server.requests_to(path, method)) == 2
 
     def test_reply_cut_mid_body_is_retried(self, server: FakeServer) -> None:
         self.script_success(server)
@@ -543,6 +599,161 @@ class ConformanceSuite:
             assert text != self.expected_text
         assert model.usage["errors"] == 2
 
+    def test_secret_from_the_environment_never_leaks(
+        self, server: FakeServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A credential read from the environment is hidden like one from the config,
+        even when the server echoes it back in an error."""
+        if self.env_secret_var is None:
+            return  # the type reads no credential from the environment
+        from modelwire import records
+
+        config = _without_value(self.full_config(server), self.secret)
+        method, path = self._error_route()
+        echo = self.env_secret
+        server.route(method, path, self.error_reply(401, {}))
+        server.once(
+            method,
+            path,
+            Reply.json({"error": {"message": f"bad key {echo}", "code": 401}}, 401),
+        )
+        previous = os.environ.get(self.env_secret_var)
+        os.environ[self.env_secret_var] = self.env_secret
+        path_records = tmp_path / "env.jsonl"
+        caplog.set_level(logging.DEBUG)
+        records.configure(path_records)
+        try:
+            from modelwire.registry import ModelRegistry
+
+            registry = ModelRegistry([config])
+            model = registry.load_model(config["config_name"])
+            with pytest.raises(ProviderError) as info:
+                self.call(model)
+            logging.getLogger("conformance").exception("logged", exc_info=info.value)
+        finally:
+            records.configure(None)
+            if previous is None:
+                os.environ.pop(self.env_secret_var, None)
+            else:
+                os.environ[self.env_secret_var] = previous
+        assert any(_carries(request, self.env_secret) for request in server.requests), (
+            f"the key in {self.env_secret_var} never reached the server"
+        )
+        shown = [
+            repr(model),
+            str(info.value),
+            repr(info.value),
+            "".join(traceback.format_exception(info.value)),
+            path_records.read_text(),
+            caplog.text,
+        ]
+        for text in shown:
+            assert self.env_secret not in text
+
+    # -- the stream route: the same error, retry and timeout matrix ------------------------
+    def _stream_route(self) -> tuple[str, str]:
+        return self.stream_route or self._error_route()
+
+    def _stream_all(self, model: Any, use_async: bool) -> list[str]:
+        args, kwargs = self.call_args(model)
+        received: list[str] = []
+        _consume_stream(model, args, kwargs, received, use_async=use_async)
+        return received
+
+    @pytest.mark.parametrize("use_async", [False, True], ids=["stream", "astream"])
+    def test_stream_errors_retries_and_timeout(self, server: FakeServer, use_async: bool) -> None:
+        if not self.streams:
+            return  # covered by test_stream_agrees_with_call: streaming is refused cleanly
+        self.script_success(server)
+        method, path = self._stream_route()
+        model = self.load(server)
+
+        def sent() -> int:
+            return len(server.requests_to(path, method))
+
+        server.once(method, path, self.error_reply(401, {}))
+        before = sent()
+        with pytest.raises(AuthenticationError) as auth:
+            self._stream_all(model, use_async)
+        assert auth.value.status == 401 and sent() - before == 1
+
+        server.once(method, path, self.error_reply(429, {"Retry-After": "0.2"}))
+        server.once(method, path, self.error_reply(500, {}))
+        before = sent()
+        assert "".join(self._stream_all(model, use_async)) == self.expected_text
+        assert sent() - before == 3, "a 429 and a 500 before the first chunk are retried"
+
+        server.once(method, path, *[self.error_reply(503, {})] * 3)
+        strict = self.load(server, retry={"max_retries": 1, "initial_delay": 0.01})
+        before = sent()
+        with pytest.raises(ServiceUnavailableError):
+            self._stream_all(strict, use_async)
+        assert sent() - before == 2
+
+        server.once(method, path, Reply.json({"late": True}, delay=3.0))
+        slow = self.load(server, timeout=0.5)
+        started = time.perf_counter()
+        with pytest.raises(ModelTimeoutError):
+            self._stream_all(slow, use_async)
+        assert time.perf_counter() - started < 2.5
+
+    @pytest.mark.parametrize("use_async", [False, True], ids=["stream", "astream"])
+    def test_stream_ended_without_its_terminator_is_an_error(
+        self, server: FakeServer, use_async: bool
+    ) -> None:
+        """A stream whose body ends cleanly half-way is not taken as complete."""
+        if not self.streams:
+            return  # covered by test_stream_agrees_with_call
+        self.script_success(server)
+        method, path = self._stream_route()
+        model = self.load(server)
+        server.end_next(method, path)
+        received: list[str] = []
+        args, kwargs = self.call_args(model)
+        with pytest.raises(ProviderError) as info:
+            _consume_stream(model, args, kwargs, received, use_async=use_async)
+        assert "".join(received) != self.expected_text
+        assert (info.value.partial_text or "") == "".join(received)
+        assert model.usage["errors"] == 1
+
+    # -- connections --------------------------------------------------------------------
+    def test_close_closes_connections(self, server: FakeServer) -> None:
+        self.script_success(server)
+        model = self.load(server)
+        self.call(model)
+        model.close()
+        assert server.wait_for_connections(0) == 0, "close() left connections open"
+        args, kwargs = self.call_args(model)
+
+        async def cycle() -> int:
+            await model.acall(*args, **kwargs)
+            await model.aclose()
+            return server.wait_for_connections(0)
+
+        assert asyncio.run(cycle()) == 0, "aclose() left connections open"
+
+    def test_closes_what_it_opens(self, server: FakeServer) -> None:
+        """No ResourceWarning from a wrapper that is used and closed."""
+        self.script_success(server)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            model = self.load(server)
+            args, kwargs = self.call_args(model)
+            self.call(model)
+            if self.streams:
+                list(model.stream(*args, **kwargs))
+
+            async def cycle(wrapper: Any) -> None:
+                await wrapper.acall(*args, **kwargs)
+                await wrapper.aclose()
+
+            asyncio.run(cycle(model))
+            model.close()
+            del model
+            gc.collect()
+        leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+        assert leaks == []
+
     # -- budgets and records under concurrency ------------------------------------------------
     def test_budget_is_exact_under_concurrency(self, server: FakeServer) -> None:
         """64 threads, then 256 tasks: exactly the calls the budget admits reach the server."""
@@ -550,13 +761,25 @@ class ConformanceSuite:
             return  # no token usage, so no token price: budgets need a priced usage
         usage = self.expected_usage
         assert usage is not None, "set expected_usage"
-        pricing = {"prompt": 1.0, "completion": 2.0}
-        cost = (usage.prompt_tokens * 1.0 + usage.completion_tokens * 2.0) / 1000
-        assert cost > 0
         self.script_success(server)
         method, path = self._error_route()
+        price = self.load(server).pricing
+        if self.priced_model:
+            assert price is not None, (
+                "the plugin's pricing_table has no price for the config's model"
+                " (set priced_model = False for a self-hosted service)"
+            )
+            overrides: dict[str, Any] = {}
+        else:
+            from modelwire.spend import Pricing
+
+            price = Pricing(1.0, 2.0)
+            overrides = {"pricing": {"prompt": 1.0, "completion": 2.0}}
+        cost = usage.prompt_tokens * price.prompt + usage.completion_tokens * price.completion
+        cost /= 1000
+        assert cost > 0
         for admitted, run in ((5, "threads"), (7, "tasks")):
-            model = self.load(server, budget=cost * admitted, pricing=pricing)
+            model = self.load(server, budget=cost * admitted, **overrides)
             before = len(server.requests_to(path, method))
             args, kwargs = self.call_args(model)
             if run == "threads":
@@ -620,6 +843,7 @@ class ConformanceSuite:
             repr(registry.config(config["config_name"])),
             str(info.value),
             repr(info.value),
+            "".join(traceback.format_exception(info.value)),
             path_records.read_text(),
             caplog.text,
         ]
@@ -671,3 +895,32 @@ def _carries(request: Request, secret: str) -> bool:
         or any(secret in value for value in request.headers.values())
         or any(secret in value for values in request.query.values() for value in values)
     )
+
+
+def _without_value(value: Any, secret: str) -> Any:
+    """A copy of a config without the keys that hold ``secret``."""
+    if isinstance(value, dict):
+        return {k: _without_value(v, secret) for k, v in value.items() if v != secret}
+    if isinstance(value, list):
+        return [_without_value(v, secret) for v in value if v != secret]
+    return value
+
+
+def _sends(request: Request, name: str, value: Any) -> bool:
+    """Whether ``name`` = ``value`` is in the request's JSON body, at any depth, or query."""
+    if str(value) in request.query.get(name, []):
+        return True
+    try:
+        body = request.json()
+    except ValueError:
+        return False
+    stack = [body]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if name in item and item[name] == value:
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False

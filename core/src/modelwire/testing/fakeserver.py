@@ -71,6 +71,7 @@ class Reply:
     interval: float = 0.0
     cut_after: int | None = None  # stream: close the connection after this many parts
     truncate_to: int | None = None  # body: send only this many bytes, then close
+    end_after: int | None = None  # stream: end the body cleanly after this many parts
     reset: bool = False
 
     @classmethod
@@ -217,6 +218,7 @@ class _Route:
         self.served = 0
         self.queued: deque[Responder] = deque()
         self.cuts = 0
+        self.early_ends = 0
 
     def next(self) -> Responder | None:
         if self.queued:
@@ -235,6 +237,7 @@ class FakeServer:
         self._routes: list[_Route] = []
         self._requests: list[Request] = []
         self._lock = threading.Lock()
+        self._open = 0
         handler = type("Handler", (_Handler,), {"fake": self})
         self._httpd = _Server((host, port), handler)
         self._thread: threading.Thread | None = None
@@ -309,6 +312,29 @@ class FakeServer:
             self._route(method, path).cuts += times
         return self
 
+    def end_next(self, method: str, path: str, times: int = 1) -> FakeServer:
+        """End the route's next streamed replies cleanly half-way.
+
+        The body ends as a complete HTTP message after half of its events: a stream
+        closed without its terminator, which a client must not take as complete.
+        """
+        with self._lock:
+            self._route(method, path).early_ends += times
+        return self
+
+    @property
+    def open_connections(self) -> int:
+        """Client connections the server holds open right now."""
+        with self._lock:
+            return self._open
+
+    def wait_for_connections(self, count: int, timeout: float = 2.0) -> int:
+        """Wait until ``open_connections`` is at most ``count``; returns the last figure."""
+        deadline = time.monotonic() + timeout
+        while self.open_connections > count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.open_connections
+
     def clear(self) -> None:
         with self._lock:
             self._routes.clear()
@@ -339,14 +365,18 @@ class FakeServer:
                     responder = route.next()
                     cut = route.cuts > 0
                     route.cuts -= cut
+                    early = route.early_ends > 0
+                    route.early_ends -= early
                     break
             else:
-                responder, cut = None, False
+                responder, cut, early = None, False, False
         if responder is None:
             return Reply.json(
                 {"error": {"message": f"no route for {request.method} {request.path}"}}, 404
             )
         reply = responder(request) if callable(responder) else responder
+        if early and reply.parts is not None:
+            reply = dataclasses.replace(reply, end_after=max(1, len(reply.parts) // 2))
         if cut:
             if reply.parts is not None:
                 reply = dataclasses.replace(reply, cut_after=max(1, len(reply.parts) // 2))
@@ -363,6 +393,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        with self.fake._lock:
+            self.fake._open += 1
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            with self.fake._lock:
+                self.fake._open -= 1
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -424,6 +466,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
                 self._drop(hard=False)
                 return
+            if reply.end_after is not None and index >= reply.end_after:
+                break
             if index and reply.interval:
                 time.sleep(reply.interval)
             self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))

@@ -7,7 +7,7 @@ import json
 import socket
 import urllib.error
 
-from modelwire.errors import (
+from modelwire import (
     ModelTimeoutError,
     ModelWireError,
     ResponseParseError,

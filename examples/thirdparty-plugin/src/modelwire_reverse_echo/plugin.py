@@ -9,4 +9,4 @@ from modelwire import hookimpl
 
 @hookimpl
 def register_model_types(register: Any) -> None:
-    register("reverse_echo", "modelwire_reverse_echo.wrapper:ReverseEchoWrapper")
+    register("reverse_echo", "modelwire_reverse_echo.reverse:ReverseEchoWrapper")

@@ -1,0 +1,206 @@
+"""The conformance suite fails plugins that break its rules.
+
+Each mutant is the example ``reverse_echo`` plugin with one bug a plugin author
+really made, installed as a throwaway distribution with a real entry point; the
+suite runs against it in a fresh pytest and the check named for that rule must
+fail. The unmutated control must pass the same checks.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from modelwire.testing.distributions import make_distribution
+
+SUITE = """
+from typing import Any
+
+from modelwire import Usage
+from modelwire.testing import FakeServer, Reply, Request
+from modelwire.testing.conformance import ConformanceSuite
+
+USAGE = {"input_tokens": 5, "output_tokens": 5}
+
+
+def reverse_service(request: Request) -> Reply:
+    body = request.json()
+    output = body["text"][::-1]
+    if body.get("stream"):
+        half = len(output) // 2
+        return Reply.ndjson(
+            [{"delta": output[:half]}, {"delta": output[half:]}, {"delta": "", "usage": USAGE}]
+        )
+    return Reply.json({"output": output, "usage": USAGE})
+
+
+class TestMutantConformance(ConformanceSuite):
+    model_type = "mutant_echo"
+    distribution = "mutant-echo"
+    output = "text"
+    streams = True
+    expected_text = "olleH"
+    expected_usage = Usage(5, 5, 10)
+    routes = [("POST", "/v1/reverse")]
+    env_secret_var = "REVERSE_ECHO_API_KEY"
+
+    def config(self, server: FakeServer) -> dict[str, Any]:
+        return {"config_name": "mutant", "model_type": "mutant_echo", "model_name": "reverse-1",
+                "base_url": server.url, "api_key": self.secret}
+
+    def script_success(self, server: FakeServer) -> None:
+        server.route("POST", "/v1/reverse", reverse_service)
+"""
+
+HEADER = """
+import json
+import os
+import urllib.request
+from modelwire import ModelWrapper
+from modelwire_reverse_echo.reverse import ReverseEchoWrapper
+
+
+class Mutant(ReverseEchoWrapper):
+    model_type = "mutant_echo"
+"""
+
+MUTANTS = {
+    "control": ("", "test_secret_from_the_environment_never_leaks"),
+    "env-key-not-registered": (
+        """
+    def __init__(self, config_name, *, model_name: str, base_url: str = "http://x",
+                 api_key: str | None = None, **kwargs):
+        ModelWrapper.__init__(self, config_name, **kwargs)
+        self.model_name = model_name
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key or os.environ.get("REVERSE_ECHO_API_KEY")
+""",
+        "test_secret_from_the_environment_never_leaks",
+    ),
+    "input-never-sent": (
+        """
+    def _request(self, text):
+        return {"model": self.model_name, "text": "a fixed prompt"}
+""",
+        "test_input_and_generation_arguments_reach_the_server",
+    ),
+    "stream-ignores-timeout": (
+        """
+    def _send_stream(self, request):
+        self.timeout = 30.0
+        yield from super()._send_stream(request)
+""",
+        "test_stream_errors_retries_and_timeout",
+    ),
+    "stream-ignores-status": (
+        """
+    def _send_stream(self, request):
+        import urllib.error
+        try:
+            yield from super()._send_stream(request)
+        except urllib.error.HTTPError:
+            yield {"delta": "", "usage": {"input_tokens": 0, "output_tokens": 0}}
+""",
+        "test_stream_errors_retries_and_timeout",
+    ),
+    "stream-without-terminator-accepted": (
+        """
+    def _parse_chunk(self, event, stream):
+        chunk = super()._parse_chunk(event, stream)
+        chunk.finish_reason = "stop"
+        return chunk
+""",
+        "test_stream_ended_without_its_terminator_is_an_error",
+    ),
+    "empty-pricing-table": ("    pricing_table = {}\n", "test_budget_is_exact_under_concurrency"),
+    "close-forgets-the-pool": (
+        """
+    def __init__(self, config_name, **kwargs):
+        super().__init__(config_name, **kwargs)
+        import http.client
+        from urllib.parse import urlsplit
+        from modelwire import SDKClients
+        host = urlsplit(self.base_url)
+        self.clients = SDKClients(
+            lambda: http.client.HTTPConnection(host.hostname, host.port, timeout=self.timeout),
+            close_sync=lambda connection: None,
+            close_async=lambda connection: None,
+        )
+        self._keep = []
+
+    def _send(self, request):
+        connection = self.clients.sync
+        connection.request("POST", "/v1/reverse", json.dumps({**request, "stream": False}),
+                           {"Content-Type": "application/json"})
+        return json.loads(connection.getresponse().read())
+""",
+        "test_closes_what_it_opens",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def example_path() -> Path:
+    return Path(__file__).resolve().parents[2] / "examples" / "thirdparty-plugin" / "src"
+
+
+@pytest.mark.parametrize("mutant", sorted(MUTANTS))
+def test_suite_fails_the_mutant_on_the_rule_it_breaks(
+    mutant: str, tmp_path: Path, example_path: Path
+) -> None:
+    body, check = MUTANTS[mutant]
+    make_distribution(
+        tmp_path,
+        "mutant-echo",
+        {
+            "mutant_echo.plugin": """
+                from modelwire import hookimpl
+
+                @hookimpl
+                def register_model_types(register):
+                    register("mutant_echo", "mutant_echo.wrapper:Mutant")
+            """,
+            "mutant_echo.wrapper": HEADER + body,
+        },
+        "[modelwire]\nmutant = mutant_echo.plugin\n",
+    )
+    (tmp_path / "test_mutant.py").write_text(textwrap.dedent(SUITE))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--import-mode=importlib",
+            "-k",
+            check,
+            str(tmp_path / "test_mutant.py"),
+            "-W",
+            "ignore::DeprecationWarning",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**_env(), "PYTHONPATH": f"{tmp_path}:{example_path}"},
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    if mutant == "control":
+        assert result.returncode == 0, output
+        assert " passed" in output, output
+    else:
+        assert result.returncode == 1, output
+        assert f"FAILED test_mutant.py::TestMutantConformance::{check}" in output, output
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
