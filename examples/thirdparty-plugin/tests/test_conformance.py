@@ -31,6 +31,7 @@ class TestReverseEchoConformance(ConformanceSuite):
     expected_text = "olleH"
     expected_usage = Usage(5, 5, 10)
     routes = [("POST", "/v1/reverse")]
+    env_secret_var = "REVERSE_ECHO_API_KEY"
 
     def config(self, server: FakeServer) -> dict[str, Any]:
         return {
