@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 
-from modelwire.registry import ModelRegistry
-from modelwire.response import Usage
+from modelwire import ModelRegistry, Usage
 from modelwire.testing import FakeServer, Reply, Request
 
 PROMPT_TOKENS = 7

@@ -21,33 +21,23 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelwire import records
-from modelwire.errors import (
+from modelwire import (
     AuthenticationError,
     BadRequestError,
     ConfigError,
+    ModelRegistry,
     ModelTimeoutError,
+    Msg,
     ProviderError,
     RateLimitError,
     ResponseParseError,
+    RetryPolicy,
     ServiceUnavailableError,
     UnsupportedOperationError,
+    Usage,
+    records,
 )
-from modelwire.message import Msg
-from modelwire.registry import ModelRegistry
-from modelwire.response import Usage
-from modelwire.retry import RetryPolicy
 from modelwire.testing import FakeServer, RawEvent, Reply, Request
-from modelwire_postapi.parsing import (
-    EMBEDDING_SHAPES,
-    FINISH_SHAPES,
-    IMAGE_SHAPES,
-    MODEL_SHAPES,
-    TEXT_SHAPES,
-    USAGE_NAMES,
-    USAGE_PLACES,
-    ReplyParser,
-)
 from modelwire_postapi.parsing import Path as ReplyPath
 from modelwire_postapi.streaming import Event, EventDecoder
 
@@ -380,66 +370,6 @@ def test_recognised_usage_shapes(server: FakeServer, extra: dict[str, Any]) -> N
     assert model.usage["prompt_tokens"] == 7 and model.usage["completion_tokens"] == 3
 
 
-# Keys of every recognised shape, and of their insides, so that generated replies match
-# shapes (and nearly match them) often; and replies known to match, to add keys to.
-_SHAPES = (TEXT_SHAPES, EMBEDDING_SHAPES, IMAGE_SHAPES, USAGE_PLACES, FINISH_SHAPES, MODEL_SHAPES)
-_COUNT_NAMES = {name for names in USAGE_NAMES for name in names}
-_TOP_KEYS = sorted(
-    {shape.parts[0] for shapes in _SHAPES for shape in shapes} | _COUNT_NAMES | {"error", "x"}
-)
-_INNER_KEYS = sorted(
-    {part for shapes in _SHAPES for shape in shapes for part in shape.parts} - {"*", "0"}
-    | _COUNT_NAMES
-)
-_KNOWN_REPLIES = [
-    {"response": "T", "model": "m"},
-    {"response": "T", "prompt_eval_count": 3, "eval_count": 4, "done_reason": "stop"},
-    {"choices": [{"message": {"content": "T"}, "finish_reason": "stop"}], "model": "m"},
-    {"output": {"text": "T"}},
-    {"data": [{"embedding": [0.5, 1]}, {"embedding": [2, 0.25]}]},
-    {"embeddings": [[0.5, 1.0]]},
-    {"data": [{"url": "http://x/a.png"}]},
-    {"images": ["data:image/png;base64,AA"]},
-]
-_leaves = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(-2, 40),
-    st.floats(-2, 2, allow_nan=False),
-    st.sampled_from(["", "T", "stop", "m", "http://x/a.png", "data:image/png;base64,AA"]),
-)
-_values = st.recursive(
-    _leaves,
-    lambda inner: (
-        st.lists(inner, max_size=3)
-        | st.dictionaries(st.sampled_from(_INNER_KEYS), inner, max_size=4)
-    ),
-    max_leaves=10,
-)
-_extras = st.dictionaries(st.sampled_from(_TOP_KEYS), _values, max_size=5)
-_object_replies = _extras | st.builds(
-    lambda known, extra: {**known, **extra}, st.sampled_from(_KNOWN_REPLIES), _extras
-)
-
-
-def _parse_or_error(parser: ReplyParser, payload: Any) -> Any:
-    try:
-        return parser.parse(payload)
-    except Exception as exc:
-        return type(exc), str(exc)
-
-
-@settings(max_examples=400, deadline=None)
-@given(_object_replies)
-def test_objects_read_by_shape_alone_as_by_the_general_path(payload: dict[str, Any]) -> None:
-    # An object reply with no path configured takes a written-out path (ReplyParser
-    # ._parse_object); it must find what the general path finds, and fail alike.
-    outputs = frozenset({"text", "embedding", "image_urls"})
-    written_out, general = ReplyParser(outputs=outputs), ReplyParser(outputs=outputs)
-    general._by_shape_only = False
-    assert _parse_or_error(written_out, payload) == _parse_or_error(general, payload)
-
-
 def test_no_usage_is_none_and_usage_path_reads_elsewhere(server: FakeServer) -> None:
     server.route(
         "POST",
@@ -651,7 +581,47 @@ def test_ndjson_stream_with_usage_on_the_last_line(server: FakeServer, use_async
 def test_sse_events_of_plain_text_are_the_pieces(server: FakeServer) -> None:
     server.route("POST", "/s", Reply.sse(["Echo", ": ", "hi"], done="[DONE]"))
     chunks = list(post_api(server, "/s", stream=True).stream("hi"))
-    assert [c.text for c in chunks] == ["Echo", ": ", "hi"]
+    assert [c.text for c in chunks] == ["Echo", ": ", "hi", ""]
+    assert chunks[-1].finish_reason == "stop"  # [DONE] ends the stream
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_a_stream_without_end_markers_is_complete_at_the_clean_end_of_its_body(
+    server: FakeServer, use_async: bool
+) -> None:
+    server.route("POST", "/s", Reply.ndjson([{"text": "a"}, {"text": "b"}]))
+    model = post_api(server, "/s", stream=True)
+    chunks = stream_both(model, "hi", use_async=use_async)
+    assert [c.text for c in chunks] == ["a", "b", ""]
+    assert chunks[-1].finish_reason == "stop"
+
+
+def test_an_sse_body_cut_off_mid_event_is_an_error(server: FakeServer) -> None:
+    parts = [b'data: {"text": "a"}\n\n', b'data: {"text": "b"}\n']  # no blank line after b
+    server.route("POST", "/s", Reply(200, {"Content-Type": "text/event-stream"}, parts=parts))
+    with pytest.raises(ResponseParseError, match="middle of an event"):
+        list(post_api(server, "/s", stream=True).stream("hi"))
+
+
+def test_an_error_body_nested_too_deep_is_still_a_typed_error(server: FakeServer) -> None:
+    deep = '{"error": ' * 50_000 + '"x"' + "}" * 50_000
+    server.route("POST", "/llm/", Reply(400, {"Content-Type": "application/json"}, deep.encode()))
+    with pytest.raises(BadRequestError) as info:
+        post_api(server)("hi")
+    assert info.value.status == 400
+    server.route("POST", "/llm/", Reply(200, {"Content-Type": "application/json"}, deep.encode()))
+    with pytest.raises(ResponseParseError):
+        post_api(server)("hi")
+
+
+@pytest.mark.parametrize("payload", [[], {"data": []}, {"embeddings": []}], ids=str)
+def test_an_empty_embedding_list_is_no_answer(server: FakeServer, payload: Any) -> None:
+    server.route("POST", "/embed", Reply.json(payload))
+    with pytest.raises(ResponseParseError):
+        post_api(server, "/embed")(["a"])
+    server.route("POST", "/embed", Reply.json({"out": payload}))
+    with pytest.raises(ResponseParseError, match="not to a vector"):
+        post_api(server, "/embed", embedding_path="out")(["a"])
 
 
 @pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
@@ -826,7 +796,7 @@ def test_one_sync_client_per_wrapper_even_under_threads(server: FakeServer) -> N
 
     def first_use() -> None:
         barrier.wait()
-        clients.append(model._sync_client())
+        clients.append(model.clients.sync)
         model("hi")
 
     threads = [threading.Thread(target=first_use) for _ in range(16)]
@@ -845,10 +815,10 @@ def test_async_calls_work_across_event_loops(server: FakeServer) -> None:
     model = post_api(server)
 
     async def twice() -> tuple[Any, Any]:
-        first = model._async_client()
+        first = model.clients.async_
         texts = await asyncio.gather(*(model.acall(f"n{i}") for i in range(5)))
         assert [t.text for t in texts] == [f"Echo: n{i}" for i in range(5)]
-        return first, model._async_client()
+        return first, model.clients.async_
 
     first, again = run(twice())
     assert first is again  # one pooled client per loop

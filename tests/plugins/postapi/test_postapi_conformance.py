@@ -19,6 +19,8 @@ class _PostAPISuite(ConformanceSuite):
     streams = True
     expected_text = "Echo: Hello"
     expected_usage = USAGE
+    priced_model = False  # the user's own service: no price can be known
+    generation_config = {"json_args": {"temperature": 0.25}}
 
 
 class TestPostAPIConformance(_PostAPISuite):

@@ -7,23 +7,22 @@ found at its configured path or in the recognised shapes.
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
-from modelwire.message import Msg, iter_msgs
-from modelwire_postapi.base import PostAPIBase
+from modelwire import Msg, iter_msgs, text_of
+from modelwire_postapi.client import PostAPIWrapper
 from modelwire_postapi.parsing import ReplyParser
 
-__all__ = ["PostAPIWrapper"]
+__all__ = ["PostAPIGenericWrapper"]
 
 
-class PostAPIWrapper(PostAPIBase):
+class PostAPIGenericWrapper(PostAPIWrapper):
     """Any JSON-over-HTTP model service; see the README for every config key."""
 
     model_type = "post_api"
     outputs: ClassVar[frozenset[str]] = frozenset({"text", "embedding", "image_urls"})
     path_params: ClassVar[tuple[str, ...]] = (
-        *PostAPIBase.path_params,
+        *PostAPIWrapper.path_params,
         "embedding_path",
         "image_urls_path",
     )
@@ -58,9 +57,5 @@ class PostAPIWrapper(PostAPIBase):
         """
         msgs = list(iter_msgs(*args))
         if len(msgs) == 1:
-            return _text(msgs[0].content)
-        return "\n".join(f"{msg.name}: {_text(msg.content)}" for msg in msgs)
-
-
-def _text(content: Any) -> str:
-    return content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
+            return text_of(msgs[0].content)
+        return "\n".join(f"{msg.name}: {text_of(msg.content)}" for msg in msgs)

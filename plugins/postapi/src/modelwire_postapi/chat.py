@@ -7,17 +7,15 @@ attached to a message become OpenAI ``image_url`` parts.
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Any
 
-from modelwire.message import Msg, iter_msgs
-from modelwire_postapi.base import PostAPIBase
+from modelwire import Msg, data_url, iter_msgs, text_of
+from modelwire_postapi.client import PostAPIWrapper
 
 __all__ = ["PostAPIChatWrapper"]
 
 
-class PostAPIChatWrapper(PostAPIBase):
+class PostAPIChatWrapper(PostAPIWrapper):
     """A chat service taking message lists; see the README for every config key."""
 
     model_type = "post_api_chat"
@@ -27,9 +25,7 @@ class PostAPIChatWrapper(PostAPIBase):
 
 
 def _message(msg: Msg) -> dict[str, Any]:
-    text = (
-        msg.content if isinstance(msg.content, str) else json.dumps(msg.content, ensure_ascii=False)
-    )
+    text = text_of(msg.content)
     if not msg.urls:
         return {"role": msg.role, "content": text}
     parts: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
@@ -38,14 +34,10 @@ def _message(msg: Msg) -> dict[str, Any]:
 
 
 def _url(url: str) -> str:
-    """URLs as they are; a local file as a ``data:`` URL, since the service cannot read it."""
-    if url.startswith(("http://", "https://", "data:")):
-        return url
-    if not os.path.isfile(url):
-        raise ValueError(f"Msg.url {url!r} is neither an http(s)/data URL nor an existing file")
-    import base64  # only for local files
-    import mimetypes
-
-    mime = mimetypes.guess_type(url)[0] or "application/octet-stream"
-    with open(url, "rb") as file:
-        return f"data:{mime};base64,{base64.b64encode(file.read()).decode()}"
+    """Web and data URLs as they are; a local file inlined, since the service cannot read it."""
+    try:
+        return data_url(url)
+    except (OSError, ValueError) as exc:
+        raise ValueError(
+            f"Msg.url {url!r} is neither an http(s)/data URL nor a readable file"
+        ) from exc

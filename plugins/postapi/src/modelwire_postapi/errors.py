@@ -9,8 +9,7 @@ What a call can raise:
   truncated body is a network failure, so it is retried like one);
 * ``httpx.DecodingError`` / ``json.JSONDecodeError`` for replies that cannot be read.
 
-``httpx`` is imported inside ``map_error``: it runs only after a call, when httpx is
-loaded already, and keeps this module importable without it.
+``httpx`` is imported inside ``map_error``, so that this module imports without it.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import json
 import re
 from typing import Any
 
-from modelwire.errors import (
+from modelwire import (
     BadRequestError,
     ModelTimeoutError,
     ModelWireError,
@@ -92,6 +91,8 @@ def service_message(body: str | None) -> str | None:
         return None
     try:
         payload = json.loads(body)
+    except RecursionError:  # nested too deep to read: no message, the status still tells
+        return None
     except ValueError:
         match = re.search(_TITLE, body)
         return " ".join(match.group(1).split()) if match else None

@@ -12,11 +12,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
-from modelwire.errors import ProviderError, ResponseParseError
-from modelwire.response import ModelChunk, Usage
-from modelwire.structs import FrozenStruct, Struct
+from modelwire import ModelChunk, ProviderError, ResponseParseError, Usage
 from modelwire_postapi.errors import error_in
 from modelwire_postapi.streaming import Event
 
@@ -24,7 +23,6 @@ __all__ = [
     "Answer",
     "Path",
     "ReplyParser",
-    "StreamParser",
     "describe",
     "usage_in",
 ]
@@ -42,19 +40,16 @@ MISSING: Final = _Missing()
 _BRACKET = r"\[\s*(-?\d+|\*)\s*\]\.?"
 
 
-class Path(FrozenStruct):
+@dataclass(frozen=True, slots=True)
+class Path:
     """A dotted path into JSON: keys, list indices (``0``, ``-1``) and ``*`` for every item.
 
     ``data.response.choices.0.message.content`` and ``choices[0].message.content`` are
     the same path; ``data.*.embedding`` collects ``embedding`` from every item of ``data``.
     """
 
-    __slots__ = ("text", "parts")
     text: str
     parts: tuple[str, ...]
-
-    def __init__(self, text: str, parts: tuple[str, ...]) -> None:
-        self._set(text, parts)
 
     @classmethod
     def parse(cls, text: str) -> Path:
@@ -117,9 +112,7 @@ def _step(value: Any, part: str) -> Any:
 
 def _resolve(value: Any, parts: tuple[str, ...]) -> Any:
     for index, part in enumerate(parts):
-        if type(value) is dict and part != "*":  # the common step, without a call per step
-            value = value.get(part, MISSING)
-        elif part == "*":
+        if part == "*":
             if not isinstance(value, list):
                 return MISSING
             items = [_resolve(item, parts[index + 1 :]) for item in value]
@@ -216,66 +209,25 @@ FINISH_SHAPES: Final = tuple(
         "0.details.finish_reason",
     )
 )
+#: Keys of stream events whose protocol ends with a marker (OpenAI, TGI, Ollama, the
+#: serving distribution): such a stream is complete only once the marker arrives.
+_MARKED_KEYS: Final = frozenset({"choices", "token", "done", "response", "message"})
 MODEL_SHAPES: Final = tuple(Path.parse(text) for text in ("model", "data.response.model"))
 
 
-def _first_keys(shapes: tuple[Path, ...]) -> frozenset[str]:
-    return frozenset(shape.parts[0] for shape in shapes)
-
-
-# An object can match a shape only if it has the shape's first key (see ``_first``), and
-# hold token counts at its top level only if it has one of their names: one set test in
-# C tells.
-_EMBEDDING_KEYS: Final = _first_keys(EMBEDDING_SHAPES)
-_IMAGE_KEYS: Final = _first_keys(IMAGE_SHAPES)
-_USAGE_KEYS: Final = _first_keys(USAGE_PLACES)
-_COUNT_KEYS: Final = frozenset(name for names in USAGE_NAMES for name in names)
-_FINISH_KEYS: Final = _first_keys(FINISH_SHAPES)
-_MODEL_KEYS: Final = _first_keys(MODEL_SHAPES)
-
-
-def _first(shapes: tuple[Path, ...], payload: Any, kind: type | tuple[type, ...]) -> Any:
-    """The first shape's value of the given kind, or ``None``.
-
-    For an object, only the shapes whose first key it has can match (exact, and it
-    spares resolving a dozen shapes per reply), and a one-step shape is one lookup.
-    Written as one loop without helper calls: it runs on every reply, and between two
-    real HTTP calls each Python call here costs several times its warm price
-    (benchmarks/README.md).
-    """
-    if type(payload) is dict:
-        for shape in shapes:
-            parts = shape.parts
-            if parts[0] in payload:
-                value = payload[parts[0]] if len(parts) == 1 else _resolve(payload, parts)
-                if isinstance(value, kind):
-                    return value
-        return None
+def _scan(shapes: tuple[Path, ...], payload: Any, convert: Callable[[Any], Any]) -> Any:
+    """The first shape's value that ``convert`` turns into something (not ``None``)."""
     for shape in shapes:
         value = _resolve(payload, shape.parts)
-        if isinstance(value, kind):
-            return value
+        if value is not MISSING:
+            found = convert(value)
+            if found is not None:
+                return found
     return None
 
 
-def _scan(shapes: tuple[Path, ...], payload: Any, convert: Callable[[Any], Any]) -> Any:
-    """The first shape's value that ``convert`` turns into something (not ``None``).
-
-    For an object, only the shapes whose first key it has can match.
-    """
-    is_object = type(payload) is dict
-    for shape in shapes:
-        parts = shape.parts
-        if not is_object:
-            value = _resolve(payload, parts)
-        elif parts[0] not in payload:
-            continue
-        else:  # a one-step shape is one lookup, as in _first
-            value = payload[parts[0]] if len(parts) == 1 else _resolve(payload, parts)
-        found = convert(value)
-        if found is not None:
-            return found
-    return None
+def _string(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _some_urls(value: Any) -> list[str] | None:
@@ -284,8 +236,6 @@ def _some_urls(value: Any) -> list[str] | None:
 
 
 def _count(value: Any) -> int | None:
-    if type(value) is int:  # the usual case, decided in one check
-        return value if value >= 0 else None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         return None
     return int(value) if float(value).is_integer() else None
@@ -303,8 +253,11 @@ def usage_in(value: Any) -> Usage | None:
 
 
 def _vectors(value: Any) -> list[list[float]] | None:
-    """One vector or a list of vectors, as a list of float vectors; ``None`` if not numbers."""
-    if not isinstance(value, list):
+    """One vector or a non-empty list of vectors, as float vectors; else ``None``.
+
+    An empty list is no answer: a service that embedded nothing has failed.
+    """
+    if not isinstance(value, list) or not value:
         return None
     if _numbers(value):
         return [list(map(float, value))]
@@ -318,7 +271,7 @@ _NUMBER_TYPES = frozenset({int, float})
 
 
 def _numbers(item: Any) -> bool:
-    """A non-empty list of numbers; the check runs in C (a 1,536-float vector in ~10 µs)."""
+    """A non-empty list of numbers."""
     return isinstance(item, list) and bool(item) and set(map(type, item)) <= _NUMBER_TYPES
 
 
@@ -352,26 +305,16 @@ def _dump(payload: Any) -> str:
     return json.dumps(payload, ensure_ascii=False, default=repr)
 
 
-class Answer(Struct):
+@dataclass(slots=True)
+class Answer:
     """What a reply holds, in modelwire's terms."""
 
-    __slots__ = ("text", "embedding", "image_urls", "usage", "finish_reason", "model_name")
-
-    def __init__(
-        self,
-        text: str | None = None,
-        embedding: list[list[float]] | None = None,
-        image_urls: list[str] | None = None,
-        usage: Usage | None = None,
-        finish_reason: str | None = None,
-        model_name: str | None = None,
-    ) -> None:
-        self.text = text
-        self.embedding = embedding
-        self.image_urls = image_urls
-        self.usage = usage
-        self.finish_reason = finish_reason
-        self.model_name = model_name
+    text: str | None = None
+    embedding: list[list[float]] | None = None
+    image_urls: list[str] | None = None
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    model_name: str | None = None
 
 
 class ReplyParser:
@@ -393,17 +336,9 @@ class ReplyParser:
         self.embedding_path = Path.optional(embedding_path)
         self.image_urls_path = Path.optional(image_urls_path)
         self.outputs = outputs
-        self._by_shape_only = (
-            self.response_path is None
-            and self.usage_path is None
-            and self.embedding_path is None
-            and self.image_urls_path is None
-        )
 
     def parse(self, payload: Any) -> Answer:
         """The answer in a whole reply; ``ResponseParseError`` when there is none."""
-        if self._by_shape_only and type(payload) is dict:
-            return self._parse_object(payload)
         text = self._text(payload)
         embedding = self._embedding(payload) if "embedding" in self.outputs else None
         image_urls = self._image_urls(payload) if "image_urls" in self.outputs else None
@@ -414,44 +349,9 @@ class ReplyParser:
             embedding=embedding,
             image_urls=image_urls,
             usage=self.usage(payload, strict=True),
-            finish_reason=_first(FINISH_SHAPES, payload, str),
-            model_name=_first(MODEL_SHAPES, payload, str),
+            finish_reason=_scan(FINISH_SHAPES, payload, _string),
+            model_name=_scan(MODEL_SHAPES, payload, _string),
         )
-
-    def _parse_object(self, payload: dict[str, Any]) -> Answer:
-        """``parse`` of an object when no path is configured: the same lookups, written out.
-
-        Every reply of the usual config takes this path, and between two HTTP calls each
-        helper frame costs several times its warm price (benchmarks/README.md): an
-        output whose shapes cannot match (none of their first keys is in the object)
-        is skipped with one set test instead of a call.
-        """
-        keys = payload.keys()
-        text = _first(TEXT_SHAPES, payload, str)
-        embedding = image_urls = None
-        if "embedding" in self.outputs and not keys.isdisjoint(_EMBEDDING_KEYS):
-            embedding = _scan(EMBEDDING_SHAPES, payload, _vectors)
-        if "image_urls" in self.outputs and not keys.isdisjoint(_IMAGE_KEYS):
-            image_urls = _scan(IMAGE_SHAPES, payload, _some_urls)
-        if text is None and embedding is None and image_urls is None:
-            raise self._unrecognised(payload)
-        usage = None
-        if not keys.isdisjoint(_USAGE_KEYS):
-            usage = _scan(USAGE_PLACES, payload, usage_in)
-        if usage is None and not keys.isdisjoint(_COUNT_KEYS):
-            usage = usage_in(payload)
-        return Answer(
-            text,
-            embedding,
-            image_urls,
-            usage,
-            None if keys.isdisjoint(_FINISH_KEYS) else _first(FINISH_SHAPES, payload, str),
-            None if keys.isdisjoint(_MODEL_KEYS) else _first(MODEL_SHAPES, payload, str),
-        )
-
-    def stream(self) -> StreamParser:
-        """A parser for the events of one stream."""
-        return StreamParser(self)
 
     def usage(self, payload: Any, *, strict: bool) -> Usage | None:
         if self.usage_path is None:
@@ -469,7 +369,7 @@ class ReplyParser:
     # -- the three outputs -----------------------------------------------------------------
     def _text(self, payload: Any) -> str | None:
         if self.response_path is None:
-            return _first(TEXT_SHAPES, payload, str)
+            return _scan(TEXT_SHAPES, payload, _string)
         value = self._at(self.response_path, "response_path", payload)
         if value is None:
             return ""
@@ -486,7 +386,7 @@ class ReplyParser:
             vectors = _scan(EMBEDDING_SHAPES, payload, _vectors)
             return vectors if vectors is not None else _vectors(payload)
         value = self._at(self.embedding_path, "embedding_path", payload)
-        vectors = [] if value == [] else _vectors(value)
+        vectors = _vectors(value)
         if vectors is None:
             raise ResponseParseError(
                 f"`embedding_path` {self.embedding_path.text!r} leads to {describe(value)},"
@@ -542,24 +442,12 @@ class ReplyParser:
             body=_dump(payload),
         )
 
-
-class StreamParser:
-    """Turns the events of one stream into chunks; ``close()`` checks the stream made sense."""
-
-    def __init__(self, replies: ReplyParser) -> None:
-        self._replies = replies
-        self._path = replies.stream_path
-        self._recognised = False
-        self._first: Any = MISSING
-        self._usage: Usage | None = None
-        self._usage_sent = False
-        self._finish_reason: str | None = None
-
-    def chunk(self, event: Event) -> ModelChunk | None:
-        """The chunk of one event, or ``None`` when it carries nothing (e.g. a role delta)."""
+    # -- streams -----------------------------------------------------------------------------
+    def chunk(self, event: Event, state: dict[str, Any]) -> ModelChunk | None:
+        """The chunk of one event of a stream, or ``None`` when it carries nothing (a role
+        delta, say); ``state`` is the stream's own scratch dict."""
         data = event.data
-        if self._first is MISSING:
-            self._first = data
+        state.setdefault("first", data)
         if event.name == "error":
             raise ProviderError(
                 f"the service reported an error mid-stream: {error_in(data) or _dump(data)}"
@@ -570,48 +458,64 @@ class StreamParser:
             if error:
                 raise ProviderError(f"the service reported an error mid-stream: {error}")
         else:
-            self._recognised = True
-        usage = self._replies.usage(data, strict=False)
-        finish_reason = _first(FINISH_SHAPES, data, str)
+            state["recognised"] = True
+        usage = self.usage(data, strict=False)
+        finish_reason = _scan(FINISH_SHAPES, data, _string)
+        if isinstance(data, dict):
+            if data.get("done") is True:  # Ollama's and /llm/-style streams' end marker
+                finish_reason = finish_reason or "stop"
+            if self.stream_path is None and not _MARKED_KEYS.isdisjoint(data):
+                state["marked"] = True
         if not text and usage is None and finish_reason is None:
             return None
-        self._usage = usage or self._usage
-        self._usage_sent = usage is not None
-        self._finish_reason = finish_reason or self._finish_reason
+        state["usage"] = usage or state.get("usage")
+        state["usage_sent"] = usage is not None
+        state["finish_reason"] = finish_reason or state.get("finish_reason")
         return ModelChunk(
             text=text or "",
             raw=data,
             usage=usage,
-            model_name=_first(MODEL_SHAPES, data, str),
+            model_name=_scan(MODEL_SHAPES, data, _string),
             finish_reason=finish_reason,
         )
 
-    def close(self) -> list[ModelChunk]:
-        """Chunks still owed at the end (the usage, when the last chunk lacked it)."""
-        if not self._recognised:
-            if self._first is MISSING:
+    def end(self, state: dict[str, Any]) -> ModelChunk | None:
+        """The last chunk, once the body ended cleanly (``state["done"]`` when ``[DONE]``
+        came). An error if the events follow a protocol with an end marker that never
+        came; else the usage and a finish reason ("stop" when the service sent none),
+        or ``None`` when the last event carried both."""
+        if not state.get("recognised"):
+            first = state.get("first", MISSING)
+            if first is MISSING:
                 raise ResponseParseError("the stream ended without sending any event")
-            suggestion = _longest_string(self._first) or "token.text"
+            suggestion = _longest_string(first) or "token.text"
             raise ResponseParseError(
                 "cannot find the text in the stream's events; the first is"
-                f' {describe(self._first)}. Set "stream_path" in the config to where each'
+                f' {describe(first)}. Set "stream_path" in the config to where each'
                 f' event carries its piece of text, e.g. "stream_path": "{suggestion}"',
-                body=_dump(self._first),
+                body=_dump(first),
             )
-        if self._usage is not None and not self._usage_sent:
-            self._usage_sent = True
-            return [ModelChunk(usage=self._usage, finish_reason=self._finish_reason)]
-        return []
+        if state.get("marked") and not state.get("finish_reason") and not state.get("done"):
+            raise ResponseParseError(
+                "the stream ended before the service said it was complete (its events"
+                " follow a protocol with an end marker: [DONE], a finish reason or done: true)"
+            )
+        usage = state.get("usage")
+        owed_usage = usage is not None and not state.get("usage_sent")
+        if state.get("finish_reason") and not owed_usage:
+            return None
+        state["usage_sent"] = True
+        return ModelChunk(usage=usage, finish_reason=state.get("finish_reason") or "stop")
 
     def _delta(self, data: Any) -> str | None:
         if isinstance(data, str):
             return data
-        if self._path is not None:
-            value = self._path.resolve(data)
+        if self.stream_path is not None:
+            value = self.stream_path.resolve(data)
             if value is None:
                 return ""
             return value if isinstance(value, str) else None
         token = data.get("token") if isinstance(data, dict) else None
         if isinstance(token, dict) and token.get("special") is True:
             return ""  # TGI's special tokens (</s>) are not text
-        return _first(DELTA_SHAPES, data, str)
+        return _scan(DELTA_SHAPES, data, _string)

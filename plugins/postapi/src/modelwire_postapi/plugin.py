@@ -9,5 +9,5 @@ from modelwire import hookimpl
 
 @hookimpl
 def register_model_types(register: Any) -> None:
-    register("post_api", "modelwire_postapi.api:PostAPIWrapper")
+    register("post_api", "modelwire_postapi.api:PostAPIGenericWrapper")
     register("post_api_chat", "modelwire_postapi.chat:PostAPIChatWrapper")

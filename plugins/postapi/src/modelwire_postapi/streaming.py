@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
-from modelwire.errors import ResponseParseError
-from modelwire.structs import Struct
+from modelwire import ResponseParseError
 
 __all__ = ["Event", "EventDecoder", "is_stream_type"]
 
@@ -37,14 +37,12 @@ def is_stream_type(content_type: str | None) -> bool:
     return media in _SSE_TYPES or media in _NDJSON_TYPES
 
 
-class Event(Struct):
+@dataclass(slots=True)
+class Event:
     """One event: its JSON payload (or the raw text of a non-JSON SSE ``data`` field)."""
 
-    __slots__ = ("data", "name")
-
-    def __init__(self, data: Any, name: str | None = None) -> None:
-        self.data = data
-        self.name = name
+    data: Any
+    name: str | None = None
 
 
 class EventDecoder:
@@ -83,12 +81,15 @@ class EventDecoder:
             self._document = None
             try:
                 return [Event(json.loads(text))]
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise ResponseParseError(
                     f"the reply is neither JSON nor a stream of JSON lines ({exc}): {text[:200]!r}"
                 ) from exc
-        if self.framing == "sse" and not self.done:
-            return self._dispatch()
+        if self.framing == "sse" and not self.done and self._data:
+            raise ResponseParseError(
+                "the stream ended in the middle of an event (no blank line after its data):"
+                " the body was cut off"
+            )
         return []
 
     # -- SSE -------------------------------------------------------------------------------
@@ -123,7 +124,7 @@ class EventDecoder:
             return []
         try:
             return [Event(json.loads(text))]
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             if not self._sniffed and self._events == 0:
                 # Not one JSON value per line: perhaps one pretty-printed document.
                 self._document = [line]
@@ -139,7 +140,7 @@ def _sse_payload(data: str) -> Any:
     if stripped[:1] in ("{", "[", '"'):
         try:
             return json.loads(stripped)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise ResponseParseError(
                 f"an event of the stream is not valid JSON ({exc}): {stripped[:200]!r}"
             ) from exc

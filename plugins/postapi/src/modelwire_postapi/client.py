@@ -1,4 +1,4 @@
-"""What ``post_api`` and ``post_api_chat`` share: config keys, request body, clients, reading.
+"""``PostAPIWrapper``: what ``post_api`` and ``post_api_chat`` share.
 
 Both types POST ``{messages_key: input, **json_args, **per-call kwargs}`` as JSON to
 ``api_url`` and read the answer out of whatever the service replies (see
@@ -9,40 +9,42 @@ hold (text, or also embeddings and image URLs).
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 
-from modelwire.clients import LazyClient, PerLoopClient
-from modelwire.errors import (
+from modelwire import (
     BadRequestError,
     ConfigIssue,
+    ModelChunk,
+    ModelResponse,
     ModelWireError,
+    ModelWrapper,
     ResponseParseError,
+    RetryPolicy,
+    SDKClients,
+    Stream,
+    is_secret_key,
 )
-from modelwire.redact import is_secret_key
-from modelwire.response import ModelChunk, ModelResponse
-from modelwire.retry import RetryPolicy
-from modelwire.wrapper import ModelWrapper
 from modelwire_postapi.errors import map_error
 from modelwire_postapi.parsing import Path, ReplyParser
+from modelwire_postapi.pricing import PRICING
 from modelwire_postapi.streaming import EventDecoder, is_stream_type
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["PostAPIBase", "PostArgs"]
+__all__ = ["PostAPIWrapper", "PostArgs", "PostRequest"]
 
-# Header patterns, compiled by ``re`` (and cached) on first use: most configs set no headers.
 _HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
 _PRINTABLE = r"^[\t\x20-\x7e]*$"
-_INF = float("inf")
-
-
-def _finite(value: float) -> bool:
-    """``math.isfinite`` without loading ``math`` at start-up (NaN compares false)."""
-    return -_INF < value < _INF
+#: What ``_send_stream`` yields after the last event: the body ended cleanly, or ``[DONE]``.
+END = object()
+DONE_MARKER = object()
 
 
 class PostArgs(TypedDict, total=False):
@@ -58,8 +60,10 @@ class PostArgs(TypedDict, total=False):
     trust_env: bool
 
 
-class PostAPIBase(ModelWrapper):
+class PostAPIWrapper(ModelWrapper):
     """POSTs JSON to a user's own service and finds the answer in its reply."""
+
+    pricing_table = PRICING
 
     #: What a reply may carry; ``post_api`` also takes embeddings and image URLs.
     outputs: ClassVar[frozenset[str]] = frozenset({"text"})
@@ -110,8 +114,11 @@ class PostAPIBase(ModelWrapper):
             self.secret(cookie)
         if self.post_args.get("auth"):
             self.secret(self.post_args["auth"][-1])
-        self._sync: LazyClient[httpx.Client] = LazyClient(self._build_client, close=_close)
-        self._async: PerLoopClient[httpx.AsyncClient] = PerLoopClient(self._build_async_client)
+        self.clients: SDKClients[httpx.Client, httpx.AsyncClient] = SDKClients(
+            self._build_client, self._build_async_client, close_async=_aclose
+        )
+        # A wrapper dropped without close() still closes its pool's sockets.
+        weakref.finalize(self, self.clients.close)
 
     def _make_parser(self) -> ReplyParser:
         return ReplyParser(
@@ -153,9 +160,9 @@ class PostAPIBase(ModelWrapper):
                     )
         for key, minimum in (("max_length", 1), ("max_retries", 0), ("retry_interval", 0)):
             value = params.get(key)
-            if _number(value) and (value < minimum or not _finite(value)):
+            if _number(value) and (value < minimum or not math.isfinite(value)):
                 problem(key, f"must be a finite number of at least {minimum}")
-        if _number(params.get("timeout")) and not _finite(params["timeout"]):
+        if _number(params.get("timeout")) and not math.isfinite(params["timeout"]):
             problem("timeout", "must be a finite number of seconds")
         headers = params.get("headers")
         if isinstance(headers, dict):
@@ -211,14 +218,6 @@ class PostAPIBase(ModelWrapper):
             options["auth"] = httpx.BasicAuth(user, password)
         return options
 
-    def _sync_client(self) -> httpx.Client:
-        """The wrapper's one ``httpx.Client``, built on first use: its pool is shared."""
-        return self._sync.get()
-
-    def _async_client(self) -> httpx.AsyncClient:
-        """The wrapper's ``httpx.AsyncClient`` for the running loop."""
-        return self._async.get()
-
     def _build_client(self) -> httpx.Client:
         import httpx
 
@@ -229,82 +228,30 @@ class PostAPIBase(ModelWrapper):
 
         return httpx.AsyncClient(**self._client_options(httpx))
 
-    def close(self) -> None:
-        """Close the pooled connections; the next call opens new ones."""
-        self._sync.close()
-        self._async.clear()
-
-    async def aclose(self) -> None:
-        """``close()``, and close the async connections opened on the running loop."""
-        aclient = self._async.pop_current()
-        if aclient is not None:
-            await aclient.aclose()
-        self.close()
-
-    # -- the request -----------------------------------------------------------------------
-    def _body(self, inputs: Any, kwargs: Mapping[str, Any], *, streaming: bool) -> bytes:
+    # -- the provider step ---------------------------------------------------------------
+    def _request(self, inputs: Any, **kwargs: Any) -> PostRequest:
+        """The JSON bodies of a call and, when the config streams, of a stream."""
         body: dict[str, Any] = {self.messages_key: inputs}
         if self.max_length is not None:
             body["max_length"] = self.max_length
         body.update(self.json_args)
-        if streaming:
-            body.update(self.stream_args)
+        stream_body = {**body, **self.stream_args, **kwargs} if self.streaming else None
         body.update(kwargs)
-        try:
-            return json.dumps(body, ensure_ascii=False, allow_nan=False).encode()
-        except (TypeError, ValueError) as exc:
-            raise BadRequestError(
-                f"the request body cannot be sent as JSON ({exc}): pass text, numbers,"
-                " lists and dicts"
-            ) from exc
+        return PostRequest(_encode(body), None if stream_body is None else _encode(stream_body))
 
-    def _call(self, inputs: Any, **kwargs: Any) -> ModelResponse:
-        content = self._body(inputs, kwargs, streaming=False)
-        return self._response(self._sync_client().post(self.api_url, content=content))
+    def _send(self, request: PostRequest) -> httpx.Response:
+        return self.clients.sync.post(self.api_url, content=request.body)
 
-    async def _acall(self, inputs: Any, **kwargs: Any) -> ModelResponse:
-        content = self._body(inputs, kwargs, streaming=False)
-        client = self._async_client()
-        return self._response(await client.post(self.api_url, content=content))
+    async def _asend(self, request: PostRequest) -> httpx.Response:
+        return await self.clients.async_.post(self.api_url, content=request.body)
 
-    def _stream(self, inputs: Any, **kwargs: Any) -> Iterator[ModelChunk]:
-        content = self._body(inputs, kwargs, streaming=True)
-        with self._sync_client().stream("POST", self.api_url, content=content) as response:
-            if not response.is_success:
-                response.read()
-                response.raise_for_status()
-            reader = _StreamReader(self.parser, response.headers.get("content-type"))
-            for line in response.iter_lines():
-                yield from self._named(reader.feed(line))
-            yield from self._named(reader.close())
-
-    async def _astream(self, inputs: Any, **kwargs: Any) -> AsyncIterator[ModelChunk]:
-        content = self._body(inputs, kwargs, streaming=True)
-        client = self._async_client()
-        async with client.stream("POST", self.api_url, content=content) as response:
-            if not response.is_success:
-                await response.aread()
-                response.raise_for_status()
-            reader = _StreamReader(self.parser, response.headers.get("content-type"))
-            async for line in response.aiter_lines():
-                for chunk in self._named(reader.feed(line)):
-                    yield chunk
-            for chunk in self._named(reader.close()):
-                yield chunk
-
-    # -- the reply -------------------------------------------------------------------------
-    def _response(self, response: httpx.Response) -> ModelResponse:
-        # Every reply's path: a plain JSON reply takes it without helper frames, which cost
-        # several times their warm price between two HTTP calls (benchmarks/README.md).
-        if response.status_code // 100 != 2:
-            response.raise_for_status()
-        content_type = _content_type(response)
+    def _parse(self, reply: httpx.Response, request: PostRequest) -> ModelResponse:
+        if not reply.is_success:
+            reply.raise_for_status()
+        content_type = reply.headers.get("content-type")
         if is_stream_type(content_type):
-            return self._assembled(response, content_type)
-        try:  # JSON from the bytes (UTF-8/16/32): decoding text first costs a charset parse
-            payload = json.loads(response.content)
-        except ValueError:
-            payload = _json(response)
+            return self._assembled(reply, request)
+        payload = _json(reply)
         answer = self.parser.parse(payload)
         return ModelResponse(
             text=answer.text,
@@ -316,28 +263,66 @@ class PostAPIBase(ModelWrapper):
             finish_reason=answer.finish_reason,
         )
 
-    def _assembled(self, response: httpx.Response, content_type: str | None) -> ModelResponse:
-        """The reply of a service that always streams, as one response."""
-        reader = _StreamReader(self.parser, content_type)
-        chunks = [c for line in response.text.splitlines() for c in reader.feed(line)]
-        chunks += reader.close()
-        return ModelResponse(
-            text="".join(chunk.text for chunk in chunks),
-            raw=reader.raw,
-            usage=next((c.usage for c in reversed(chunks) if c.usage), None),
-            model_name=next((c.model_name for c in chunks if c.model_name), self.model_name),
-            finish_reason=next(
-                (c.finish_reason for c in reversed(chunks) if c.finish_reason), None
-            ),
-        )
+    def _send_stream(self, request: PostRequest) -> Iterator[Any]:
+        with self.clients.sync.stream("POST", self.api_url, content=request.stream_body) as reply:
+            if not reply.is_success:
+                reply.read()
+                reply.raise_for_status()
+            decoder = EventDecoder(reply.headers.get("content-type"))
+            for line in reply.iter_lines():
+                yield from decoder.feed(line)
+                if decoder.done:
+                    break
+            yield from decoder.close()
+            yield DONE_MARKER if decoder.done else END
 
-    def _named(self, chunks: list[ModelChunk]) -> list[ModelChunk]:
-        for chunk in chunks:
+    async def _asend_stream(self, request: PostRequest) -> AsyncIterator[Any]:
+        client = self.clients.async_
+        async with client.stream("POST", self.api_url, content=request.stream_body) as reply:
+            if not reply.is_success:
+                await reply.aread()
+                reply.raise_for_status()
+            decoder = EventDecoder(reply.headers.get("content-type"))
+            async for line in reply.aiter_lines():
+                for event in decoder.feed(line):
+                    yield event
+                if decoder.done:
+                    break
+            for event in decoder.close():
+                yield event
+            yield DONE_MARKER if decoder.done else END
+
+    def _parse_chunk(self, event: Any, stream: Stream) -> ModelChunk | None:
+        if event is DONE_MARKER:
+            stream.state["done"] = True
+        if event is END or event is DONE_MARKER:
+            chunk = self.parser.end(stream.state)
+        else:
+            chunk = self.parser.chunk(event, stream.state)
+        if chunk is not None:
             chunk.model_name = chunk.model_name or self.model_name
-        return chunks
+        return chunk
 
     def _map_error(self, exc: Exception) -> ModelWireError | None:
         return map_error(exc)
+
+    def _assembled(self, reply: httpx.Response, request: PostRequest) -> ModelResponse:
+        """The reply of a service that always streams, as one response."""
+        stream = Stream(self, request)
+        decoder = EventDecoder(reply.headers.get("content-type"))
+        events: list[Any] = []
+        for line in reply.text.splitlines():
+            events += decoder.feed(line)
+            if decoder.done:
+                break
+        events += decoder.close()
+        for event in [*events, DONE_MARKER if decoder.done else END]:
+            chunk = self._parse_chunk(event, stream)
+            if chunk is not None:
+                stream.add(chunk)
+        response = stream.response()
+        response.raw = [event.data for event in events]
+        return response
 
     # -- streaming is a config choice ------------------------------------------------------
     @property
@@ -352,46 +337,32 @@ class PostAPIBase(ModelWrapper):
         )
 
 
-class _StreamReader:
-    """Lines in, chunks out: the framing (``streaming``) and the shapes (``parsing``) joined."""
+@dataclass(frozen=True, slots=True)
+class PostRequest:
+    """What one call sends: the JSON body, and the body of a stream request."""
 
-    def __init__(self, parser: ReplyParser, content_type: str | None) -> None:
-        self._decoder = EventDecoder(content_type)
-        self._events = parser.stream()
-        #: Every event's payload, for ``ModelResponse.raw`` of an assembled stream.
-        self.raw: list[Any] = []
-
-    def feed(self, line: str) -> list[ModelChunk]:
-        return self._chunks(self._decoder.feed(line))
-
-    def close(self) -> list[ModelChunk]:
-        return self._chunks(self._decoder.close()) + self._events.close()
-
-    def _chunks(self, events: list[Any]) -> list[ModelChunk]:
-        chunks = []
-        for event in events:
-            self.raw.append(event.data)
-            chunk = self._events.chunk(event)
-            if chunk is not None:
-                chunks.append(chunk)
-        return chunks
+    body: bytes
+    stream_body: bytes | None
 
 
-def _content_type(response: httpx.Response) -> str | None:
-    """The reply's ``Content-Type``, read from the raw header list.
-
-    ``headers.get`` first works out the encoding of every header of the reply: ~2 µs
-    warm on each call, a tenth of the wrapper's own work on a plain JSON reply.
-    """
-    for key, value in response.headers.raw:
-        if key.lower() == b"content-type":
-            return value.decode("latin-1")
-    return None
+def _encode(body: dict[str, Any]) -> bytes:
+    try:
+        return json.dumps(body, ensure_ascii=False, allow_nan=False).encode()
+    except (TypeError, ValueError) as exc:
+        raise BadRequestError(
+            f"the request body cannot be sent as JSON ({exc}): pass text, numbers, lists and dicts"
+        ) from exc
 
 
 def _json(response: httpx.Response) -> Any:
-    """The JSON of a reply whose bytes are not JSON (its declared charset, say); else a
+    """The JSON of a reply (its bytes, else its text in the declared charset); else a
     ``ResponseParseError`` that says what came instead."""
+    try:
+        return json.loads(response.content)
+    except RecursionError as exc:
+        raise ResponseParseError("the service's reply is nested too deeply to read") from exc
+    except ValueError:
+        pass
     text = response.text
     content_type = response.headers.get("content-type", "")
     where = f"HTTP {response.status_code}, Content-Type {content_type or 'none'!r}"
@@ -399,7 +370,7 @@ def _json(response: httpx.Response) -> Any:
         raise ResponseParseError(f"the service replied with an empty body ({where}); expected JSON")
     try:
         return json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         html = "html" in content_type.lower() or text.lstrip()[:1] == "<"
         kind = "an HTML page" if html else "not valid JSON"
         raise ResponseParseError(
@@ -440,8 +411,6 @@ def _number(value: Any) -> bool:
 
 
 def _is_url(value: str, schemes: tuple[str, ...]) -> bool:
-    # Not urllib.parse (it pulls in ipaddress) nor a regex (a compile): this runs at
-    # config loading, on every post_api config.
     value = value.strip()
     scheme, separator, rest = value.partition("://")
     if not separator or any(ch.isspace() for ch in value):
@@ -478,5 +447,5 @@ def _post_args_issues(args: Mapping[str, Any]) -> list[ConfigIssue]:
     return issues
 
 
-def _close(client: httpx.Client) -> None:
-    client.close()
+def _aclose(client: httpx.AsyncClient) -> Any:
+    return client.aclose()
