@@ -27,7 +27,8 @@ class SDKClients(Generic[S, A]):
     """A wrapper's sync client and its per-event-loop async clients.
 
     ``build_sync``/``build_async`` make a client; ``close_sync``/``close_async``
-    close one (by default its ``close()`` method, awaited when it is a coroutine).
+    close one (by default its ``close()``, and for async clients ``aclose()`` where
+    it exists, as httpx names it; awaited when it returns an awaitable).
     """
 
     def __init__(
@@ -41,7 +42,7 @@ class SDKClients(Generic[S, A]):
         self._build_sync = build_sync
         self._build_async = build_async
         self._close_sync = close_sync or _call_close
-        self._close_async = close_async or _call_close
+        self._close_async = close_async or _call_aclose
         self._lock = threading.Lock()
         self._sync: S | None = None
         # id(loop) -> (the loop, weakly; its client). Not a WeakKeyDictionary: a
@@ -124,3 +125,8 @@ def _call_close(client: Any) -> Any:
     if close is None:
         raise TypeError(f"{type(client).__name__} has no close(): pass close_sync=/close_async=")
     return close()
+
+
+def _call_aclose(client: Any) -> Any:
+    aclose = getattr(client, "aclose", None)
+    return aclose() if aclose is not None else _call_close(client)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from modelwire import Msg
+from modelwire import Msg, ScrubbedError
 from modelwire.errors import (
     AuthenticationError,
     BadRequestError,
@@ -662,7 +662,7 @@ def test_client_args_max_retries_drives_the_core_policy(
         chat_config(retry=None, client_args={"base_url": server.url + "/v1", "max_retries": 1})
     )
     assert model.retry_policy.max_retries == 1
-    assert model.client.max_retries == 0
+    assert model.clients.sync.max_retries == 0
     with pytest.raises(ServiceUnavailableError):
         model(hello(model))
     retry_counts = [r.header("x-stainless-retry-count") for r in server.requests]
@@ -712,8 +712,10 @@ def test_bad_request_message_comes_from_the_body(
     with pytest.raises(BadRequestError, match="max_tokens is too large") as info:
         model(hello(model))
     assert info.value.status == 400
-    assert isinstance(info.value.__cause__, Exception)
-    assert type(info.value.__cause__).__module__.startswith("openai")
+    cause = info.value.__cause__
+    assert isinstance(cause, ScrubbedError)  # a scrubbed copy, safe in any traceback
+    assert str(cause).startswith("openai.BadRequestError: ")
+    assert type(cause.original).__module__.startswith("openai")
     assert len(server.requests) == 1
 
 
@@ -750,15 +752,15 @@ def test_one_client_per_wrapper_and_per_event_loop(
     server.route("POST", wire.chat_path, wire.chat())
     model = load(chat_config())
     model(hello(model))
-    client = model.client
+    client = model.clients.sync
     model(hello(model))
-    assert model.client is client
+    assert model.clients.sync is client
 
     async def twice() -> tuple[Any, Any]:
         await model.acall(hello(model))
-        first = model.aclient
+        first = model.clients.async_
         await model.acall(hello(model))
-        return first, model.aclient
+        return first, model.clients.async_
 
     first, second = asyncio.run(twice())
     assert first is second

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from modelwire.response import Usage
+from modelwire import Usage
 from modelwire.testing import FakeServer, Reply
 from modelwire.testing.conformance import ConformanceSuite
 
@@ -15,6 +15,7 @@ class _OpenAISuite(ConformanceSuite):
     distribution = "modelwire-openai"
     sdk_modules = ("openai",)
     model_name = ""
+    env_secret_var = "OPENAI_API_KEY"
 
     @pytest.fixture(autouse=True)
     def _wire(self, wire: Any) -> None:
@@ -41,6 +42,7 @@ class TestOpenAIChatConformance(_OpenAISuite):
     expected_text = "Hi there, how can I help?"
     expected_usage = Usage(9, 7, 16)
     routes = [("POST", "/v1/chat/completions")]
+    generation_config = {"generate_args": {"temperature": 0.25}}
 
     def script_success(self, server: FakeServer) -> None:
         server.route("POST", self.wire.chat_path, self.wire.chat())
@@ -53,6 +55,8 @@ class TestOpenAIEmbeddingConformance(_OpenAISuite):
     expected_embedding_count = 2
     expected_usage = Usage(2, 0, 2)
     routes = [("POST", "/v1/embeddings")]
+    generation_config = {"generate_args": {"dimensions": 64}}
+    generation_on_wire = ("dimensions", 64)
 
     def script_success(self, server: FakeServer) -> None:
         server.route("POST", self.wire.embeddings_path, self.wire.embeddings())
@@ -65,6 +69,8 @@ class TestOpenAIDallEConformance(_OpenAISuite):
     reports_usage = False
     expected_image_urls = ["https://images.example.test/img-0.png"]
     routes = [("POST", "/v1/images/generations")]
+    generation_config = {"generate_args": {"size": "1024x1024"}}
+    generation_on_wire = ("size", "1024x1024")
 
     def script_success(self, server: FakeServer) -> None:
         server.route("POST", self.wire.images_path, self.wire.images())

@@ -5,13 +5,19 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping
-from functools import partial
 from typing import Any, ClassVar
 
-from modelwire.errors import ResponseParseError
-from modelwire.message import Msg, iter_msgs
-from modelwire.response import LazyRaw, ModelChunk, ModelResponse
-from modelwire_openai.client import OpenAIWrapperBase, body_of, payload_of, usage_of
+from modelwire import (
+    ModelChunk,
+    ModelResponse,
+    Msg,
+    ResponseParseError,
+    Stream,
+    data_url,
+    iter_msgs,
+    text_of,
+)
+from modelwire_openai.client import OpenAIWrapper, body_of, payload_of, usage_of
 from modelwire_openai.pricing import CHAT_PRICES
 
 __all__ = ["OpenAIChatWrapper"]
@@ -32,7 +38,7 @@ _TEXT_ONLY_EXACT = ("gpt-4", "o3-mini")
 _NAME_FORBIDDEN = r"[\s<|\\/>]+"
 
 
-class OpenAIChatWrapper(OpenAIWrapperBase):
+class OpenAIChatWrapper(OpenAIWrapper):
     """Chat completions: ``model(model.format(msgs), **generate_args)`` -> text.
 
     ``generate_args`` go into every request and a call's kwargs override them; tool
@@ -63,7 +69,7 @@ class OpenAIChatWrapper(OpenAIWrapperBase):
         return not (name in _TEXT_ONLY_EXACT or name.startswith(_TEXT_ONLY))
 
     def _content(self, msg: Msg) -> str | list[dict[str, Any]]:
-        text = _text_of(msg.content)
+        text = text_of(msg.content)
         urls = msg.urls
         if not urls:
             return text
@@ -85,65 +91,23 @@ class OpenAIChatWrapper(OpenAIWrapperBase):
             )
             return text
         parts: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
-        parts += [{"type": "image_url", "image_url": {"url": image_url(url)}} for url in urls]
+        parts += [{"type": "image_url", "image_url": {"url": data_url(url)}} for url in urls]
         return parts
 
-    # -- calls --------------------------------------------------------------------------
-    def _call(self, messages: list[dict[str, Any]], **kwargs: Any) -> ModelResponse:
-        create = self.client.chat.completions.with_raw_response.create
-        args = self._call_args(create, kwargs)
-        reply = create(model=self.model_name, messages=messages, **args)
-        return self._response(body_of(reply))
+    # -- the provider step -----------------------------------------------------------
+    def _request(self, messages: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
+        return {"messages": messages, **self.call_args(kwargs)}
 
-    async def _acall(self, messages: list[dict[str, Any]], **kwargs: Any) -> ModelResponse:
-        create = self.aclient.chat.completions.with_raw_response.create
-        args = self._call_args(create, kwargs)
-        reply = await create(model=self.model_name, messages=messages, **args)
-        return self._response(body_of(reply))
+    def _send(self, request: dict[str, Any]) -> Any:
+        create = self.clients.sync.chat.completions.with_raw_response.create
+        return create(model=self.model_name, **self.sdk_args(create, _plain(request)))
 
-    def _stream(self, messages: list[dict[str, Any]], **kwargs: Any) -> Iterator[ModelChunk]:
-        create = self.client.chat.completions.create
-        args = self._stream_args(create, kwargs)
-        received = False
-        with create(model=self.model_name, messages=messages, stream=True, **args) as stream:
-            for event in stream:
-                received = True
-                yield self._event_chunk(event)
-        if not received:
-            raise ResponseParseError("the stream ended without a single event")
+    async def _asend(self, request: dict[str, Any]) -> Any:
+        create = self.clients.async_.chat.completions.with_raw_response.create
+        return await create(model=self.model_name, **self.sdk_args(create, _plain(request)))
 
-    async def _astream(
-        self, messages: list[dict[str, Any]], **kwargs: Any
-    ) -> AsyncIterator[ModelChunk]:
-        create = self.aclient.chat.completions.create
-        args = self._stream_args(create, kwargs)
-        received = False
-        stream = await create(model=self.model_name, messages=messages, stream=True, **args)
-        try:
-            async for event in stream:
-                received = True
-                yield self._event_chunk(event)
-        finally:
-            await stream.close()
-        if not received:
-            raise ResponseParseError("the stream ended without a single event")
-
-    def _call_args(self, create: Any, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        """Request args of a plain call; ``stream_options`` in ``generate_args`` is for streams."""
-        args = self.request_args(create, kwargs)
-        args.pop("stream_options", None)
-        return args
-
-    def _stream_args(self, create: Any, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        """Request args asking for usage in the stream's last event, unless told otherwise."""
-        args = self.request_args(create, kwargs)
-        options = args.pop("stream_options", {})
-        if options is not None:  # None: the server must not be sent stream_options at all
-            args["stream_options"] = {"include_usage": True, **options}
-        return args
-
-    # -- output -------------------------------------------------------------------------
-    def _response(self, payload: dict[str, Any]) -> ModelResponse:
+    def _parse(self, reply: Any, request: dict[str, Any]) -> ModelResponse:
+        payload = body_of(reply)
         choices = payload.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
             raise ResponseParseError("the reply has no choices", body=_dump(payload))
@@ -164,35 +128,28 @@ class OpenAIChatWrapper(OpenAIWrapperBase):
             extra=extra,
         )
 
-    def _event_chunk(self, event: Any) -> ModelChunk:
-        """A chunk from one SDK stream event, read through the event's attributes.
+    def _send_stream(self, request: dict[str, Any]) -> Iterator[Any]:
+        create = self.clients.sync.chat.completions.create
+        args = self.sdk_args(create, _streamed(request))
+        with create(model=self.model_name, stream=True, **args) as stream:
+            yield from stream
 
-        Dumping every event into a dict (``payload_of``) cost ~30 µs per chunk, more
-        than the rest of the wrapper's work on it. The SDK builds events without
-        validating them, so each field read here is checked as a payload's would be;
-        ``raw`` is dumped when first read. Anything but an SDK model (a JSON value that
-        is not an object) takes the payload path and its error.
-        """
-        if not hasattr(event, "to_dict"):
-            return self._chunk(payload_of(event))
-        text, finish_reason = "", None
-        for choice in getattr(event, "choices", None) or ():
-            if getattr(choice, "index", None) in (0, None):  # the SDK fills a missing one with None
-                text = _reply_text(getattr(getattr(choice, "delta", None), "content", None))
-                finish_reason = getattr(choice, "finish_reason", None)
-        usage = getattr(event, "usage", None)
-        return ModelChunk(
-            text=text,
-            raw=LazyRaw(partial(payload_of, event)),
-            usage=usage_of({"usage": payload_of(usage)}) if hasattr(usage, "to_dict") else None,
-            model_name=getattr(event, "model", None) or self.model_name,
-            finish_reason=finish_reason,
-        )
+    async def _asend_stream(self, request: dict[str, Any]) -> AsyncIterator[Any]:
+        create = self.clients.async_.chat.completions.create
+        args = self.sdk_args(create, _streamed(request))
+        stream = await create(model=self.model_name, stream=True, **args)
+        try:
+            async for event in stream:
+                yield event
+        finally:
+            await stream.close()
 
-    def _chunk(self, payload: dict[str, Any]) -> ModelChunk:
+    def _parse_chunk(self, event: Any, stream: Stream) -> ModelChunk | None:
+        """A chunk from one SDK stream event (its JSON, as the service sent it)."""
+        payload = payload_of(event)
         text, finish_reason = "", None
         for choice in payload.get("choices") or ():
-            if isinstance(choice, Mapping) and choice.get("index", 0) == 0:
+            if isinstance(choice, Mapping) and choice.get("index", 0) in (0, None):
                 delta = choice.get("delta")
                 if isinstance(delta, Mapping):
                     text = _reply_text(delta.get("content"))
@@ -206,29 +163,20 @@ class OpenAIChatWrapper(OpenAIWrapperBase):
         )
 
 
-def image_url(location: str) -> str:
-    """A URL OpenAI accepts for an image: web and data URLs as they are, files inlined."""
-    if location.startswith(("http://", "https://", "data:")):
-        return location
-    import base64  # the rest runs only for local image files
-    import mimetypes
-    from pathlib import Path
-    from urllib.parse import unquote, urlsplit
-
-    path = Path(unquote(urlsplit(location).path) if location.startswith("file://") else location)
-    path = path.expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"image {location!r} is neither a URL nor an existing file")
-    mime = mimetypes.guess_type(path.name)[0]
-    if mime is None or not mime.startswith("image/"):
-        raise ValueError(f"{location!r} is not an image file (by its extension)")
-    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+def _plain(request: dict[str, Any]) -> dict[str, Any]:
+    """A plain call's arguments: ``stream_options`` in ``generate_args`` is for streams."""
+    args = dict(request)
+    args.pop("stream_options", None)
+    return args
 
 
-def _text_of(content: Any) -> str:
-    if content is None:
-        return ""
-    return content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
+def _streamed(request: dict[str, Any]) -> dict[str, Any]:
+    """A stream's arguments, asking for usage in its last event unless told otherwise."""
+    args = dict(request)
+    options = args.pop("stream_options", {})
+    if options is not None:  # None: the server must not be sent stream_options at all
+        args["stream_options"] = {"include_usage": True, **options}
+    return args
 
 
 def _reply_text(content: Any) -> str:

@@ -12,25 +12,25 @@ import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 
-from modelwire.clients import LazyClient, PerLoopClient
-from modelwire.errors import (
+from modelwire import (
     BadRequestError,
     ConfigError,
     ConfigIssue,
     ModelWireError,
+    ModelWrapper,
     PluginError,
     ProviderError,
     ResponseParseError,
+    SDKClients,
+    Usage,
+    is_secret_key,
 )
-from modelwire.redact import is_secret_key
-from modelwire.response import Usage
-from modelwire.wrapper import ModelWrapper
 from modelwire_openai.errors import map_error
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI, OpenAI
 
-__all__ = ["ClientArgs", "OpenAIWrapperBase", "body_of", "payload_of", "usage_of"]
+__all__ = ["ClientArgs", "OpenAIWrapper", "body_of", "payload_of", "usage_of"]
 
 
 class ClientArgs(TypedDict, total=False):
@@ -51,7 +51,7 @@ class ClientArgs(TypedDict, total=False):
     default_query: dict[str, Any]
 
 
-class OpenAIWrapperBase(ModelWrapper):
+class OpenAIWrapper(ModelWrapper):
     """Config, credentials and clients common to the chat, embedding and image wrappers."""
 
     #: Request arguments the wrapper sets itself; refused in ``generate_args`` and calls.
@@ -104,11 +104,9 @@ class OpenAIWrapperBase(ModelWrapper):
             if is_secret_key(name):
                 self.secret(value)
         self._client_kwargs = client_kwargs
-        self._sync: LazyClient[OpenAI] = LazyClient(
-            lambda: _sdk().OpenAI(**self._sdk_kwargs()), close=lambda client: client.close()
-        )
-        self._async: PerLoopClient[AsyncOpenAI] = PerLoopClient(
-            lambda: _sdk().AsyncOpenAI(**self._sdk_kwargs())
+        self.clients: SDKClients[OpenAI, AsyncOpenAI] = SDKClients(
+            lambda: _sdk().OpenAI(**self._sdk_kwargs()),
+            lambda: _sdk().AsyncOpenAI(**self._sdk_kwargs()),
         )
 
     @classmethod
@@ -143,46 +141,28 @@ class OpenAIWrapperBase(ModelWrapper):
             "max_retries": 0,
         }
 
-    @property
-    def client(self) -> OpenAI:
-        """The synchronous SDK client, built on first use and shared by every call."""
-        return self._sync.get()
-
-    @property
-    def aclient(self) -> AsyncOpenAI:
-        """The asynchronous SDK client of the running event loop."""
-        return self._async.get()
-
     # -- requests ---------------------------------------------------------------------
-    def request_args(self, method: Callable[..., Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        """``generate_args`` overridden by the call's kwargs, shaped for an SDK method.
-
-        Keys the SDK method does not know go into ``extra_body``, so that options of
-        OpenAI-compatible servers (vLLM's ``top_k``, ...) reach the wire.
-        """
+    def call_args(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """``generate_args`` overridden by the call's kwargs (refusing the reserved ones)."""
         for key in self.reserved_args:
             if key in kwargs:
                 raise BadRequestError(_reserved(key))
-        args = {**self.generate_args, **kwargs}
+        return {**self.generate_args, **kwargs}
+
+    @staticmethod
+    def sdk_args(method: Callable[..., Any], args: Mapping[str, Any]) -> dict[str, Any]:
+        """Arguments shaped for an SDK method: keys it does not know go into
+        ``extra_body``, so that options of OpenAI-compatible servers (vLLM's
+        ``top_k``, ...) reach the wire."""
+        shaped = dict(args)
         accepted = _parameters(method)
-        extra_body = dict(args.pop("extra_body", None) or {})
-        for key in list(args):
+        extra_body = dict(shaped.pop("extra_body", None) or {})
+        for key in list(shaped):
             if key not in accepted:
-                extra_body[key] = args.pop(key)
+                extra_body[key] = shaped.pop(key)
         if extra_body:
-            args["extra_body"] = extra_body
-        return args
-
-    def close(self) -> None:
-        """Close the pooled connections of the sync client; the next call opens new ones."""
-        self._sync.close()
-
-    async def aclose(self) -> None:
-        """Close the running loop's async client too, then the sync one."""
-        client = self._async.pop_current()
-        if client is not None:
-            await client.close()
-        self.close()
+            shaped["extra_body"] = extra_body
+        return shaped
 
     def _map_error(self, exc: Exception) -> ModelWireError | None:
         error = map_error(exc)

@@ -6,10 +6,8 @@ import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from modelwire.errors import ResponseParseError
-from modelwire.message import Msg, iter_msgs
-from modelwire.response import ModelResponse
-from modelwire_openai.client import OpenAIWrapperBase, body_of, usage_of
+from modelwire import ModelResponse, Msg, ResponseParseError, iter_msgs, text_of
+from modelwire_openai.client import OpenAIWrapper, body_of, usage_of
 from modelwire_openai.pricing import EMBEDDING_PRICES
 
 __all__ = ["OpenAIEmbeddingWrapper"]
@@ -17,7 +15,7 @@ __all__ = ["OpenAIEmbeddingWrapper"]
 _NUMBER_TYPES = frozenset({int, float})
 
 
-class OpenAIEmbeddingWrapper(OpenAIWrapperBase):
+class OpenAIEmbeddingWrapper(OpenAIWrapper):
     """Embeddings: ``model(["a", "b"]).embedding`` is two lists of floats, in input order.
 
     Vectors are requested as floats (the SDK would otherwise ask for base64); a
@@ -30,25 +28,21 @@ class OpenAIEmbeddingWrapper(OpenAIWrapperBase):
 
     def format(self, *args: Msg | list[Msg] | None) -> list[str]:
         """The messages' texts, one input (and so one vector) per message."""
-        return [
-            msg.content if isinstance(msg.content, str) else json.dumps(msg.content)
-            for msg in iter_msgs(*args)
-        ]
+        return [text_of(msg.content) for msg in iter_msgs(*args)]
 
-    def _call(self, texts: str | list[str] | list[int], **kwargs: Any) -> ModelResponse:
-        create = self.client.embeddings.with_raw_response.create
-        reply = create(model=self.model_name, input=texts, **self._args(create, kwargs))
-        return self._response(body_of(reply), texts)
+    def _request(self, texts: str | list[str] | list[int], **kwargs: Any) -> dict[str, Any]:
+        return {"encoding_format": "float", **self.call_args(kwargs), "input": texts}
 
-    async def _acall(self, texts: str | list[str] | list[int], **kwargs: Any) -> ModelResponse:
-        create = self.aclient.embeddings.with_raw_response.create
-        reply = await create(model=self.model_name, input=texts, **self._args(create, kwargs))
-        return self._response(body_of(reply), texts)
+    def _send(self, request: dict[str, Any]) -> Any:
+        create = self.clients.sync.embeddings.with_raw_response.create
+        return create(model=self.model_name, **self.sdk_args(create, request))
 
-    def _args(self, create: Any, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        args = self.request_args(create, kwargs)
-        args.setdefault("encoding_format", "float")
-        return args
+    async def _asend(self, request: dict[str, Any]) -> Any:
+        create = self.clients.async_.embeddings.with_raw_response.create
+        return await create(model=self.model_name, **self.sdk_args(create, request))
+
+    def _parse(self, reply: Any, request: dict[str, Any]) -> ModelResponse:
+        return self._response(body_of(reply), request["input"])
 
     def _response(self, payload: dict[str, Any], texts: Any) -> ModelResponse:
         data = payload.get("data")

@@ -7,10 +7,8 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from modelwire.errors import ConfigIssue, ResponseParseError
-from modelwire.message import Msg, iter_msgs
-from modelwire.response import ModelResponse
-from modelwire_openai.client import OpenAIWrapperBase, body_of, usage_of
+from modelwire import ConfigIssue, ModelResponse, Msg, ResponseParseError, iter_msgs, text_of
+from modelwire_openai.client import OpenAIWrapper, body_of, usage_of
 from modelwire_openai.pricing import IMAGE_PRICES
 
 __all__ = ["OpenAIDallEWrapper", "default_save_dir"]
@@ -36,7 +34,7 @@ _SIGNATURES = (
 )
 
 
-class OpenAIDallEWrapper(OpenAIWrapperBase):
+class OpenAIDallEWrapper(OpenAIWrapper):
     """Image generation: ``model("a lighthouse at dawn").image_urls``.
 
     URLs come back as the service sent them. Images sent as base64 (``response_format:
@@ -71,25 +69,25 @@ class OpenAIDallEWrapper(OpenAIWrapperBase):
 
     def format(self, *args: Msg | list[Msg] | None) -> str:
         """A prompt: the messages' texts, one per line."""
-        return "\n".join(
-            msg.content if isinstance(msg.content, str) else json.dumps(msg.content)
-            for msg in iter_msgs(*args)
-        )
+        return "\n".join(text_of(msg.content) for msg in iter_msgs(*args))
 
-    def _call(self, prompt: str, *, save_dir: str | None = None, **kwargs: Any) -> ModelResponse:
-        generate = self.client.images.with_raw_response.generate
-        reply = generate(
-            model=self.model_name, prompt=prompt, **self.request_args(generate, kwargs)
-        )
-        return self._response(body_of(reply), save_dir)
-
-    async def _acall(
+    def _request(
         self, prompt: str, *, save_dir: str | None = None, **kwargs: Any
-    ) -> ModelResponse:
-        generate = self.aclient.images.with_raw_response.generate
-        args = self.request_args(generate, kwargs)
-        reply = await generate(model=self.model_name, prompt=prompt, **args)
-        return self._response(body_of(reply), save_dir)
+    ) -> dict[str, Any]:
+        return {"prompt": prompt, "save_dir": save_dir, "args": self.call_args(kwargs)}
+
+    def _send(self, request: dict[str, Any]) -> Any:
+        generate = self.clients.sync.images.with_raw_response.generate
+        args = self.sdk_args(generate, request["args"])
+        return generate(model=self.model_name, prompt=request["prompt"], **args)
+
+    async def _asend(self, request: dict[str, Any]) -> Any:
+        generate = self.clients.async_.images.with_raw_response.generate
+        args = self.sdk_args(generate, request["args"])
+        return await generate(model=self.model_name, prompt=request["prompt"], **args)
+
+    def _parse(self, reply: Any, request: dict[str, Any]) -> ModelResponse:
+        return self._response(body_of(reply), request["save_dir"])
 
     def _response(self, payload: dict[str, Any], save_dir: str | None) -> ModelResponse:
         data = payload.get("data")
