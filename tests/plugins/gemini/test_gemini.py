@@ -13,19 +13,19 @@ from typing import Any
 
 import pytest
 
-from modelwire import Msg
-from modelwire.errors import (
+from modelwire import (
     AuthenticationError,
     BadRequestError,
     ConfigError,
+    ModelRegistry,
     ModelTimeoutError,
+    Msg,
     ProviderError,
     RateLimitError,
     ResponseParseError,
     ServiceUnavailableError,
+    Usage,
 )
-from modelwire.registry import ModelRegistry
-from modelwire.response import Usage
 from modelwire.testing import FakeServer, Reply
 from modelwire_gemini.errors import BlockedResponseError
 
@@ -336,7 +336,7 @@ def test_usage_counts_thinking_as_completion_and_sends_no_token_counting_call(
     model = load(server, model_name="gemini-2.5-flash")
     response = model(hello(model))
     assert response.text == "Forty-two."
-    assert response.usage == Usage(11, 25, 36)
+    assert response.usage == Usage(11, 25, 36, reasoning_tokens=20)
     assert response.model_name == "gemini-pro-001"  # the service's model version
     assert model.usage["cost_usd"] == pytest.approx(11 * 0.0003 / 1000 + 25 * 0.0025 / 1000)
     assert [r.path for r in server.requests] == ["/v1/models/gemini-2.5-flash:generateContent"]
@@ -586,7 +586,7 @@ def test_one_client_per_wrapper_across_threads(server: FakeServer) -> None:
 
     def build() -> None:
         barrier.wait()
-        clients.append(model._client())
+        clients.append(model.clients.sync)
 
     threads = [threading.Thread(target=build) for _ in range(8)]
     for thread in threads:
@@ -628,8 +628,8 @@ def test_embedding_raw_keeps_every_vector_as_its_own_copy(server: FakeServer, wi
     raw = response.raw
     assert [item["values"] for item in raw["embeddings"]] == response.embedding
     assert response.embedding == [[0.1, 0.11, 0.12], [0.2, 0.21, 0.22]]
-    assert raw["usage_metadata"] == {"prompt_token_count": 6}
-    assert "sdk_http_response" not in raw
+    assert raw["usageMetadata"] == {"promptTokenCount": 6}
+    assert "sdkHttpResponse" not in raw
     raw["embeddings"][0]["values"].append(9.0)
     assert response.embedding[0] == [0.1, 0.11, 0.12]
 
@@ -731,3 +731,39 @@ def test_invalid_contents_are_a_bad_request_never_sent(server: FakeServer, wire:
     with pytest.raises(BadRequestError, match="invalid request for Gemini"):
         model([{"role": "user", "parts": [{"txt": "a typo'd part key"}]}])
     assert server.requests == []
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+@pytest.mark.parametrize(
+    ("reply", "shown", "hidden"),
+    [
+        (Reply.text("plain failure text", 500), "plain failure text", "response body: {"),
+        (Reply.empty(500), "Internal Server Error", "response body"),
+    ],
+    ids=["text", "empty"],
+)
+def test_error_text_shows_the_real_body(
+    server: FakeServer, reply: Reply, shown: str, hidden: str, use_async: bool
+) -> None:
+    server.route("POST", "/v1/models/{model}:generateContent", reply)
+    model = load(server, retry={"max_retries": 0})
+    with pytest.raises(ServiceUnavailableError) as info:
+        if use_async:
+            asyncio.run(model.acall(hello(model)))
+        else:
+            model(hello(model))
+    assert shown in str(info.value) and hidden not in str(info.value)
+
+
+def test_chat_raw_is_the_reply_json(server: FakeServer, wire: Any) -> None:
+    server.route("POST", wire.generate_path, wire.chat())
+    model = load(server)
+    assert model(hello(model)).raw == wire.response()
+
+
+def test_impossible_usage_is_a_parse_error(server: FakeServer, wire: Any) -> None:
+    reply = wire.response(usage={"promptTokenCount": -5, "candidatesTokenCount": 1})
+    server.route("POST", wire.generate_path, Reply.json(reply))
+    model = load(server)
+    with pytest.raises(ResponseParseError, match="impossible token counts"):
+        model(hello(model))

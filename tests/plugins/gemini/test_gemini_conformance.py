@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from modelwire.response import Usage
+from modelwire import Usage
 from modelwire.testing import FakeServer, Reply
 from modelwire.testing.conformance import ConformanceSuite
 
@@ -45,6 +45,7 @@ class TestGeminiChatConformance(_GeminiSuite):
     streams = True
     expected_text = "Hello there, how can I help?"
     expected_usage = Usage(7, 6, 13)
+    generation_config = {"generation_config": {"temperature": 0.25}}
     routes = [("POST", "/v1/models/{model}:generateContent")]
     stream_route = ("POST", "/v1/models/{model}:streamGenerateContent")
 
@@ -55,7 +56,7 @@ class TestGeminiChatConformance(_GeminiSuite):
 
 class TestGeminiEmbeddingConformance(_GeminiSuite):
     model_type = "gemini_embedding"
-    model_name = "models/text-embedding-004"
+    model_name = "models/gemini-embedding-001"  # priced: budgets need a cost
     output = "embedding"
     expected_embedding_count = 2
     expected_usage = Usage(4, 0, 4)

@@ -2,26 +2,35 @@
 
 ``format`` turns ``Msg``s into Gemini's shape (``user``/``model`` turns, system
 messages as ``system_instruction``); the call returns the first candidate's text
-and the usage from ``usage_metadata``. A reply Gemini withheld (safety,
+and the usage from ``usageMetadata``. A reply Gemini withheld (safety,
 recitation, ...) raises ``BlockedResponseError`` rather than returning empty text.
+
+Calls ask the SDK for the HTTP body (``should_return_http_response``) and read
+its JSON here; stream events arrive as the SDK's models and are dumped to the
+same camelCase JSON, so one parser reads both.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
-from functools import partial
-from typing import TYPE_CHECKING, Any, TypedDict
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any, TypedDict
 
-from modelwire.errors import BadRequestError, ResponseParseError
-from modelwire.message import Msg, iter_msgs
-from modelwire.response import LazyRaw, ModelChunk, ModelResponse, Usage
-from modelwire.schema import check_value
+from modelwire import (
+    BadRequestError,
+    ModelChunk,
+    ModelResponse,
+    Msg,
+    ResponseParseError,
+    Stream,
+    Usage,
+    check_value,
+    iter_msgs,
+    read_media,
+    text_of,
+)
 from modelwire_gemini.client import GeminiWrapper
 from modelwire_gemini.errors import BlockedResponseError
-
-if TYPE_CHECKING:
-    from google.genai import types
 
 __all__ = [
     "BLOCKED_FINISH_REASONS",
@@ -96,6 +105,10 @@ class GeminiPrompt(TypedDict, total=False):
 Prompt = GeminiPrompt | Msg | list[Any] | str
 
 
+#: Yielded after the SDK's last stream event, so that ``_parse_chunk`` sees the end.
+_END = object()
+
+
 class GeminiChatWrapper(GeminiWrapper):
     """Chat with a Gemini model; also ``vertexai: true`` for Vertex AI."""
 
@@ -118,7 +131,6 @@ class GeminiChatWrapper(GeminiWrapper):
             ]
         self.safety_settings: list[dict[str, Any]] = [dict(s) for s in safety_settings or []]
 
-    # -- input --------------------------------------------------------------------------
     def format(self, *args: Msg | list[Msg] | None) -> GeminiPrompt:
         """Gemini turns alternate ``user``/``model``: merge neighbours, lift system messages."""
         system_parts: list[dict[str, Any]] = []
@@ -138,16 +150,11 @@ class GeminiChatWrapper(GeminiWrapper):
             prompt["system_instruction"] = {"parts": system_parts}
         return prompt
 
-    def _request(
-        self, prompt: Prompt, overrides: dict[str, Any]
-    ) -> tuple[list[Any], dict[str, Any] | None]:
-        """Validate before sending, so a bad request fails here and is never retried.
+    def _request(self, prompt: Prompt, **overrides: Any) -> dict[str, Any]:
+        """Contents and config, validated here so that a bad request is never sent.
 
-        The SDK is then given the plain dicts, and no config at all when there is
-        nothing to configure: it converts pydantic objects field by field (~0.2 ms for
-        the contents, ~0.3 ms for even an empty GenerateContentConfig per call, more
-        than the raw call costs on the client). Without tools, automatic function
-        calling has nothing to call, so leaving the config out sends the same request.
+        Plain-text contents (what ``format`` makes) are taken as they are; anything
+        else, and any config, is checked against the SDK's models first.
         """
         problems = (
             check_value(overrides, GenerationConfig, "generation_config") if overrides else []
@@ -165,21 +172,109 @@ class GeminiChatWrapper(GeminiWrapper):
         if config:
             # No tools are sent, and no hidden follow-up calls may be made either.
             config["automatic_function_calling"] = {"disable": True}
-        plain = _plain_text(contents)  # what format() makes needs no pydantic check
-        if plain and not config:  # every plain call: not even the imports below
-            return contents, None
-        import pydantic
-        from google.genai import types
+        plain = _plain_text(contents)
+        if not plain or config:
+            import pydantic
+            from google.genai import types
 
+            try:
+                if not plain:
+                    for content in contents:
+                        types.Content.model_validate(content)
+                if config:
+                    types.GenerateContentConfig.model_validate(config)
+            except pydantic.ValidationError as exc:
+                raise BadRequestError(f"invalid request for Gemini: {exc}") from exc
+        return {"model": self.model_name, "contents": contents, "config": config}
+
+    def _send(self, request: dict[str, Any]) -> Any:
+        return self.clients.sync.models.generate_content(**_body_call(request))
+
+    async def _asend(self, request: dict[str, Any]) -> Any:
+        return await self.clients.async_.aio.models.generate_content(**_body_call(request))
+
+    def _parse(self, reply: Any, request: dict[str, Any]) -> ModelResponse:
+        body = reply.sdk_http_response.body if reply.sdk_http_response is not None else None
         try:
-            if not plain:
-                for content in contents:
-                    types.Content.model_validate(content)
-            if config:
-                types.GenerateContentConfig.model_validate(config)
-        except pydantic.ValidationError as exc:
-            raise BadRequestError(f"invalid request for Gemini: {exc}") from exc
-        return contents, config or None
+            payload = json.loads(body or "")
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as exc:
+            raise ResponseParseError(
+                f"Gemini's reply is not JSON ({type(exc).__name__}: {exc})",
+                body=body if isinstance(body, str) else None,
+            ) from None
+        parsed = _Reply(payload)
+        if parsed.candidate is None:
+            raise ResponseParseError("Gemini's reply holds no candidate", body=body)
+        if parsed.finish_reason in BLOCKED_FINISH_REASONS:
+            raise _blocked(parsed.candidate, parsed.finish_reason, partial_text=parsed.text or None)
+        return ModelResponse(
+            text=parsed.text,
+            raw=payload,
+            usage=parsed.usage,
+            model_name=parsed.model_name or self.model_name,
+            finish_reason=parsed.finish_reason,
+        )
+
+    def _send_stream(self, request: dict[str, Any]) -> Iterator[Any]:
+        events = self.clients.sync.models.generate_content_stream(**_stream_call(request))
+        try:
+            yield from events
+            yield _END
+        finally:
+            events.close()
+
+    async def _asend_stream(self, request: dict[str, Any]) -> AsyncIterator[Any]:
+        """``timeout`` bounds each wait, as in sync streams, not the whole stream.
+
+        The SDK's aiohttp transport applies its timeout to the whole response, which
+        would cut a long but healthy stream: ``timeout=0`` switches that off for this
+        request and ``asyncio.timeout`` bounds the wait for each event instead.
+        """
+        import asyncio
+
+        call = _stream_call(request)
+        call["config"] = {**(call["config"] or {}), "http_options": {"timeout": 0}}
+        async with asyncio.timeout(self.timeout):
+            events = aiter(await self.clients.async_.aio.models.generate_content_stream(**call))
+        try:
+            while True:
+                async with asyncio.timeout(self.timeout):
+                    event = await anext(events, _END)
+                yield event
+                if event is _END:
+                    return
+        finally:
+            close = getattr(events, "aclose", None)
+            if close is not None:
+                await close()
+
+    def _parse_chunk(self, event: Any, stream: Stream) -> ModelChunk | None:
+        """One SDK event; a block is raised only after the text that came with it."""
+        if event is _END:
+            blocked = stream.state.pop("blocked", None)
+            if blocked is not None:
+                raise blocked
+            return None
+        try:
+            payload = event.model_dump(
+                mode="json", by_alias=True, exclude_none=True, exclude={"sdk_http_response"}
+            )
+        except Exception as exc:  # pydantic refuses to dump what it validated: unusable
+            raise ResponseParseError(f"Gemini's stream event cannot be read: {exc}") from None
+        parsed = _Reply(payload)
+        if parsed.candidate is not None and parsed.finish_reason in BLOCKED_FINISH_REASONS:
+            error = _blocked(parsed.candidate, parsed.finish_reason, partial_text=None)
+            if not parsed.text:
+                raise error
+            stream.state["blocked"] = error
+            return ModelChunk(text=parsed.text, raw=payload, model_name=parsed.model_name)
+        return ModelChunk(
+            text=parsed.text,
+            raw=payload,
+            usage=parsed.usage,
+            model_name=parsed.model_name or self.model_name,
+            finish_reason=parsed.finish_reason,
+        )
 
     def _split(self, prompt: Prompt) -> tuple[list[Any], Any]:
         """Contents and system instruction of what ``format`` returned (or a str / contents)."""
@@ -204,104 +299,34 @@ class GeminiChatWrapper(GeminiWrapper):
             )
         return list(contents), system_instruction
 
-    # -- calls --------------------------------------------------------------------------
-    def _call(self, prompt: Prompt, **kwargs: Any) -> ModelResponse:
-        contents, config = self._request(prompt, kwargs)
-        response = self._client().models.generate_content(
-            model=self.model_name, contents=contents, config=config
-        )
-        return self._response(response)
 
-    async def _acall(self, prompt: Prompt, **kwargs: Any) -> ModelResponse:
-        contents, config = self._request(prompt, kwargs)
-        response = await self._client().aio.models.generate_content(
-            model=self.model_name, contents=contents, config=config
-        )
-        return self._response(response)
+def _body_call(request: dict[str, Any]) -> dict[str, Any]:
+    """The SDK's arguments for a call whose HTTP body ``_parse`` reads itself."""
+    config = request["config"]
+    return {
+        "model": request["model"],
+        "contents": request["contents"],
+        "config": {**config, "should_return_http_response": True} if config else _RETURN_BODY,
+    }
 
-    def _stream(self, prompt: Prompt, **kwargs: Any) -> Iterator[ModelChunk]:
-        contents, config = self._request(prompt, kwargs)
-        for chunk in self._client().models.generate_content_stream(
-            model=self.model_name, contents=contents, config=config
-        ):
-            yield from self._chunks(chunk)
 
-    async def _astream(self, prompt: Prompt, **kwargs: Any) -> AsyncIterator[ModelChunk]:
-        """``timeout`` bounds each wait, as in sync streams, not the whole stream.
+#: The config of a call that sets nothing else (automatic function calling needs tools).
+_RETURN_BODY = {"should_return_http_response": True}
 
-        The SDK's aiohttp transport applies the timeout to the whole response, which
-        would cut a long but healthy stream; ``timeout=0`` switches that off for this
-        request and ``asyncio.timeout`` bounds the wait for each chunk instead.
-        """
-        import asyncio  # here, not at module level: loading a config stays cheap
 
-        from google.genai import types
-
-        contents, options = self._request(prompt, kwargs)
-        config = types.GenerateContentConfig.model_validate(
-            {**(options or {}), "http_options": types.HttpOptions(timeout=0)}
-        )
-        async with asyncio.timeout(self.timeout):
-            stream = await self._client().aio.models.generate_content_stream(
-                model=self.model_name, contents=contents, config=config
-            )
-        chunks = aiter(stream)
-        while True:
-            async with asyncio.timeout(self.timeout):
-                chunk = await anext(chunks, None)
-            if chunk is None:
-                return
-            for piece in self._chunks(chunk):
-                yield piece
-
-    # -- output -------------------------------------------------------------------------
-    def _response(self, response: types.GenerateContentResponse) -> ModelResponse:
-        _check_prompt(response)
-        candidate = response.candidates[0] if response.candidates else None
-        if candidate is None:
-            raise ResponseParseError(
-                "Gemini's reply holds no candidate", body=json.dumps(_raw(response))
-            )
-        text = _text(candidate)
-        finish_reason = _name(candidate.finish_reason)
-        if finish_reason in BLOCKED_FINISH_REASONS:
-            raise _blocked(candidate, finish_reason, partial_text=text or None)
-        return ModelResponse(
-            text=text,
-            raw=LazyRaw(partial(_raw, response)),
-            usage=_usage(response.usage_metadata),
-            model_name=response.model_version or self.model_name,
-            finish_reason=finish_reason,
-        )
-
-    def _chunks(self, response: types.GenerateContentResponse) -> Iterator[ModelChunk]:
-        """One SDK chunk as modelwire chunks; text before a block is delivered, then raised."""
-        _check_prompt(response)
-        candidate = response.candidates[0] if response.candidates else None
-        text = _text(candidate) if candidate is not None else ""
-        finish_reason = _name(candidate.finish_reason) if candidate is not None else None
-        model_name = response.model_version or self.model_name
-        if candidate is not None and finish_reason in BLOCKED_FINISH_REASONS:
-            if text:
-                yield ModelChunk(
-                    text=text, raw=LazyRaw(partial(_raw, response)), model_name=model_name
-                )
-            raise _blocked(candidate, finish_reason, partial_text=None)
-        yield ModelChunk(
-            text=text,
-            raw=LazyRaw(partial(_raw, response)),
-            usage=_usage(response.usage_metadata),
-            model_name=model_name,
-            finish_reason=finish_reason,
-        )
+def _stream_call(request: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "model": request["model"],
+        "contents": request["contents"],
+        "config": request["config"] or None,
+    }
 
 
 def _plain_text(contents: list[Any]) -> bool:
     """Whether every content is ``{"role": str, "parts": [{"text": str}, ...]}``.
 
     ``format()`` makes exactly that for text messages, and ``types.Content`` accepts
-    it; validating it anyway cost ~10 µs per content warm, several times that between
-    two real calls (benchmarks/README.md). Anything else is validated by pydantic.
+    it, so only other shapes are validated before sending.
     """
     for content in contents:
         if type(content) is not dict or content.keys() != {"role", "parts"}:
@@ -316,63 +341,98 @@ def _plain_text(contents: list[Any]) -> bool:
 
 
 def _parts(msg: Msg) -> list[dict[str, Any]]:
-    content = "" if msg.content is None else msg.content
-    text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
+    text = text_of(msg.content)
     parts: list[dict[str, Any]] = [{"text": text}] if text or not msg.urls else []
     return parts + [_media_part(url) for url in msg.urls]
 
 
 def _media_part(url: str) -> dict[str, Any]:
-    """Remote files by URI (``file_data``); local files and ``data:`` URLs inline."""
-    import base64  # only for messages carrying media
-    import binascii
-    import mimetypes
-    from pathlib import Path
+    """Remote files by URI (``file_data``: http(s), ``gs://``); local files and data URLs inline."""
+    if "://" in url and not url.startswith("file://"):
+        import mimetypes
 
-    if url.startswith("data:"):
-        header, _, payload = url[5:].partition(",")
-        mime_type = header.split(";")[0] or "application/octet-stream"
-        try:
-            data = base64.b64decode(payload, validate=True)
-        except binascii.Error as exc:
-            raise ValueError(f"invalid base64 in data URL for {mime_type}") from exc
-        return {"inline_data": {"mime_type": mime_type, "data": data}}
-    mime_type = mimetypes.guess_type(url)[0] or "application/octet-stream"
-    if "://" in url:
+        mime_type = mimetypes.guess_type(url)[0] or "application/octet-stream"
         return {"file_data": {"file_uri": url, "mime_type": mime_type}}
-    return {"inline_data": {"mime_type": mime_type, "data": Path(url).expanduser().read_bytes()}}
+    media = read_media(url)
+    return {
+        "inline_data": {
+            "mime_type": media.mime_type or "application/octet-stream",
+            "data": media.data,
+        }
+    }
 
 
-def _text(candidate: types.Candidate) -> str:
+class _Reply:
+    """What modelwire reads of one ``GenerateContentResponse`` JSON (camelCase, as sent)."""
+
+    __slots__ = ("candidate", "finish_reason", "model_name", "text", "usage")
+
+    def __init__(self, payload: Any) -> None:
+        if not isinstance(payload, Mapping):
+            raise ResponseParseError(
+                f"Gemini's reply is a JSON {type(payload).__name__}, not an object"
+            )
+        _check_prompt(payload.get("promptFeedback"))
+        candidates = payload.get("candidates")
+        candidate = candidates[0] if isinstance(candidates, list) and candidates else None
+        if candidate is not None and not isinstance(candidate, Mapping):
+            raise ResponseParseError("Gemini's reply has a candidate that is not an object")
+        self.candidate = candidate
+        self.text = _text(candidate) if candidate is not None else ""
+        reason = candidate.get("finishReason") if candidate is not None else None
+        self.finish_reason = str(reason) if reason else None
+        version = payload.get("modelVersion")
+        self.model_name = version if isinstance(version, str) and version else None
+        self.usage = _usage(payload.get("usageMetadata"))
+
+
+def _text(candidate: Mapping[str, Any]) -> str:
     """The answer's text parts; thought summaries are not part of the answer."""
-    parts = candidate.content.parts if candidate.content and candidate.content.parts else []
-    return "".join(part.text for part in parts if part.text and not part.thought)
+    content = candidate.get("content")
+    parts = content.get("parts") if isinstance(content, Mapping) else None
+    if parts is None:
+        return ""
+    if not isinstance(parts, list):
+        raise ResponseParseError("Gemini's reply has candidate parts that are not a list")
+    texts = []
+    for part in parts:
+        if not isinstance(part, Mapping):
+            raise ResponseParseError("Gemini's reply has a part that is not an object")
+        text = part.get("text")
+        if text and not part.get("thought"):
+            if not isinstance(text, str):
+                raise ResponseParseError("Gemini's reply has a text part that is not a string")
+            texts.append(text)
+    return "".join(texts)
 
 
-def _name(value: Any) -> str | None:
-    return None if value is None else str(getattr(value, "value", value))
-
-
-def _usage(metadata: types.GenerateContentResponseUsageMetadata | None) -> Usage | None:
+def _usage(metadata: Any) -> Usage | None:
     """Thinking tokens are billed as output, tool-use prompt tokens as input."""
     if metadata is None:
         return None
-    prompt = (metadata.prompt_token_count or 0) + (metadata.tool_use_prompt_token_count or 0)
-    completion = (metadata.candidates_token_count or 0) + (metadata.thoughts_token_count or 0)
-    return Usage.of(prompt, completion)
+    if not isinstance(metadata, Mapping):
+        raise ResponseParseError("Gemini's usageMetadata is not an object")
+    try:  # Usage.of checks each count; its total adds the two it is given
+        prompt = Usage.of(metadata.get("promptTokenCount"), metadata.get("toolUsePromptTokenCount"))
+        completion = Usage.of(
+            metadata.get("candidatesTokenCount"), metadata.get("thoughtsTokenCount")
+        )
+        cached = metadata.get("cachedContentTokenCount")
+        thoughts = metadata.get("thoughtsTokenCount")
+        return Usage.of(
+            prompt.total_tokens,
+            completion.total_tokens,
+            reasoning_tokens=thoughts,
+            cached_tokens=cached,
+        )
+    except ValueError as exc:
+        raise ResponseParseError(f"Gemini reported impossible token counts: {exc}") from None
 
 
-def _raw(response: types.GenerateContentResponse) -> dict[str, Any]:
-    """The reply as JSON, for ``raw`` (built when first read: see ``LazyRaw``)."""
-    return response.model_dump(
-        mode="json",
-        exclude_none=True,
-        exclude={"sdk_http_response", "automatic_function_calling_history"},
-    )
-
-
-def _ratings(ratings: list[Any] | None) -> list[dict[str, Any]]:
-    return [rating.model_dump(mode="json", exclude_none=True) for rating in ratings or []]
+def _ratings(ratings: Any) -> list[dict[str, Any]]:
+    if not isinstance(ratings, list):
+        return []
+    return [dict(rating) for rating in ratings if isinstance(rating, Mapping)]
 
 
 def _flagged(ratings: list[dict[str, Any]]) -> str:
@@ -384,26 +444,29 @@ def _flagged(ratings: list[dict[str, Any]]) -> str:
     return f"; flagged: {', '.join(flagged)}" if flagged else ""
 
 
-def _check_prompt(response: types.GenerateContentResponse) -> None:
-    feedback = response.prompt_feedback
-    reason = _name(feedback.block_reason) if feedback is not None else None
-    if feedback is None or not reason or reason == "BLOCKED_REASON_UNSPECIFIED":
+def _check_prompt(feedback: Any) -> None:
+    if not isinstance(feedback, Mapping):
         return
-    ratings = _ratings(feedback.safety_ratings)
-    detail = f": {feedback.block_reason_message}" if feedback.block_reason_message else ""
+    reason = feedback.get("blockReason")
+    if not reason or reason == "BLOCKED_REASON_UNSPECIFIED":
+        return
+    ratings = _ratings(feedback.get("safetyRatings"))
+    message = feedback.get("blockReasonMessage")
+    detail = f": {message}" if message else ""
     raise BlockedResponseError(
         f"Gemini refused the prompt (block reason {reason}){detail}{_flagged(ratings)}",
-        finish_reason=reason,
+        finish_reason=str(reason),
         blocked="prompt",
         safety_ratings=ratings,
     )
 
 
 def _blocked(
-    candidate: types.Candidate, finish_reason: str, *, partial_text: str | None
+    candidate: Mapping[str, Any], finish_reason: str, *, partial_text: str | None
 ) -> BlockedResponseError:
-    ratings = _ratings(candidate.safety_ratings)
-    detail = f": {candidate.finish_message}" if candidate.finish_message else ""
+    ratings = _ratings(candidate.get("safetyRatings"))
+    message = candidate.get("finishMessage")
+    detail = f": {message}" if message else ""
     return BlockedResponseError(
         f"Gemini withheld the response (finish reason {finish_reason}){detail}{_flagged(ratings)}",
         finish_reason=finish_reason,

@@ -1,9 +1,8 @@
-"""What both Gemini types share: endpoint and credential settings, and one SDK client.
+"""``GeminiWrapper``: what both Gemini types share — endpoint and credential keys, the SDK clients.
 
-``google.genai.Client`` holds a synchronous and an asynchronous transport, so one
-client per wrapper pools connections for ``__call__``, ``acall`` and streams. It
-is built on the first call (importing the SDK only then), under a lock, with the
-SDK's own retries switched off and the config's ``timeout`` applied.
+``google.genai.Client`` is built on the first call (importing the SDK only then),
+with the SDK's own retries switched off and the config's ``timeout`` applied. The
+sync calls share one client; each event loop gets its own, used through ``.aio``.
 """
 
 from __future__ import annotations
@@ -12,11 +11,15 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from modelwire.clients import LazyClient
-from modelwire.errors import ConfigError, ConfigIssue, ModelWireError
-from modelwire.redact import is_secret_key
-from modelwire.spend import Pricing
-from modelwire.wrapper import ModelWrapper
+from modelwire import (
+    ConfigError,
+    ConfigIssue,
+    ModelWireError,
+    ModelWrapper,
+    Pricing,
+    SDKClients,
+    is_secret_key,
+)
 from modelwire_gemini.errors import map_error
 from modelwire_gemini.pricing import PRICES
 
@@ -52,7 +55,7 @@ def bare_model_name(name: str) -> str:
 
 
 class GeminiWrapper(ModelWrapper):
-    """Base of the Gemini wrappers: config keys for the endpoint and one lazy client."""
+    """Base of the Gemini wrappers: endpoint and credential keys, and ``self.clients``."""
 
     pricing_table = PRICES
 
@@ -81,7 +84,9 @@ class GeminiWrapper(ModelWrapper):
             if is_secret_key(key):
                 self.secret(value)
         self._api_key = self._resolve_api_key(self.secret(api_key))
-        self._sdk: LazyClient[genai.Client] = LazyClient(self._build_client, close=_close)
+        self.clients: SDKClients[genai.Client, genai.Client] = SDKClients(
+            self._build_client, self._build_client, close_async=_aclose
+        )
 
     def _resolve_api_key(self, api_key: str | None) -> str | None:
         """The config's key, else the environment's; Vertex AI with a project uses ADC."""
@@ -140,11 +145,6 @@ class GeminiWrapper(ModelWrapper):
                     issues.append(ConfigIssue("?", key, "only applies with `vertexai: true`"))
         return issues
 
-    # -- the SDK client ---------------------------------------------------------------
-    def _client(self) -> genai.Client:
-        """The one ``genai.Client`` of this wrapper, built on first use."""
-        return self._sdk.get()
-
     def _build_client(self) -> genai.Client:
         import math
 
@@ -172,20 +172,13 @@ class GeminiWrapper(ModelWrapper):
                 [ConfigIssue(self.config_name, None, f"the Gemini client cannot be built: {exc}")]
             ) from exc
 
-    def close(self) -> None:
-        """Close the pooled connections of the client; the next call opens new ones."""
-        self._sdk.close()
-
-    async def aclose(self) -> None:
-        """Close the client's async connections too (``client.aio``), then the sync ones."""
-        client = self._sdk.current
-        if client is not None:
-            await client.aio.aclose()
-        self.close()
-
     def _map_error(self, exc: Exception) -> ModelWireError | None:
         return map_error(exc)
 
 
-def _close(client: genai.Client) -> None:
-    client.close()
+async def _aclose(client: genai.Client) -> None:
+    """An event loop's client: its async pool (``.aio``) and the sync pool it also holds."""
+    try:
+        await client.aio.aclose()
+    finally:
+        client.close()

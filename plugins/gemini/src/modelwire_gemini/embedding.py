@@ -6,13 +6,19 @@ request, so a call costs one round trip whatever the number of texts.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from functools import partial
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from modelwire.errors import BadRequestError, ConfigIssue, ResponseParseError
-from modelwire.response import LazyRaw, ModelResponse, Usage
-from modelwire.schema import check_value, did_you_mean
+from modelwire import (
+    BadRequestError,
+    ConfigIssue,
+    ModelResponse,
+    ResponseParseError,
+    Usage,
+    check_value,
+    did_you_mean,
+)
 from modelwire_gemini.client import GeminiWrapper
 
 if TYPE_CHECKING:
@@ -70,10 +76,8 @@ class GeminiEmbeddingWrapper(GeminiWrapper):
             issues.append(ConfigIssue("?", "output_dimensionality", "must be a positive integer"))
         return issues
 
-    def _request(
-        self, texts: str | list[str], overrides: dict[str, Any]
-    ) -> tuple[list[str], types.EmbedContentConfig | None]:
-        """Validate before sending, so a bad request fails here and is never retried."""
+    def _request(self, texts: str | list[str], **overrides: Any) -> dict[str, Any]:
+        """Texts and config, checked here so that a bad request is never sent."""
         from google.genai import types
 
         problems = check_value(overrides, EmbeddingOptions, "options")
@@ -96,46 +100,44 @@ class GeminiEmbeddingWrapper(GeminiWrapper):
             config["task_type"] = str(config["task_type"]).upper()
         options = {k: v for k, v in config.items() if v is not None}
         # No config when nothing is set: the SDK converts even an empty one field by field.
-        return items, types.EmbedContentConfig(**options) if options else None
+        return {
+            "model": self.model_name,
+            "contents": items,
+            "config": types.EmbedContentConfig(**options) if options else None,
+        }
 
-    def _call(self, texts: str | list[str], **kwargs: Any) -> ModelResponse:
-        items, config = self._request(texts, kwargs)
-        response = self._client().models.embed_content(
-            model=self.model_name, contents=items, config=config
-        )
-        return self._response(response, len(items))
+    def _send(self, request: dict[str, Any]) -> Any:
+        return self.clients.sync.models.embed_content(**request)
 
-    async def _acall(self, texts: str | list[str], **kwargs: Any) -> ModelResponse:
-        items, config = self._request(texts, kwargs)
-        response = await self._client().aio.models.embed_content(
-            model=self.model_name, contents=items, config=config
-        )
-        return self._response(response, len(items))
+    async def _asend(self, request: dict[str, Any]) -> Any:
+        return await self.clients.async_.aio.models.embed_content(**request)
 
-    def _response(self, response: types.EmbedContentResponse, expected: int) -> ModelResponse:
+    def _parse(self, reply: types.EmbedContentResponse, request: dict[str, Any]) -> ModelResponse:
+        expected = len(request["contents"])
         # The SDK's model validated every value as a float: a copy is enough.
-        vectors = [list(e.values) for e in response.embeddings or [] if e.values is not None]
+        vectors = [list(e.values) for e in reply.embeddings or [] if e.values is not None]
         if len(vectors) != expected:
             raise ResponseParseError(
                 f"Gemini returned {len(vectors)} embeddings for {expected} texts",
-                body=str(_dump(response))[:2000],
+                body=json.dumps(_dump(reply))[:2000],
             )
         return ModelResponse(
             embedding=vectors,
-            raw=LazyRaw(partial(_dump, response)),
-            usage=_usage(response),
+            raw=_dump(reply),
+            usage=_usage(reply),
             model_name=self.model_name,
         )
 
 
 def _dump(response: types.EmbedContentResponse) -> dict[str, Any]:
-    """The reply as JSON, for ``raw`` (built when first read: see ``LazyRaw``).
+    """The reply as Gemini's camelCase JSON, for ``raw``.
 
     pydantic's dump of the vectors costs more than the rest of the wrapper's work:
     dump the rest, and copy the vectors in (they are floats already).
     """
     payload = response.model_dump(
         mode="json",
+        by_alias=True,
         exclude_none=True,
         exclude={"sdk_http_response": True, "embeddings": {"__all__": {"values"}}},
     )
@@ -146,15 +148,18 @@ def _dump(response: types.EmbedContentResponse) -> dict[str, Any]:
 
 
 def _usage(response: types.EmbedContentResponse) -> Usage | None:
-    """``usage_metadata`` where the service reports it, else Vertex AI's per-text counts."""
-    if response.usage_metadata is not None:
-        return Usage.of(response.usage_metadata.prompt_token_count, 0)
-    counts = [
-        e.statistics.token_count
-        for e in response.embeddings or []
-        if e.statistics is not None and e.statistics.token_count is not None
-    ]
-    return Usage.of(int(sum(counts)), 0) if counts else None
+    """``usageMetadata`` where the service reports it, else Vertex AI's per-text counts."""
+    try:
+        if response.usage_metadata is not None:
+            return Usage.of(response.usage_metadata.prompt_token_count, 0)
+        counts = [
+            e.statistics.token_count
+            for e in response.embeddings or []
+            if e.statistics is not None and e.statistics.token_count is not None
+        ]
+        return Usage.of(sum(counts), 0) if counts else None
+    except ValueError as exc:
+        raise ResponseParseError(f"Gemini reported impossible token counts: {exc}") from None
 
 
 def _task_type_problem(value: Any) -> str | None:

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from modelwire.errors import (
+from modelwire import (
     AuthenticationError,
     BadRequestError,
     ModelTimeoutError,
@@ -90,8 +90,8 @@ def _api_error(exc: Any) -> ProviderError:
     """``google.genai.errors.APIError``: the service answered with an error status."""
     status = exc.code if isinstance(exc.code, int) else 0
     details = exc.details
-    body = json.dumps(details, ensure_ascii=False, default=str) if details is not None else None
-    message = str(exc.message or exc)
+    body = _body_of(exc, details)
+    message = str(exc.message or exc.status or f"the service answered HTTP {status}")
     if isinstance(exc.status, str) and exc.status and exc.status not in message:
         message = f"{exc.status}: {message}"
     if not status:
@@ -103,6 +103,24 @@ def _api_error(exc: Any) -> ProviderError:
     if isinstance(error, RateLimitError) and error.retry_after is None:
         error.retry_after = retry_delay(details)
     return error
+
+
+def _body_of(exc: Any, details: Any) -> str | None:
+    """The error reply's body as the service sent it (the core scrubs it).
+
+    httpx responses keep their text; for others (aiohttp) the SDK's ``details`` is the
+    parsed JSON, or ``{"message": <the body's text>, "status": <reason>}`` when the
+    body was not JSON.
+    """
+    text = getattr(getattr(exc, "response", None), "text", None)
+    if isinstance(text, str):
+        return text or None
+    if isinstance(details, Mapping) and details.keys() == {"message", "status"}:
+        message = details["message"]
+        return str(message) if message else None
+    if details in (None, "", {}, []):
+        return None
+    return json.dumps(details, ensure_ascii=False, default=str)
 
 
 def retry_delay(details: Any) -> float | None:
