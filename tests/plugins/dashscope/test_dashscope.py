@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from modelwire import Usage
 from modelwire.errors import (
     AuthenticationError,
     BadRequestError,
@@ -23,7 +24,6 @@ from modelwire.errors import (
 )
 from modelwire.message import Msg
 from modelwire.registry import ModelRegistry
-from modelwire.response import Usage
 from modelwire.testing import FakeServer, RawEvent, Reply
 
 API = "/api/v1"
@@ -210,15 +210,21 @@ def test_stream_is_incremental_with_usage_on_the_last_chunk(server: FakeServer, 
     assert model.usage["completion_tokens"] == 4
 
 
-def test_stream_without_finishing_event_ends_with_a_usage_chunk(server: FakeServer) -> None:
+def test_stream_without_finishing_event_is_an_error_keeping_the_text(server: FakeServer) -> None:
     payload = {
         "output": {"choices": [{"message": {"content": "partial"}, "finish_reason": "null"}]},
         "usage": {"input_tokens": 3, "output_tokens": 1},
     }
     events = [RawEvent(f"id:1\nevent:result\n:HTTP_STATUS/200\ndata:{json.dumps(payload)}")]
     server.route("POST", CHAT_PATH, Reply.sse(events))
-    chunks = list(chat(server).stream([{"role": "user", "content": "Hi"}]))
-    assert [(c.text, c.usage) for c in chunks] == [("partial", None), ("", Usage(3, 1, 4))]
+    model = chat(server)
+    received = []
+    with pytest.raises(ResponseParseError) as info:
+        for chunk in model.stream([{"role": "user", "content": "Hi"}]):
+            received.append(chunk.text)
+    assert received == ["partial"]
+    assert info.value.partial_text == "partial"
+    assert model.usage["errors"] == 1
 
 
 def test_acall_and_astream_work_across_event_loops(server: FakeServer, wire: Any) -> None:

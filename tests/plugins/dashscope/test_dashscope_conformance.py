@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from modelwire.response import Usage
+from modelwire import Usage
 from modelwire.testing import FakeServer, Reply
 from modelwire.testing.conformance import ConformanceSuite
 
@@ -17,6 +17,7 @@ class DashScopeSuite(ConformanceSuite):
     """What the three types share: the distribution, the SDK, DashScope-shaped errors."""
 
     distribution = "modelwire-dashscope"
+    env_secret_var = "DASHSCOPE_API_KEY"
     sdk_modules = ("dashscope",)
 
     @pytest.fixture(autouse=True)
@@ -42,6 +43,7 @@ class TestDashScopeChatConformance(DashScopeSuite):
     expected_text = "Hello from Qwen"
     expected_usage = Usage(12, 5, 17)
     routes = [("POST", f"{API}/services/aigc/text-generation/generation")]
+    generation_config = {"generate_args": {"temperature": 0.25}}
 
     def config(self, server: FakeServer) -> dict[str, Any]:
         return {
@@ -60,6 +62,8 @@ class TestDashScopeTextEmbeddingConformance(DashScopeSuite):
     expected_embedding_count = 2
     expected_usage = Usage(6, 0, 6)
     routes = [("POST", f"{API}/services/embeddings/text-embedding/text-embedding")]
+    generation_config = {"generate_args": {"dimension": 64}}
+    generation_on_wire = ("dimension", 64)
 
     def config(self, server: FakeServer) -> dict[str, Any]:
         return {
@@ -78,6 +82,8 @@ class TestDashScopeImageSynthesisConformance(DashScopeSuite):
     reports_usage = False
     expected_image_urls = ["https://dashscope-result.example/a-lighthouse-at-dawn/0.png"]
     routes = [("POST", f"{API}/services/aigc/text2image/image-synthesis")]
+    generation_config = {"generate_args": {"seed": 7}}
+    generation_on_wire = ("seed", 7)
 
     def config(self, server: FakeServer) -> dict[str, Any]:
         return {

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from modelwire.errors import ResponseParseError
-from modelwire.message import Msg, iter_msgs
-from modelwire.response import LazyRaw, ModelChunk, ModelResponse, Usage
+from modelwire import (
+    ModelChunk,
+    ModelResponse,
+    Msg,
+    ResponseParseError,
+    Stream,
+    Usage,
+    iter_msgs,
+    text_of,
+)
 from modelwire_dashscope.client import DashScopeWrapper
 from modelwire_dashscope.pricing import CHAT_PRICES
 
@@ -75,120 +81,85 @@ class DashScopeChatWrapper(DashScopeWrapper):
             turns.insert(0, {"role": "system", "content": _join(system)})
         return turns
 
-    def _parameters(self, overrides: dict[str, Any], *, stream: bool) -> dict[str, Any]:
-        parameters = {**self.generate_args, **overrides}
-        if stream:
-            # Deltas, not cumulative snapshots: the SDK turns it on for streams.
-            parameters.pop("incremental_output", None)
-        return parameters
-
     def _resource(self, client: Any) -> Any:
         return client.multimodal.chat if self.multimodal else client.chat.completions
 
-    # -- calls ------------------------------------------------------------------------
-    def _call(self, messages: list[Message] | str, **kwargs: Any) -> ModelResponse:
-        completion = self._resource(self._clients.sync()).create(
-            model=self.model_name,
-            messages=messages,
-            parameters=self._parameters(kwargs, stream=False),
-        )
-        return self._response(completion)
+    # -- the provider step --------------------------------------------------------------
+    def _request(self, messages: list[Message] | str, **kwargs: Any) -> dict[str, Any]:
+        return {"messages": messages, "parameters": {**self.generate_args, **kwargs}}
 
-    async def _acall(self, messages: list[Message] | str, **kwargs: Any) -> ModelResponse:
-        completion = await self._resource(self._clients.aio()).create(
-            model=self.model_name,
-            messages=messages,
-            parameters=self._parameters(kwargs, stream=False),
-        )
-        return self._response(completion)
+    def _send(self, request: dict[str, Any]) -> Any:
+        return self._resource(self.clients.sync).create(model=self.model_name, **request)
 
-    def _stream(self, messages: list[Message] | str, **kwargs: Any) -> Iterator[ModelChunk]:
-        stream = self._resource(self._clients.sync()).create(
-            model=self.model_name,
-            messages=messages,
-            stream=True,
-            parameters=self._parameters(kwargs, stream=True),
-        )
-        state = _StreamState(self.model_name)
+    async def _asend(self, request: dict[str, Any]) -> Any:
+        return await self._resource(self.clients.async_).create(model=self.model_name, **request)
+
+    def _parse(self, reply: ChatCompletion, request: dict[str, Any]) -> ModelResponse:
         try:
-            for chunk in stream:
-                yield from state.feed(chunk)
-            yield from state.finish()
+            if not reply.choices:
+                raise ResponseParseError(
+                    "DashScope's reply holds no choices",
+                    body=json.dumps(_dump(reply), ensure_ascii=False),
+                )
+            choice = reply.choices[0]
+            return ModelResponse(
+                text=choice.message.content or "",
+                raw=_dump(reply),
+                usage=_usage(reply.usage),
+                model_name=reply.model or self.model_name,
+                finish_reason=_finish_reason(choice.finish_reason),
+            )
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise ResponseParseError(f"DashScope's reply has an unexpected shape: {exc}") from exc
+
+    def _send_stream(self, request: dict[str, Any]) -> Iterator[Any]:
+        stream = self._resource(self.clients.sync).create(
+            model=self.model_name, stream=True, **_streamed(request)
+        )
+        try:
+            yield from stream
         finally:
             stream.close()
 
-    async def _astream(
-        self, messages: list[Message] | str, **kwargs: Any
-    ) -> AsyncIterator[ModelChunk]:
-        stream = await self._resource(self._clients.aio()).create(
-            model=self.model_name,
-            messages=messages,
-            stream=True,
-            parameters=self._parameters(kwargs, stream=True),
+    async def _asend_stream(self, request: dict[str, Any]) -> AsyncIterator[Any]:
+        stream = await self._resource(self.clients.async_).create(
+            model=self.model_name, stream=True, **_streamed(request)
         )
-        state = _StreamState(self.model_name)
         try:
-            async for chunk in stream:
-                for piece in state.feed(chunk):
-                    yield piece
-            for piece in state.finish():
-                yield piece
+            async for event in stream:
+                yield event
         finally:
             await stream.aclose()
 
-    def _response(self, completion: ChatCompletion) -> ModelResponse:
-        if not completion.choices:
+    def _parse_chunk(self, event: ChatCompletionChunk, stream: Stream) -> ModelChunk | None:
+        """One event; DashScope repeats the running usage on every event, so it is held
+        in ``stream.state`` and passed on with the finishing event only."""
+        try:
+            usage = _usage(event.usage) or stream.state.get("usage")
+            stream.state["usage"] = usage
+            choice = event.choices[0] if event.choices else None
+            text = (choice.delta.content or "") if choice is not None else ""
+            finish_reason = _finish_reason(choice.finish_reason) if choice is not None else None
+        except (AttributeError, TypeError, ValueError) as exc:
             raise ResponseParseError(
-                "DashScope's reply holds no choices",
-                body=json.dumps(_dump(completion), ensure_ascii=False),
-            )
-        choice = completion.choices[0]
-        return ModelResponse(
-            text=choice.message.content or "",
-            raw=LazyRaw(partial(_dump, completion)),
-            usage=_usage(completion.usage),
-            model_name=completion.model or self.model_name,
-            finish_reason=_finish_reason(choice.finish_reason),
+                f"DashScope's stream event has an unexpected shape: {exc}"
+            ) from exc
+        if not text and finish_reason is None:
+            return None
+        return ModelChunk(
+            text=text,
+            raw=_dump(event),
+            usage=usage if finish_reason else None,
+            model_name=event.model or self.model_name,
+            finish_reason=finish_reason,
         )
 
 
-class _StreamState:
-    """Turns SDK chunks into ``ModelChunk``s; usage rides on the last chunk only.
-
-    DashScope repeats the running usage on every event; passing it on each chunk
-    would read as partial totals, so it is held back until the finishing event.
-    """
-
-    def __init__(self, model_name: str) -> None:
-        self.model_name = model_name
-        self.usage: Usage | None = None
-        self.usage_sent = False
-
-    def feed(self, chunk: ChatCompletionChunk) -> list[ModelChunk]:
-        self.usage = _usage(chunk.usage) or self.usage
-        choice = chunk.choices[0] if chunk.choices else None
-        text = (choice.delta.content or "") if choice is not None else ""
-        finish_reason = _finish_reason(choice.finish_reason) if choice is not None else None
-        if not text and finish_reason is None:
-            return []
-        usage = self.usage if finish_reason else None
-        self.usage_sent = self.usage_sent or usage is not None
-        return [
-            ModelChunk(
-                text=text,
-                raw=LazyRaw(partial(_dump, chunk)),
-                usage=usage,
-                model_name=chunk.model or self.model_name,
-                finish_reason=finish_reason,
-            )
-        ]
-
-    def finish(self) -> list[ModelChunk]:
-        """A closing usage-only chunk when no finishing event carried the usage."""
-        if self.usage is None or self.usage_sent:
-            return []
-        self.usage_sent = True
-        return [ModelChunk(usage=self.usage, model_name=self.model_name)]
+def _streamed(request: dict[str, Any]) -> dict[str, Any]:
+    """Deltas, not cumulative snapshots: the SDK turns incremental output on for streams."""
+    parameters = dict(request["parameters"])
+    parameters.pop("incremental_output", None)
+    return {**request, "parameters": parameters}
 
 
 def _usage(usage: SdkUsage | None) -> Usage | None:
@@ -215,15 +186,11 @@ def _content(msg: Msg, as_parts: bool) -> str | list[dict[str, Any]]:
     if _is_parts(msg.content):
         parts: list[dict[str, Any]] = list(msg.content)
     else:
-        text = msg.content if isinstance(msg.content, str) else _text(msg.content)
+        text = text_of(msg.content)
         if not as_parts:
             return text
         parts = [{"text": text}] if text else []
     return [_media_part(url) for url in msg.urls] + parts
-
-
-def _text(content: Any) -> str:
-    return "" if content is None else json.dumps(content, ensure_ascii=False)
 
 
 def _media_part(url: str) -> dict[str, str]:
@@ -250,5 +217,5 @@ def _join(contents: list[Any]) -> str | list[dict[str, Any]]:
 
 
 def _dump(reply: ChatCompletion | ChatCompletionChunk) -> dict[str, Any]:
-    """The reply as JSON, for ``raw`` (built when first read: see ``LazyRaw``)."""
+    """The reply as JSON, for ``raw``."""
     return reply.model_dump(mode="json", exclude={"headers"})

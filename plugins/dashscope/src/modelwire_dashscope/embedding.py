@@ -10,8 +10,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from modelwire.errors import BadRequestError, ConfigIssue, ResponseParseError
-from modelwire.response import LazyRaw, ModelResponse, Usage
+from modelwire import BadRequestError, ConfigIssue, ModelResponse, ResponseParseError, Usage
 from modelwire_dashscope.client import DashScopeWrapper
 from modelwire_dashscope.pricing import EMBEDDING_PRICES
 
@@ -49,68 +48,61 @@ class DashScopeTextEmbeddingWrapper(DashScopeWrapper):
             issues.append(ConfigIssue("?", "batch_size", "must be at least 1"))
         return issues
 
-    def _batches(self, texts: str | Sequence[str]) -> list[list[str]]:
+    # -- the provider step: batches of at most batch_size texts, one request each ---------
+    def _request(self, texts: str | Sequence[str], **kwargs: Any) -> dict[str, Any]:
         items = [texts] if isinstance(texts, str) else list(texts)
         if not items:
             raise BadRequestError("nothing to embed: pass a text or a non-empty list of texts")
         if not all(isinstance(item, str) for item in items):
             raise BadRequestError("every item to embed must be a string")
         size = self.batch_size
-        return [items[start : start + size] for start in range(0, len(items), size)]
+        return {
+            "batches": [items[start : start + size] for start in range(0, len(items), size)],
+            "parameters": {**self.generate_args, **kwargs},
+        }
 
-    def _call(self, texts: str | Sequence[str], **kwargs: Any) -> ModelResponse:
-        client = self._clients.sync()
-        batches = self._batches(texts)
-        parameters = {**self.generate_args, **kwargs}
-        replies = [
-            client.embeddings.create(model=self.model_name, input=batch, parameters=parameters)
-            for batch in batches
+    def _send(self, request: dict[str, Any]) -> list[EmbeddingResponse]:
+        create = self.clients.sync.embeddings.create
+        return [
+            create(model=self.model_name, input=batch, parameters=request["parameters"])
+            for batch in request["batches"]
         ]
-        return self._response(batches, replies)
 
-    async def _acall(self, texts: str | Sequence[str], **kwargs: Any) -> ModelResponse:
-        client = self._clients.aio()
-        batches = self._batches(texts)
-        parameters = {**self.generate_args, **kwargs}
-        replies = [
-            await client.embeddings.create(
-                model=self.model_name, input=batch, parameters=parameters
-            )
-            for batch in batches
+    async def _asend(self, request: dict[str, Any]) -> list[EmbeddingResponse]:
+        create = self.clients.async_.embeddings.create
+        return [
+            await create(model=self.model_name, input=batch, parameters=request["parameters"])
+            for batch in request["batches"]
         ]
-        return self._response(batches, replies)
 
-    def _response(
-        self, batches: list[list[str]], replies: list[EmbeddingResponse]
-    ) -> ModelResponse:
+    def _parse(self, reply: list[EmbeddingResponse], request: dict[str, Any]) -> ModelResponse:
         """Join the batches' vectors in input order and sum their token counts."""
         vectors: list[list[float]] = []
         tokens = 0
-        for batch, reply in zip(batches, replies, strict=True):
-            ordered = sorted(reply.embeddings, key=lambda item: item.index)
-            if [item.index for item in ordered] != list(range(len(batch))):
-                raise ResponseParseError(
-                    f"DashScope returned {len(ordered)} vectors for {len(batch)} texts",
-                    body=json.dumps(_dump(reply))[:2000],
-                )
-            # The SDK's model validated every value as a float: a copy is enough.
-            vectors.extend(list(item.embedding) for item in ordered)
-            if reply.usage is not None:
-                tokens += reply.usage.input_tokens or reply.usage.total_tokens
+        try:
+            for batch, part in zip(request["batches"], reply, strict=True):
+                ordered = sorted(part.embeddings or [], key=lambda item: item.index)
+                if [item.index for item in ordered] != list(range(len(batch))):
+                    raise ResponseParseError(
+                        f"DashScope returned {len(ordered)} vectors for {len(batch)} texts",
+                        body=json.dumps(_dump(part))[:2000],
+                    )
+                vectors.extend(list(item.embedding) for item in ordered)
+                if part.usage is not None:
+                    tokens += part.usage.input_tokens or part.usage.total_tokens or 0
+            usage = Usage.of(tokens, 0)
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise ResponseParseError(f"DashScope's reply has an unexpected shape: {exc}") from exc
         return ModelResponse(
             embedding=vectors,
-            raw=LazyRaw(lambda: [_dump(reply) for reply in replies]),
-            usage=Usage.of(tokens, 0),
+            raw=[_dump(part) for part in reply],
+            usage=usage,
             model_name=self.model_name,
         )
 
 
 def _dump(reply: EmbeddingResponse) -> dict[str, Any]:
-    """The reply as JSON, for ``raw`` (built when first read: see ``LazyRaw``).
-
-    pydantic's dump of the vectors costs more than the rest of the wrapper's work:
-    dump the rest, and copy the vectors in (they are floats already).
-    """
+    """The reply as JSON, for ``raw``; the vectors, floats already, are copied in."""
     payload = reply.model_dump(
         mode="json", exclude={"headers": True, "embeddings": {"__all__": {"embedding"}}}
     )

@@ -12,15 +12,17 @@ failed, when it is loaded anyway.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
-from modelwire.errors import (
+from modelwire import (
     BadRequestError,
     ModelTimeoutError,
     ModelWireError,
     ProviderError,
     ResponseParseError,
     ServiceUnavailableError,
+    body_text,
     error_for_status,
 )
 
@@ -59,9 +61,13 @@ _REQUEST_MODELS = frozenset(
 _MESSAGE_LIMIT = 500
 
 
-def status_for_code(code: str | None) -> int | None:
-    """The HTTP status a DashScope error code stands for, if the code is known."""
-    if not code:
+def status_for_code(code: Any) -> int | None:
+    """The HTTP status a DashScope error code stands for, if the code is known.
+
+    A code that is not a string (services have sent numbers, floats, booleans) is
+    known to no table: the HTTP status decides then.
+    """
+    if not isinstance(code, str) or not code:
         return None
     for known, status in CODE_STATUS:
         if code == known or code.startswith(known + "."):
@@ -69,7 +75,7 @@ def status_for_code(code: str | None) -> int | None:
     return None
 
 
-def error_for_code(code: str | None, message: str, *, body: str | None = None) -> ProviderError:
+def error_for_code(code: Any, message: str, *, body: str | None = None) -> ProviderError:
     """The error for a DashScope code met outside an HTTP failure (a failed task result)."""
     status = status_for_code(code)
     text = f"DashScope {code}: {message}" if code else f"DashScope: {message}"
@@ -111,7 +117,7 @@ def map_error(exc: Exception) -> ModelWireError | None:
 
 def _from_dashscope(exc: Any) -> ModelWireError:
     """Map a ``DashScopeError``: the code decides when known, else the HTTP status."""
-    if isinstance(exc.__cause__, json.JSONDecodeError):
+    if isinstance(exc.__cause__, (json.JSONDecodeError, RecursionError)):
         return ResponseParseError(f"DashScope sent a malformed event: {exc.message}")
     http_status = exc.status_code if isinstance(exc.status_code, int) else None
     failed_status = http_status if http_status is not None and http_status >= 400 else None
@@ -120,7 +126,8 @@ def _from_dashscope(exc: Any) -> ModelWireError:
     body = _body_text(exc.body)
     if status is None:
         return ProviderError(message, status=failed_status, body=body)
-    headers = {str(k): str(v) for k, v in (exc.headers or {}).items()}
+    raw_headers = exc.headers if isinstance(exc.headers, Mapping) else {}
+    headers = {str(k): str(v) for k, v in raw_headers.items()}
     error = error_for_status(status, message, headers=headers, body=body)
     error.status = failed_status or status
     return error
@@ -141,11 +148,7 @@ def _describe(exc: Any) -> str:
 
 
 def _body_text(body: Any) -> str | None:
-    if body is None:
-        return None
-    if isinstance(body, (dict, list)):
-        return json.dumps(body, ensure_ascii=False)
-    return str(body)
+    return None if body is None else body_text(body)
 
 
 def _is_sse_error(exc: Exception) -> bool:

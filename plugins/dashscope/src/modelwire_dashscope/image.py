@@ -15,14 +15,14 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from modelwire.errors import (
+from modelwire import (
     ConfigIssue,
+    ModelResponse,
     ModelTimeoutError,
     ModelWireError,
     ProviderError,
     ResponseParseError,
 )
-from modelwire.response import ModelResponse
 from modelwire_dashscope.client import DashScopeWrapper
 from modelwire_dashscope.errors import error_for_code, map_error
 
@@ -89,9 +89,13 @@ class DashScopeImageSynthesisWrapper(DashScopeWrapper):
             arguments["parameters"] = merged
         return arguments
 
-    def _call(self, prompt: str, **kwargs: Any) -> ModelResponse:
-        jobs = self._clients.sync().images.jobs
-        job = jobs.create(model=self.model_name, prompt=prompt, **self._arguments(kwargs))
+    # -- the provider step: submit the task, then poll it until it ends ----------------
+    def _request(self, prompt: str, **kwargs: Any) -> dict[str, Any]:
+        return {"prompt": prompt, **self._arguments(kwargs)}
+
+    def _send(self, request: dict[str, Any]) -> Job:
+        jobs = self.clients.sync.images.jobs
+        job = jobs.create(model=self.model_name, **request)
         polling = _Polling(self, job)
         while not polling.finished(job):
             time.sleep(polling.next_delay(job))
@@ -103,13 +107,13 @@ class DashScopeImageSynthesisWrapper(DashScopeWrapper):
                 polling.tolerate(exc)
             else:
                 polling.failures = 0
-        return self._response(job)
+        return job
 
-    async def _acall(self, prompt: str, **kwargs: Any) -> ModelResponse:
-        import asyncio  # here, not at module level: loading a config stays cheap
+    async def _asend(self, request: dict[str, Any]) -> Job:
+        import asyncio
 
-        jobs = self._clients.aio().images.jobs
-        job = await jobs.create(model=self.model_name, prompt=prompt, **self._arguments(kwargs))
+        jobs = self.clients.async_.images.jobs
+        job = await jobs.create(model=self.model_name, **request)
         polling = _Polling(self, job)
         while not polling.finished(job):
             await asyncio.sleep(polling.next_delay(job))
@@ -121,9 +125,9 @@ class DashScopeImageSynthesisWrapper(DashScopeWrapper):
                 polling.tolerate(exc)
             else:
                 polling.failures = 0
-        return self._response(job)
+        return job
 
-    def _response(self, job: Job) -> ModelResponse:
+    def _parse(self, job: Job, request: dict[str, Any]) -> ModelResponse:
         raw = job.model_dump(mode="json", exclude={"headers"})
         failed = [result.model_dump(exclude_none=True) for result in job.results if not result.url]
         urls = job.image_urls
