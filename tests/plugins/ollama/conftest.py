@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from modelwire.response import Usage
+from modelwire import Usage
 from modelwire.testing import FakeServer, Reply, Request
 
 #: What the scripted model answers, in the pieces a stream delivers.

@@ -210,13 +210,16 @@ def test_chat_format_roles_and_images(server: FakeServer, tmp_path: Path) -> Non
 
 @pytest.mark.parametrize(
     ("url", "complaint"),
-    [("https://example.com/cat.png", "does not fetch"), ("/no/such/cat.png", "not a file")],
+    [
+        ("https://example.com/cat.png", "does not download"),
+        ("/no/such/cat.png", "neither a URL nor an existing file"),
+    ],
 )
 def test_chat_format_rejects_images_ollama_cannot_take(
     server: FakeServer, url: str, complaint: str
 ) -> None:
     model = load(server, "ollama_chat")
-    with pytest.raises(ValueError, match=complaint):
+    with pytest.raises(BadRequestError, match=complaint):
         model.format(Msg("u", "look", role="user", url=url))
 
 
@@ -266,7 +269,7 @@ def test_generate_sends_only_what_was_given(server: FakeServer) -> None:
 def test_generate_bad_image_is_bad_request_and_nothing_is_sent(server: FakeServer) -> None:
     serve(server, "ollama_generate")
     model = load(server, "ollama_generate")
-    with pytest.raises(BadRequestError, match="not a file"):
+    with pytest.raises(BadRequestError, match="neither a URL nor an existing file"):
         model("Why?", images=["/no/such/image.png"])
     assert server.requests == []
 
@@ -362,9 +365,9 @@ def test_stream_without_done_line_is_parse_error(server: FakeServer) -> None:
     lines = [{"model": "m", "response": p, "done": False} for p in PIECES]
     server.route("POST", "/api/generate", Reply.ndjson(lines))
     model = load(server, "ollama_generate")
-    with pytest.raises(ResponseParseError, match="final"):
+    with pytest.raises(ResponseParseError, match="before the service said it was complete"):
         list(model.stream("Why?"))
-    with pytest.raises(ResponseParseError, match="final"):
+    with pytest.raises(ResponseParseError, match="before the service said it was complete"):
         collect(model, "Why?")
 
 
@@ -533,7 +536,7 @@ def test_one_sync_client_shared_by_threads(server: FakeServer) -> None:
 
     def work() -> None:
         barrier.wait()
-        clients.append(model._client())
+        clients.append(model.clients.sync)
         responses.append(model(*call_args(model)))
 
     threads = [threading.Thread(target=work) for _ in range(8)]
@@ -551,9 +554,9 @@ def test_async_calls_work_across_event_loops(server: FakeServer) -> None:
     model = load(server, "ollama_chat")
 
     async def twice() -> list[Any]:
-        first = model._aclient()
+        first = model.clients.async_
         results = await asyncio.gather(*(model.acall(*call_args(model)) for _ in range(3)))
-        assert model._aclient() is first
+        assert model.clients.async_ is first
         return results
 
     for _ in range(2):  # a pool bound to a closed loop would fail the second run

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelwire.response import Usage
+from modelwire import Usage
 from modelwire.testing import FakeServer, Reply
 from modelwire.testing.conformance import ConformanceSuite
 
@@ -20,10 +20,12 @@ from .conftest import (
 
 
 class OllamaSuite(ConformanceSuite):
+    generation_config = {"options": {"temperature": 0.25}}
     """What the three types share: the SDK, the config keys and Ollama's error shape."""
 
     distribution = "modelwire-ollama"
     sdk_modules = ("ollama",)
+    priced_model = False
 
     def config(self, server: FakeServer) -> dict[str, Any]:
         return {

@@ -7,27 +7,34 @@ clients, so validating a config, which reads the wrapper's signature, never load
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
-from functools import partial
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
-from modelwire.clients import LazyClient, PerLoopClient
-from modelwire.errors import ModelWireError, ResponseParseError
-from modelwire.redact import is_secret_key
-from modelwire.response import LazyRaw, ModelChunk, ModelResponse, Usage
-from modelwire.wrapper import ModelWrapper
+from modelwire import (
+    BadRequestError,
+    ModelChunk,
+    ModelResponse,
+    ModelWireError,
+    ModelWrapper,
+    ResponseParseError,
+    SDKClients,
+    Stream,
+    Usage,
+    is_secret_key,
+    read_media,
+)
 from modelwire_ollama.errors import map_error
 from modelwire_ollama.pricing import PRICES
 
 if TYPE_CHECKING:
     from ollama import AsyncClient, Client
 
-__all__ = ["DEFAULT_HOST", "OllamaOptions", "OllamaWrapper", "OutputFormat"]
+__all__ = ["DEFAULT_HOST", "OllamaOptions", "OllamaWrapper", "OutputFormat", "images_of"]
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 HOST_ENV = "OLLAMA_HOST"
 API_KEY_ENV = "OLLAMA_API_KEY"
-_UNFINISHED = "the stream ended before Ollama's final (done) message"
 
 #: Structured output: ``"json"`` for any JSON, or a JSON schema the reply must follow.
 OutputFormat = Literal["json"] | dict[str, Any]
@@ -72,13 +79,16 @@ class OllamaOptions(TypedDict, total=False):
 
 
 class OllamaWrapper(ModelWrapper):
-    """The config keys and clients the three Ollama types share.
+    """The config keys, clients and reply reading the three Ollama types share.
 
-    Keys: ``model``, ``host``, ``headers``, ``options``, ``keep_alive``.
+    Keys: ``model``, ``host``, ``headers``, ``options``, ``keep_alive``. A request is
+    the keyword arguments of one SDK method (``_method`` names it).
     """
 
     model_name_param = "model"
     pricing_table = PRICES
+    #: The ``ollama.Client`` method this type calls (``chat``, ``generate``, ``embed``).
+    _method = ""
 
     def __init__(
         self,
@@ -98,8 +108,7 @@ class OllamaWrapper(ModelWrapper):
         self.options: dict[str, Any] | None = dict(options) if options else None
         self.keep_alive = keep_alive
         self._headers = self._secret_headers(headers)
-        self._sync: LazyClient[Client] = LazyClient(self._build_client, close=_close)
-        self._async: PerLoopClient[AsyncClient] = PerLoopClient(self._build_async_client)
+        self.clients = SDKClients(self._build_client, self._build_async_client)
 
     def _secret_headers(self, headers: dict[str, str] | None) -> dict[str, str]:
         """Config headers with credentials registered as secrets.
@@ -117,15 +126,6 @@ class OllamaWrapper(ModelWrapper):
                 result["Authorization"] = f"Bearer {api_key}"
         return result
 
-    # -- clients ------------------------------------------------------------------------
-    def _client(self) -> Client:
-        """The sync client, built on first use; httpx pools its connections."""
-        return self._sync.get()
-
-    def _aclient(self) -> AsyncClient:
-        """The async client of the running event loop."""
-        return self._async.get()
-
     def _build_client(self) -> Client:
         from ollama import Client
 
@@ -136,77 +136,89 @@ class OllamaWrapper(ModelWrapper):
 
         return AsyncClient(host=self.host, timeout=self.timeout, headers=self._headers)
 
-    def _request_params(self) -> dict[str, Any]:
+    def _common(self) -> dict[str, Any]:
         """The keyword arguments every SDK call of this config carries."""
         return {"model": self.model, "options": self.options, "keep_alive": self.keep_alive}
 
-    # -- replies --------------------------------------------------------------------------
-    def _response(self, reply: Any, text: str | None) -> ModelResponse:
-        return ModelResponse(
-            text=text,
-            raw=LazyRaw(partial(reply.model_dump, exclude_none=True)),
-            usage=Usage.of(reply.prompt_eval_count, reply.eval_count),
-            model_name=reply.model or self.model_name,
-            finish_reason=reply.done_reason,
-        )
+    # -- the provider step shared by the three types ----------------------------------
+    def _send(self, request: dict[str, Any]) -> Any:
+        with _shape_errors():
+            return getattr(self.clients.sync, self._method)(**request)
 
-    def _chunk(self, part: Any, text: str | None) -> ModelChunk:
-        """One NDJSON line; only the final (``done``) line carries counts."""
-        done = bool(part.done)
-        return ModelChunk(
-            text=text or "",
-            raw=LazyRaw(partial(part.model_dump, exclude_none=True)),
-            usage=Usage.of(part.prompt_eval_count, part.eval_count) if done else None,
-            model_name=part.model or self.model_name,
-            finish_reason=part.done_reason if done else None,
-        )
+    async def _asend(self, request: dict[str, Any]) -> Any:
+        with _shape_errors():
+            return await getattr(self.clients.async_, self._method)(**request)
 
-    def _chunks(
-        self, parts: Iterator[Any], text: Callable[[Any], str | None]
-    ) -> Iterator[ModelChunk]:
-        """Chunks of an SDK stream; the connection is released however the caller stops."""
-        done = False
+    def _send_stream(self, request: dict[str, Any]) -> Iterator[Any]:
+        parts = getattr(self.clients.sync, self._method)(**request, stream=True)
         try:
-            for part in parts:
-                done = bool(part.done)
-                yield self._chunk(part, text(part))
+            with _shape_errors():
+                yield from parts
         finally:
-            close = getattr(parts, "close", None)
-            if close is not None:
-                close()
-        if not done:
-            raise ResponseParseError(_UNFINISHED)
+            parts.close()
 
-    async def _achunks(
-        self, parts: AsyncIterator[Any], text: Callable[[Any], str | None]
-    ) -> AsyncIterator[ModelChunk]:
-        """``_chunks`` for the async SDK stream."""
-        done = False
+    async def _asend_stream(self, request: dict[str, Any]) -> AsyncIterator[Any]:
+        parts = await getattr(self.clients.async_, self._method)(**request, stream=True)
         try:
-            async for part in parts:
-                done = bool(part.done)
-                yield self._chunk(part, text(part))
+            with _shape_errors():
+                async for part in parts:
+                    yield part
         finally:
-            aclose = getattr(parts, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        if not done:
-            raise ResponseParseError(_UNFINISHED)
+            await parts.aclose()
 
-    def close(self) -> None:
-        """Close the pooled connections of the sync client; the next call opens new ones."""
-        self._sync.close()
+    def _text(self, reply: Any) -> str | None:
+        """The generated text of one reply or stream part."""
+        raise NotImplementedError
 
-    async def aclose(self) -> None:
-        """Close the running loop's async client too, then the sync one."""
-        client = self._async.pop_current()
-        if client is not None:
-            await client.close()
-        self.close()
+    def _parse(self, reply: Any, request: dict[str, Any]) -> ModelResponse:
+        try:
+            return ModelResponse(
+                text=self._text(reply) or "",
+                raw=reply.model_dump(exclude_none=True),
+                usage=Usage.of(reply.prompt_eval_count, reply.eval_count),
+                model_name=reply.model or self.model_name,
+                finish_reason=reply.done_reason,
+            )
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise ResponseParseError(
+                f"Ollama's reply does not have the expected shape: {exc}"
+            ) from exc
+
+    def _parse_chunk(self, event: Any, stream: Stream) -> ModelChunk | None:
+        """One NDJSON line; the stream is complete only at the ``done: true`` line."""
+        try:
+            done = event.done is True
+            return ModelChunk(
+                text=self._text(event) or "",
+                raw=event.model_dump(exclude_none=True),
+                usage=Usage.of(event.prompt_eval_count, event.eval_count) if done else None,
+                model_name=event.model or self.model_name,
+                finish_reason=(event.done_reason or "stop") if done else None,
+            )
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise ResponseParseError(
+                f"Ollama's stream line does not have the expected shape: {exc}"
+            ) from exc
 
     def _map_error(self, exc: Exception) -> ModelWireError | None:
         return map_error(exc, model=self.model, host=self.host)
 
 
-def _close(client: Client) -> None:
-    client.close()
+@contextmanager
+def _shape_errors() -> Iterator[None]:
+    """The SDK builds its reply with ``Model(**json)``: a non-object reply fails with a
+    bare TypeError (or AttributeError in a stream), which is a parse error here."""
+    try:
+        yield
+    except (TypeError, AttributeError) as exc:
+        raise ResponseParseError(f"Ollama's reply is not a JSON object: {exc}") from exc
+
+
+def images_of(urls: list[str]) -> list[str]:
+    """Images as the base64 Ollama takes; it never fetches a URL, so a web URL is refused."""
+    try:
+        return [read_media(url).base64 for url in urls]
+    except (ValueError, OSError) as exc:
+        raise BadRequestError(
+            f"Ollama takes images as local files or data: URLs, not this one: {exc}"
+        ) from exc

@@ -21,7 +21,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from modelwire.errors import (
+from modelwire import (
     BadRequestError,
     ModelTimeoutError,
     ModelWireError,
