@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import typing
 from pathlib import Path
 from typing import Any
 
@@ -227,40 +226,3 @@ def test_repr_of_config_hides_secrets() -> None:
     registry = ModelRegistry([reverse(api_key="super-secret-value-123")])
     assert "super-secret-value-123" not in repr(registry.config("rev"))
     assert "***" in repr(registry.config("rev"))
-
-
-def test_signature_annotations_read_fast_agree_with_get_type_hints() -> None:
-    """The fast annotation reader must give what ``typing.get_type_hints`` gives."""
-    import typing
-
-    from modelwire import schema
-    from modelwire.plugins import get_manager
-
-    manager = get_manager()
-    inits = {
-        klass.__dict__["__init__"]
-        for name in manager.types
-        for klass in manager.types[name].load_class().__mro__
-        if "__init__" in klass.__dict__ and klass is not object
-    }
-    assert len(inits) >= 10
-    for init in inits:
-        fast = schema._fast_hints(init)
-        assert fast is not None, init.__qualname__  # first-party code takes the fast way
-        assert fast == typing.get_type_hints(init), init.__qualname__
-
-
-def test_unusual_annotations_take_the_slow_way() -> None:
-    from modelwire import schema
-
-    def quoted(x: list["int"]) -> None: ...  # noqa: UP037 - a nested forward reference
-
-    def annotated(x: typing.Annotated[int, "meta"]) -> None: ...
-
-    def unknown(x: NotDefinedAnywhere) -> None: ...  # type: ignore[name-defined]  # noqa: F821
-
-    assert schema._fast_hints(quoted) is None
-    assert schema._hints(quoted) == {"x": list[int], "return": type(None)}
-    assert schema._fast_hints(annotated) is None
-    assert schema._hints(annotated) == {"x": int, "return": type(None)}
-    assert schema._fast_hints(unknown) is None

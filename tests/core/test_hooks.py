@@ -1,279 +1,224 @@
-"""modelwire's hook manager against pluggy itself: same markers, same order, same rules.
-
-Discovery reads hook implementations without importing pluggy; these tests build
-the same plugins with pluggy's own ``PluginManager`` and compare what it does.
-"""
+"""modelwire's hooks are pluggy's: the marker, the manager, wrappers and ordering."""
 
 from __future__ import annotations
 
 import logging
-from types import ModuleType
+from pathlib import Path
 from typing import Any
 
 import pluggy
 import pytest
 
-from modelwire import hookspecs
-from modelwire.plugins import PluginManager, hookimpl
-from modelwire.schema import _REQUIRED, _named_parameters
-from modelwire.testing.distributions import last_json, run_python
-
-pluggy_hookimpl = pluggy.HookimplMarker("modelwire")
+import modelwire
+from modelwire import ModelResponse, ModelWrapper, hookimpl
+from modelwire.plugins import PluginManager
+from modelwire.testing.distributions import last_json, make_distribution, run_python
 
 
-def _bare_manager() -> PluginManager:
+class Echo(ModelWrapper):
+    def __init__(self, config_name: str, *, model_name: str = "m", **kwargs: Any) -> None:
+        super().__init__(config_name, **kwargs)
+        self.model_name = model_name
+
+    def _send(self, request: dict[str, Any]) -> str:
+        return str(request["input"])
+
+    def _parse(self, reply: str, request: dict[str, Any]) -> ModelResponse:
+        return ModelResponse(text=reply)
+
+
+def _manager() -> PluginManager:
     return PluginManager(load_entry_points=False).discover()
 
 
-@pytest.mark.parametrize(
-    "options",
-    [
-        {},
-        {"tryfirst": True},
-        {"trylast": True},
-        {"optionalhook": True, "specname": "on_call_end"},
-        {"wrapper": True},
-        {"hookwrapper": True},
-    ],
-)
-def test_markers_write_what_pluggys_write(options: dict[str, Any]) -> None:
-    def ours() -> None: ...
-
-    def theirs() -> None: ...
-
-    if options:
-        hookimpl(**options)(ours)
-        pluggy_hookimpl(**options)(theirs)
-    else:
-        hookimpl(ours)
-        pluggy_hookimpl(theirs)
-    assert ours.modelwire_impl == theirs.modelwire_impl  # type: ignore[attr-defined]
+def _wrapper(manager: PluginManager) -> Echo:
+    wrapper = Echo("echo")
+    wrapper.hooks = manager.hook
+    return wrapper
 
 
-def test_spec_markers_and_argument_names_match_pluggy() -> None:
-    def spec() -> None: ...
-
-    pluggy.HookspecMarker("modelwire")(spec)
-    assert hookspecs.on_call_end.modelwire_spec == spec.modelwire_spec  # type: ignore[attr-defined]
-    reference = pluggy.PluginManager("modelwire")
-    reference.add_hookspecs(hookspecs)
-    assert hookspecs.specs() == {
-        name: getattr(reference.hook, name).spec.argnames for name in hookspecs.specs()
-    }
-    assert set(hookspecs.specs()) == {
-        "register_model_types",
-        "register_commands",
-        "on_call_start",
-        "on_call_end",
-        "on_call_error",
-    }
+def test_marker_and_manager_are_pluggys() -> None:
+    assert isinstance(hookimpl, pluggy.HookimplMarker)
+    assert hookimpl.project_name == "modelwire"
+    assert isinstance(modelwire.plugin_manager(), pluggy.PluginManager)
+    names = {name for name in dir(modelwire.plugin_manager().hook) if name.startswith("on_")}
+    assert names == {"on_call_start", "on_call_end", "on_call_error"}
 
 
-def _observer(label: str, seen: list[str], marker: Any, **options: Any) -> object:
-    class Observer:
-        def __repr__(self) -> str:
-            return label
+def test_call_order_is_pluggys_tryfirst_then_last_registered() -> None:
+    manager = _manager()
+    seen: list[str] = []
 
-    def on_call_start(call: Any) -> None:
-        seen.append(label)
+    def observer(label: str, **options: Any) -> object:
+        class Observer:
+            @hookimpl(**options)
+            def on_call_start(self, call: Any) -> None:
+                seen.append(label)
 
-    function = marker(**options)(on_call_start) if options else marker(on_call_start)
-    plugin = Observer()
-    plugin.on_call_start = function  # type: ignore[attr-defined]
-    return plugin
+        return Observer()
 
-
-def test_call_order_is_pluggys() -> None:
-    layout = [
-        ("a", {}),
-        ("b", {"tryfirst": True}),
-        ("c", {"trylast": True}),
-        ("d", {}),
-        ("e", {"tryfirst": True}),
-        ("f", {"trylast": True}),
-        ("g", {}),
-    ]
-    ours: list[str] = []
-    manager = _bare_manager()
-    for label, options in layout:
-        manager.register(_observer(label, ours, hookimpl, **options), name=label)
-    manager.dispatch("on_call_start", call=None)
-
-    theirs: list[str] = []
-    reference = pluggy.PluginManager("modelwire")
-    reference.add_hookspecs(hookspecs)
-    for label, options in layout:
-        reference.register(_observer(label, theirs, pluggy_hookimpl, **options), name=label)
-    reference.hook.on_call_start(call=None)
-
-    assert ours == theirs
-    assert ours == ["e", "b", "g", "d", "a", "c", "f"]  # not the registration order
+    manager.add_plugin(observer("first", tryfirst=True), name="a")
+    manager.add_plugin(observer("plain-early"), name="b")
+    manager.add_plugin(observer("plain-late"), name="c")
+    manager.add_plugin(observer("last", trylast=True), name="d")
+    _wrapper(manager)("x")
+    assert seen == ["first", "plain-late", "plain-early", "last"]
 
 
-def test_implementation_may_take_fewer_arguments_than_the_hook() -> None:
-    seen: list[Any] = []
-    plugin = ModuleType("partial_observer")
+def test_wrapper_and_hookwrapper_implementations_wrap_the_hook() -> None:
+    manager = _manager()
+    seen: list[str] = []
 
-    @hookimpl
-    def on_call_end(response):  # type: ignore[no-untyped-def]
-        seen.append(response)
+    class Timing:
+        @hookimpl(wrapper=True)
+        def on_call_end(self, call: Any, response: ModelResponse) -> Any:
+            seen.append("wrapper-before")
+            result = yield
+            seen.append("wrapper-after")
+            return result
 
-    plugin.on_call_end = on_call_end  # type: ignore[attr-defined]
-    manager = _bare_manager()
-    info = manager.register(plugin)
-    assert info.ok
-    manager.dispatch("on_call_end", call="the call", response="the response")
-    assert seen == ["the response"]
+        @hookimpl(hookwrapper=True)
+        def on_call_start(self, call: Any) -> Any:
+            seen.append("old-style-before")
+            yield
+            seen.append("old-style-after")
+
+    manager.add_plugin(Timing(), name="timing")
+    assert _wrapper(manager)("x").text == "x"
+    assert seen == ["old-style-before", "old-style-after", "wrapper-before", "wrapper-after"]
 
 
-def test_argument_the_hook_does_not_provide_marks_the_plugin_broken() -> None:
+def test_trace_shows_hook_calls() -> None:
+    manager = _manager()
+    traced: list[Any] = []
+    manager.trace.root.setwriter(traced.append)
+    undo = manager.enable_tracing()
+    try:
+        _wrapper(manager)("x")
+    finally:
+        undo()
+    assert any("on_call_start" in str(line) for line in traced)
+
+
+def test_an_argument_the_hook_does_not_provide_marks_the_plugin_broken() -> None:
+    manager = _manager()
+
     class Wrong:
         @hookimpl
-        def on_call_end(self, call, reply):  # type: ignore[no-untyped-def]
-            raise AssertionError("never called")
+        def on_call_end(self, call: Any, nonsense: Any) -> None: ...
 
-    manager = _bare_manager()
-    info = manager.register(Wrong(), name="wrong")
-    assert info.error is not None
-    assert "'reply'" in info.error and "passes only: call, response" in info.error
-    manager.dispatch("on_call_end", call=None, response=None)  # not registered: no error
-
-    reference = pluggy.PluginManager("modelwire")
-    reference.add_hookspecs(hookspecs)
-    with pytest.raises(pluggy.PluginValidationError):  # pluggy refuses it too
-        reference.register(Wrong(), name="wrong")
-
-
-def test_wrappers_are_refused_with_the_reason() -> None:
-    class Wrapping:
-        @hookimpl(wrapper=True)
-        def on_call_start(self, call):  # type: ignore[no-untyped-def]
-            yield
-
-    info = _bare_manager().register(Wrapping(), name="wrapping")
-    assert info.error is not None and "wrapper=True and hookwrapper=True are not supported" in (
-        info.error
-    )
+    info = manager.add_plugin(Wrong(), name="wrong")
+    assert info.error is not None and "nonsense" in info.error
+    assert _wrapper(manager)("x").text == "x"
 
 
 def test_unknown_hook_is_a_warning_unless_optional(caplog: pytest.LogCaptureFixture) -> None:
-    class Typo:
-        @hookimpl
-        def on_call_ended(self, call):  # type: ignore[no-untyped-def]
-            pass
+    manager = _manager()
 
+    class Future:
+        @hookimpl
+        def on_call_retry(self, call: Any) -> None: ...
+
+    class Optional:
         @hookimpl(optionalhook=True)
-        def on_future_event(self, call):  # type: ignore[no-untyped-def]
-            pass
+        def on_call_later(self, call: Any) -> None: ...
 
     with caplog.at_level(logging.WARNING, logger="modelwire"):
-        info = _bare_manager().register(Typo(), name="typo")
-    assert info.ok
-    assert "implements 'on_call_ended', which is not a modelwire hook" in caplog.text
-    assert "on_future_event" not in caplog.text
+        manager.add_plugin(Future(), name="future")
+        manager.add_plugin(Optional(), name="optional")
+    assert "on_call_retry" in caplog.text and "on_call_later" not in caplog.text
 
 
-def test_descriptors_are_not_triggered_and_static_class_methods_count() -> None:
-    calls: list[str] = []
+def test_an_observer_that_raises_never_fails_the_call(caplog: pytest.LogCaptureFixture) -> None:
+    manager = _manager()
 
-    class Plugin:
-        @property
-        def on_call_error(self) -> Any:
-            raise AssertionError("a property must not be evaluated")
-
-        @staticmethod
+    class Broken:
         @hookimpl
-        def on_call_start(call):  # type: ignore[no-untyped-def]
-            calls.append("static")
+        def on_call_end(self, call: Any, response: ModelResponse) -> None:
+            raise RuntimeError("observer bug")
 
-        @classmethod
+    manager.add_plugin(Broken(), name="broken")
+    with caplog.at_level(logging.ERROR, logger="modelwire"):
+        assert _wrapper(manager)("x").text == "x"
+    assert "observer bug" in caplog.text
+
+
+def test_a_class_registered_without_model_type_gets_its_type() -> None:
+    manager = _manager()
+
+    class Local:
         @hookimpl
-        def on_call_end(cls, call, response):  # type: ignore[no-untyped-def]
-            calls.append(cls.__name__)
+        def register_model_types(self, register: Any) -> None:
+            register("nameless_echo", "tests_core_nameless:Nameless")
 
-    manager = _bare_manager()
-    assert manager.register(Plugin(), name="descriptors").ok
-    manager.dispatch("on_call_start", call=None)
-    manager.dispatch("on_call_end", call=None, response=None)
-    assert calls == ["static", "Plugin"]
+    import sys
+    import types
 
+    module = types.ModuleType("tests_core_nameless")
 
-def test_same_plugin_twice_and_unregister() -> None:
-    seen: list[str] = []
-    plugin = _observer("x", seen, hookimpl)
-    manager = _bare_manager()
-    assert manager.register(plugin, name="x").ok
-    again = manager.register(plugin, name="x-again")
-    assert again.error is not None and "already registered" in again.error
-    manager.dispatch("on_call_start", call=None)
-    manager.unregister(plugin)
-    manager.dispatch("on_call_start", call=None)
-    assert seen == ["x"]
-    assert manager.register(plugin, name="x").ok  # registrable again once removed
+    class Nameless(Echo):
+        pass
+
+    module.Nameless = Nameless  # type: ignore[attr-defined]
+    sys.modules["tests_core_nameless"] = module
+    try:
+        manager.add_plugin(Local(), name="local")
+        assert manager.resolve("nameless_echo").load_class().model_type == "nameless_echo"
+    finally:
+        del sys.modules["tests_core_nameless"]
 
 
-def test_pluggy_markers_are_discovered_too(manager: PluginManager) -> None:
-    """Third-party plugins written with pluggy's marker (DESIGN.md's form) still load."""
-    plugin = ModuleType("pluggy_marked")
+def test_a_third_party_wrapper_hook_with_tryfirst_works_through_an_entry_point(
+    tmp_path: Path,
+) -> None:
+    make_distribution(
+        tmp_path,
+        "timing-plugin",
+        {
+            "timing_plugin.plugin": """
+                import time
+                from modelwire import ModelResponse, ModelWrapper, hookimpl
 
-    @pluggy_hookimpl
-    def register_model_types(register):  # type: ignore[no-untyped-def]
-        register("pluggy_marked_type", "json:JSONDecoder")
+                SEEN = []
 
-    plugin.register_model_types = register_model_types  # type: ignore[attr-defined]
-    info = manager.register(plugin)
-    assert info.ok and info.model_types == ["pluggy_marked_type"]
+                class Echo(ModelWrapper):
+                    def __init__(self, config_name, *, model_name: str = "m", **kwargs):
+                        super().__init__(config_name, **kwargs)
+                        self.model_name = model_name
+                    def _send(self, request):
+                        return request["input"]
+                    def _parse(self, reply, request):
+                        return ModelResponse(text=reply)
 
+                @hookimpl
+                def register_model_types(register):
+                    register("timed_echo", "timing_plugin.plugin:Echo")
 
-def test_start_up_imports_neither_pluggy_nor_inspect() -> None:
+                @hookimpl(wrapper=True, tryfirst=True)
+                def on_call_end(call, response):
+                    started = time.perf_counter()
+                    result = yield
+                    SEEN.append(["end", call.config_name, response.text,
+                                 time.perf_counter() - started >= 0])
+                    return result
+
+                @hookimpl(tryfirst=True)
+                def on_call_start(call):
+                    SEEN.append(["start", call.config_name])
+            """,
+        },
+        "[modelwire]\ntiming = timing_plugin.plugin\n",
+    )
     code = """
-import json, sys
-from pathlib import Path
-import modelwire
-from modelwire.plugins import get_manager
-manager = get_manager()
-seed = Path(modelwire.__file__).parents[3] / "examples" / "model_configs.json"
-modelwire.init(model_configs=str(seed))
-print(json.dumps([sorted(m for m in sys.modules if m in ("pluggy", "inspect")),
-                  sorted(manager.types), [p.error for p in manager.plugins if not p.ok]]))
+import json, modelwire
+modelwire.init([{"config_name": "t", "model_type": "timed_echo"}])
+text = modelwire.load_model("t")("hello").text
+from timing_plugin.plugin import SEEN
+plugins = modelwire.plugin_manager().plugins
+info = [p.to_dict() for p in plugins if p.distribution == "timing-plugin"]
+print(json.dumps({"text": text, "seen": SEEN, "info": info}))
 """
-    heavy, types, broken = last_json(run_python(code))  # type: ignore[misc]
-    assert heavy == []
-    assert {"openai", "dashscope_chat", "gemini_chat", "ollama_chat", "post_api"} <= set(types)
-    assert broken == []
-
-
-def _reference(function: Any) -> list[tuple[str, Any]]:
-    import inspect
-
-    return [
-        (p.name, "REQUIRED" if p.default is p.empty else p.default)
-        for p in inspect.signature(function).parameters.values()
-        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-    ]
-
-
-def _shapes() -> list[Any]:
-    def plain(self, a, b: int = 2, *, c, d: str = "d", **kwargs): ...  # type: ignore[no-untyped-def]
-
-    def positional_only(self, a, /, b=None, *args, e=5): ...  # type: ignore[no-untyped-def]
-
-    def nothing(self): ...  # type: ignore[no-untyped-def]
-
-    def wrapped(self, z: int = 1): ...  # type: ignore[no-untyped-def]
-
-    import functools
-
-    @functools.wraps(wrapped)
-    def wrapper(*args, **kwargs): ...  # type: ignore[no-untyped-def]
-
-    return [plain, positional_only, nothing, wrapper, dict.__init__]
-
-
-@pytest.mark.parametrize("function", _shapes(), ids=lambda f: getattr(f, "__name__", "?"))
-def test_parameter_reader_agrees_with_inspect(function: Any) -> None:
-    ours = [
-        (name, "REQUIRED" if default is _REQUIRED else default)
-        for name, default in _named_parameters(function)
-    ]
-    assert ours == _reference(function)
+    out = last_json(run_python(code, tmp_path))
+    assert out["text"] == "hello"
+    assert out["seen"] == [["start", "t"], ["end", "t", "hello", True]]
+    assert out["info"][0]["status"] == "ok"

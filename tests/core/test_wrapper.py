@@ -131,7 +131,7 @@ def test_malformed_json_is_parse_error_not_retried(server: FakeServer) -> None:
 
 def test_wrong_shape_is_parse_error(server: FakeServer) -> None:
     server.route("POST", "/v1/reverse", Reply.json({"unexpected": 1}))
-    with pytest.raises(ResponseParseError, match="missing 'output'"):
+    with pytest.raises(ResponseParseError, match="unexpected reply shape"):
         load(server)("x")
 
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modelwire import ConfigError, ModelRegistry
-from modelwire.plugins import get_manager
+from modelwire.plugins import plugin_manager
 from modelwire.schema import wrapper_schema
 from modelwire.wrapper import ModelWrapper
 
@@ -30,7 +30,7 @@ FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 
 
 def installed_types() -> list[str]:
-    manager = get_manager()
+    manager = plugin_manager()
     return sorted({r.model_type for r in manager.types.values()})
 
 
@@ -57,7 +57,7 @@ def test_any_model_configs_value(value: Any) -> None:
 
 @pytest.mark.parametrize("model_type", installed_types())
 def test_any_parameters_of_each_type(model_type: str) -> None:
-    schema = wrapper_schema(get_manager().resolve(model_type).load_class())
+    schema = wrapper_schema(plugin_manager().resolve(model_type).load_class())
     keys = st.sampled_from(sorted(schema)) | st.text(max_size=10)
 
     @FUZZ
@@ -79,7 +79,7 @@ def test_any_parameters_of_each_type(model_type: str) -> None:
 @pytest.mark.parametrize("model_type", installed_types())
 def test_right_keys_with_wrong_values(model_type: str) -> None:
     """Every declared parameter, filled with values of every JSON kind."""
-    schema = wrapper_schema(get_manager().resolve(model_type).load_class())
+    schema = wrapper_schema(plugin_manager().resolve(model_type).load_class())
     samples = [None, True, 0, -1, 1.5, "", "x", [], [1], {}, {"k": "v"}]
     for key in schema:
         for value in samples:

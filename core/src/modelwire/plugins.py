@@ -348,16 +348,22 @@ class PluginManager(pluggy.PluginManager):
 def _entry_points() -> list[metadata.EntryPoint]:
     """The group's entry points, one distribution once (the first on ``sys.path`` wins),
     in a stable order so that conflicts and ``modelwire plugins`` read the same
-    everywhere."""
-    seen: dict[str, str] = {}
+    everywhere. A distribution whose metadata cannot be read (not UTF-8, say) is
+    skipped with a warning: it must not stop discovery of the others."""
+    seen: set[str] = set()
     found = []
-    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        distribution = entry_point.dist
-        key = _normalize(distribution.name) if distribution else entry_point.value
-        path = str(getattr(distribution, "_path", ""))
-        if seen.setdefault(key, path) != path:
+    for distribution in metadata.distributions():
+        try:
+            name = distribution.metadata["Name"] or ""
+            points = distribution.entry_points.select(group=ENTRY_POINT_GROUP)
+        except Exception as exc:
+            logger.debug("skipping a distribution whose metadata cannot be read: %s", exc)
             continue
-        found.append(entry_point)
+        key = _normalize(name)
+        if not points or key in seen:
+            continue
+        seen.add(key)
+        found.extend(points)
     return sorted(found, key=lambda ep: (ep.dist.name if ep.dist else "", ep.name))
 
 

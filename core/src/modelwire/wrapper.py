@@ -195,6 +195,7 @@ class ModelWrapper:
         """Close pooled connections, the running loop's async ones included."""
         if self.clients is not None:
             await self.clients.aclose()
+        self.close()
 
     def __enter__(self) -> ModelWrapper:
         return self
@@ -304,7 +305,9 @@ class ModelWrapper:
             while chunk is not None:
                 try:
                     yield stream.add(chunk)
-                except GeneratorExit:
+                except (GeneratorExit, asyncio.CancelledError):
+                    # The consumer stopped early (an abandoned generator is closed at
+                    # loop shutdown, by a task that may be cancelled): book what it got.
                     call.abandon(stream)
                     raise
                 chunk = await self._anext_chunk(events, stream)
