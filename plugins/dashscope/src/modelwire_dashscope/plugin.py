@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 from modelwire import hookimpl
 
-if TYPE_CHECKING:
-    from modelwire.hookspecs import RegisterModelType
-
 
 @hookimpl
-def register_model_types(register: RegisterModelType) -> None:
+def register_model_types(register: Any) -> None:
     register("dashscope_chat", "modelwire_dashscope.chat:DashScopeChatWrapper")
     register(
         "dashscope_image_synthesis", "modelwire_dashscope.image:DashScopeImageSynthesisWrapper"

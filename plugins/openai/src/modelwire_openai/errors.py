@@ -11,7 +11,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from modelwire.errors import (
+from modelwire import (
     ModelTimeoutError,
     ModelWireError,
     ProviderError,
