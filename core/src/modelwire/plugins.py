@@ -352,8 +352,12 @@ def _entry_points() -> list[metadata.EntryPoint]:
     skipped with a warning: it must not stop discovery of the others."""
     seen: set[str] = set()
     found = []
+    marker = f"[{ENTRY_POINT_GROUP}]"
     for distribution in metadata.distributions():
         try:
+            text = distribution.read_text("entry_points.txt")
+            if not text or marker not in text:  # most distributions: no METADATA to parse
+                continue
             name = distribution.metadata["Name"] or ""
             points = distribution.entry_points.select(group=ENTRY_POINT_GROUP)
         except Exception as exc:
