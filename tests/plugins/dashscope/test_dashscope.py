@@ -618,3 +618,18 @@ def test_polling_settings_are_validated(
         load(server, "dashscope_image_synthesis", "wanx-v1", **params)
     assert any(issue.key == key for issue in info.value.issues)
     assert server.requests == []
+
+
+@pytest.mark.parametrize("code", [429, 1.5, True, None], ids=repr)
+@pytest.mark.parametrize("status", [400, 429, 503])
+def test_error_codes_that_are_not_strings_map_by_status(
+    server: FakeServer, status: int, code: object
+) -> None:
+    """Services have sent numeric and boolean codes: the mapper must not crash on them."""
+    body = {"code": code, "message": "odd code", "request_id": "req-1"}
+    server.route("POST", CHAT_PATH, Reply.json(body, status))
+    model = chat(server, retry={"max_retries": 0})
+    with pytest.raises(ProviderError) as info:
+        model(model.format(user("Hi")))
+    assert info.value.status == status
+    assert "odd code" in str(info.value)
