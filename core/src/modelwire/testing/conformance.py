@@ -30,7 +30,6 @@ import asyncio
 import gc
 import json
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -600,7 +599,11 @@ class ConformanceSuite:
         assert model.usage["errors"] == 2
 
     def test_secret_from_the_environment_never_leaks(
-        self, server: FakeServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+        self,
+        server: FakeServer,
+        tmp_path: Path,
+        caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """A credential read from the environment is hidden like one from the config,
         even when the server echoes it back in an error."""
@@ -617,8 +620,7 @@ class ConformanceSuite:
             path,
             Reply.json({"error": {"message": f"bad key {echo}", "code": 401}}, 401),
         )
-        previous = os.environ.get(self.env_secret_var)
-        os.environ[self.env_secret_var] = self.env_secret
+        monkeypatch.setenv(self.env_secret_var, self.env_secret)
         path_records = tmp_path / "env.jsonl"
         caplog.set_level(logging.DEBUG)
         records.configure(path_records)
@@ -632,10 +634,6 @@ class ConformanceSuite:
             logging.getLogger("conformance").exception("logged", exc_info=info.value)
         finally:
             records.configure(None)
-            if previous is None:
-                os.environ.pop(self.env_secret_var, None)
-            else:
-                os.environ[self.env_secret_var] = previous
         assert any(_carries(request, self.env_secret) for request in server.requests), (
             f"the key in {self.env_secret_var} never reached the server"
         )
