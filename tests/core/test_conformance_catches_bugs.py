@@ -21,21 +21,9 @@ SUITE = """
 from typing import Any
 
 from modelwire import Usage
-from modelwire.testing import FakeServer, Reply, Request
+from modelwire.testing import FakeServer
 from modelwire.testing.conformance import ConformanceSuite
-
-USAGE = {"input_tokens": 5, "output_tokens": 5}
-
-
-def reverse_service(request: Request) -> Reply:
-    body = request.json()
-    output = body["text"][::-1]
-    if body.get("stream"):
-        half = len(output) // 2
-        return Reply.ndjson(
-            [{"delta": output[:half]}, {"delta": output[half:]}, {"delta": "", "usage": USAGE}]
-        )
-    return Reply.json({"output": output, "usage": USAGE})
+from test_conformance import reverse_service  # the example plugin's own responder
 
 
 class TestMutantConformance(ConformanceSuite):
@@ -145,7 +133,7 @@ MUTANTS = {
 
 @pytest.fixture(scope="module")
 def example_path() -> Path:
-    return Path(__file__).resolve().parents[2] / "examples" / "thirdparty-plugin" / "src"
+    return Path(__file__).resolve().parents[2] / "examples" / "thirdparty-plugin"
 
 
 @pytest.mark.parametrize("mutant", sorted(MUTANTS))
@@ -188,7 +176,7 @@ def test_suite_fails_the_mutant_on_the_rule_it_breaks(
         text=True,
         timeout=300,
         cwd=tmp_path,
-        env={**_env(), "PYTHONPATH": f"{tmp_path}:{example_path}"},
+        env={**_env(), "PYTHONPATH": f"{tmp_path}:{example_path}/src:{example_path}/tests"},
         check=False,
     )
     output = result.stdout + result.stderr
