@@ -633,3 +633,52 @@ def test_error_codes_that_are_not_strings_map_by_status(
         model(model.format(user("Hi")))
     assert info.value.status == status
     assert "odd code" in str(info.value)
+
+
+UNREADABLE_CODES = [["Throttling"], {"name": "Throttling"}, []]
+STATUS_ERRORS = {400: BadRequestError, 429: RateLimitError, 503: ServiceUnavailableError}
+
+
+@pytest.mark.parametrize("code", UNREADABLE_CODES, ids=repr)
+@pytest.mark.parametrize("status", sorted(STATUS_ERRORS))
+def test_error_codes_that_are_lists_or_objects_map_by_status(
+    server: FakeServer, status: int, code: object
+) -> None:
+    """The SDK looks a code up in a dict, and a list or an object makes it raise TypeError:
+    the call, the async call and the stream request all give the status's error instead."""
+    body = {"code": code, "message": "odd code", "request_id": "req-1"}
+    server.route("POST", CHAT_PATH, Reply.json(body, status))
+    model = chat(server, retry={"max_retries": 0})
+    messages = model.format(user("Hi"))
+    for run in (
+        lambda: model(messages),
+        lambda: asyncio.run(model.acall(messages)),
+        lambda: list(model.stream(messages)),
+    ):
+        with pytest.raises(ProviderError) as info:
+            run()
+        assert type(info.value) is STATUS_ERRORS[status]
+        assert info.value.status == status
+        assert "odd code" in str(info.value) and "req-1" in str(info.value)
+
+
+@pytest.mark.parametrize("code", UNREADABLE_CODES, ids=repr)
+def test_a_list_code_in_an_http_200_is_a_parse_error(server: FakeServer, code: object) -> None:
+    server.route("POST", CHAT_PATH, Reply.json({"code": code, "message": "odd code"}))
+    model = chat(server)
+    with pytest.raises(ResponseParseError, match="odd code"):
+        model(model.format(user("Hi")))
+    assert len(server.requests_to(CHAT_PATH)) == 1
+
+
+@pytest.mark.parametrize("code", UNREADABLE_CODES[:2], ids=repr)
+def test_a_list_code_in_a_stream_event_is_a_parse_error_keeping_partial_text(
+    server: FakeServer, wire: Any, code: object
+) -> None:
+    body = json.dumps({"code": code, "message": "odd code", "request_id": "req-1"})
+    odd = RawEvent(f"id:2\nevent:error\n:HTTP_STATUS/200\ndata:{body}\n\n")
+    server.route("POST", CHAT_PATH, Reply.sse([*wire.sse_events(["Hel", "lo"], (3, 2))[:1], odd]))
+    model = chat(server)
+    with pytest.raises(ResponseParseError) as info:
+        list(model.stream(model.format(user("Hi"))))
+    assert info.value.partial_text == "Hel"

@@ -12,7 +12,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from modelwire import ModelWireError, ModelWrapper, SDKClients
-from modelwire_dashscope.errors import map_error
+from modelwire_dashscope.errors import map_error, unreadable_code
 
 if TYPE_CHECKING:
     from dashscope import AsyncClient, Client
@@ -67,6 +67,7 @@ class DashScopeWrapper(ModelWrapper):
 
         client = Client(**self._options)
         self.secret(client.config.api_key)  # a key the SDK found on its own
+        _on_response(client.transport.http_client, _check_reply)
         return client
 
     def _build_async_client(self) -> AsyncClient:
@@ -74,7 +75,31 @@ class DashScopeWrapper(ModelWrapper):
 
         client = AsyncClient(**self._options)
         self.secret(client.config.api_key)
+        _on_response(client.transport.http_client, _acheck_reply)
         return client
 
     def _map_error(self, exc: Exception) -> ModelWireError | None:
         return map_error(exc)
+
+
+def _on_response(http_client: Any, hook: Any) -> None:
+    hooks = http_client.event_hooks
+    http_client.event_hooks = {**hooks, "response": [*hooks.get("response", []), hook]}
+
+
+def _check_reply(response: Any) -> None:
+    """Raise for a JSON reply whose error code the SDK would crash on (``unreadable_code``);
+    streams (``text/event-stream``) are left unread."""
+    if "json" in response.headers.get("content-type", ""):
+        response.read()
+        error = unreadable_code(response)
+        if error is not None:
+            raise error
+
+
+async def _acheck_reply(response: Any) -> None:
+    if "json" in response.headers.get("content-type", ""):
+        await response.aread()
+        error = unreadable_code(response)
+        if error is not None:
+            raise error

@@ -26,7 +26,7 @@ from modelwire import (
     error_for_status,
 )
 
-__all__ = ["CODE_STATUS", "error_for_code", "map_error", "status_for_code"]
+__all__ = ["CODE_STATUS", "error_for_code", "map_error", "status_for_code", "unreadable_code"]
 
 #: DashScope error codes and the HTTP status each one stands for. A code matches
 #: exactly or as the prefix of a dotted code (``Throttling`` covers ``Throttling.RateQuota``).
@@ -84,6 +84,48 @@ def error_for_code(code: Any, message: str, *, body: str | None = None) -> Provi
     return error_for_status(status, text, body=body)
 
 
+def unreadable_code(response: Any) -> ProviderError | None:
+    """The error for a read JSON reply whose error ``code`` the SDK cannot look up.
+
+    The SDK finds an error's class with ``dict.get(code)``: a code that is a list or
+    an object raises a bare ``TypeError`` there, losing the status and the message.
+    The clients check every JSON reply first (a response hook on the SDK's httpx
+    client, ``client.py``). ``None`` when the reply has no such code.
+    """
+    if b'"code"' not in response.content and b'"type"' not in response.content:
+        return None
+    try:
+        body = json.loads(response.content)
+    except (ValueError, RecursionError):
+        return None  # the SDK reports unreadable JSON itself
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error")
+    codes = [body.get("code")]
+    if isinstance(error, dict):
+        codes += [error.get("code"), error.get("type")]
+    unreadable = next((code for code in codes if not _hashable(code)), None)
+    if unreadable is None:
+        return None
+    message = body.get("message") or (error.get("message") if isinstance(error, dict) else None)
+    text = f"DashScope sent an error code that is not a string ({body_text(unreadable)[:100]})"
+    text += f": {body_text(message)[:_MESSAGE_LIMIT]}" if message else ""
+    if body.get("request_id"):
+        text += f" (request_id {body_text(body['request_id'])})"
+    if response.status_code >= 400:
+        headers = {str(k): str(v) for k, v in response.headers.items()}
+        return error_for_status(response.status_code, text, headers=headers, body=response.text)
+    return ResponseParseError(text, body=response.text)
+
+
+def _hashable(code: Any) -> bool:
+    try:
+        hash(code)
+    except TypeError:
+        return False
+    return True
+
+
 def map_error(exc: Exception) -> ModelWireError | None:
     """The modelwire error for an exception raised by the dashscope SDK; ``None`` if unknown."""
     import httpx
@@ -112,7 +154,18 @@ def map_error(exc: Exception) -> ModelWireError | None:
         return ResponseParseError(f"DashScope's reply has an unexpected shape: {exc}")
     if isinstance(exc, ValueError):
         return BadRequestError(f"the SDK rejected the request before sending it: {exc}")
+    if isinstance(exc, TypeError) and _raised_in("dashscope.v2.errors", exc):
+        # A stream event's code the SDK cannot look up (see unreadable_code).
+        return ResponseParseError(f"DashScope sent an error the SDK cannot read: {exc}")
     return None
+
+
+def _raised_in(module: str, exc: Exception) -> bool:
+    """Whether ``exc`` was raised by code of ``module`` (its traceback's last frame)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_globals.get("__name__") == module
 
 
 def _from_dashscope(exc: Any) -> ModelWireError:
