@@ -104,7 +104,18 @@ MUTANTS = {
 """,
         "test_stream_ended_without_its_terminator_is_an_error",
     ),
-    "empty-pricing-table": ("    pricing_table = {}\n", "test_budget_is_exact_under_concurrency"),
+    "empty-pricing-table": (
+        "    pricing_table = {}\n",
+        "test_budget_is_never_overspent_under_concurrency",
+    ),
+    "reserves-nothing": (
+        "    def _token_bounds(self, request):\n        return 0, 0\n",
+        "test_budget_below_one_calls_worst_case_sends_nothing",
+    ),
+    "underestimates-its-worst-case": (
+        "    def _token_bounds(self, request):\n        return 1, 1\n",
+        "test_budget_is_never_overspent_under_concurrency",
+    ),
     "close-forgets-the-pool": (
         """
     def __init__(self, config_name, **kwargs):

@@ -237,7 +237,7 @@ def test_budget_exact_under_64_threads(server: FakeServer) -> None:
 
     def one(i: int) -> None:
         try:
-            model(f"t{i}")
+            model(f"t{i:04d}")
             result = "ok"
         except BudgetExceededError:
             result = "refused"
@@ -259,7 +259,7 @@ def test_budget_exact_under_256_tasks(server: FakeServer) -> None:
 
     async def main() -> list[Any]:
         return await asyncio.gather(
-            *(model.acall(f"a{i}") for i in range(256)), return_exceptions=True
+            *(model.acall(f"a{i:04d}") for i in range(256)), return_exceptions=True
         )
 
     results = asyncio.run(main())

@@ -121,10 +121,14 @@ class Call:
         except BaseException as exc:
             self._refuse(exc)
 
+    def _worst_case(self) -> float:
+        wrapper = self.wrapper
+        return 0.0 if wrapper.budget is None else wrapper.worst_case_cost(self.request)
+
     def admit(self) -> None:
-        """Reserve this call's cost (blocking while the budget cannot tell yet)."""
+        """Reserve this call's worst-case cost (blocking while calls in flight settle)."""
         try:
-            self.reserved = self.wrapper.tracker.reserve()
+            self.reserved = self.wrapper.tracker.reserve(self._worst_case())
         except BaseException as exc:
             self._refuse(exc)
         self._admitted()
@@ -132,7 +136,7 @@ class Call:
     async def aadmit(self) -> None:
         """``admit`` without blocking the event loop."""
         try:
-            self.reserved = await self.wrapper.tracker.areserve()
+            self.reserved = await self.wrapper.tracker.areserve(self._worst_case())
         except BaseException as exc:
             self._refuse(exc)
         self._admitted()

@@ -100,15 +100,26 @@ class PluginError(ModelWireError):
 class BudgetExceededError(ModelWireError):
     """The call would spend more than the config's ``budget``; nothing was sent."""
 
-    def __init__(self, config_name: str, *, budget: float, spent: float, reserved: float) -> None:
+    def __init__(
+        self,
+        config_name: str,
+        *,
+        budget: float,
+        spent: float,
+        reserved: float,
+        needed: float | None = None,
+    ) -> None:
         self.config_name = config_name
         self.budget = budget
         self.spent = spent
         self.reserved = reserved
+        self.needed = needed
+        worst = "" if needed is None else f"; this call may cost up to ${needed:.6f}"
         super().__init__(
             f"budget of config {config_name!r} exhausted: spent ${spent:.6f}"
-            f" (+${reserved:.6f} in flight) of ${budget:.6f}; the call was not sent."
-            " Raise `budget` in the config or start a new registry."
+            f" (+${reserved:.6f} in flight) of ${budget:.6f}{worst}; the call was not sent."
+            " Raise `budget`, lower the call's output cap (e.g. `max_tokens`),"
+            " or start a new registry."
         )
 
 

@@ -1,9 +1,14 @@
 """Usage and spend of one config, and the budget that admits or refuses its calls.
 
-A budget is a hard cap: a call is admitted only if the spend so far, plus what
-calls in flight are expected to cost, plus this call's expected cost, fits. The
-expected cost is the dearest call seen so far; until one call has been priced,
-only one call is in flight at a time, so concurrency cannot overshoot the cap.
+A budget is a hard cap. Before a call is sent it reserves its worst case: the
+most tokens its prompt can be (one per UTF-8 byte of the request's text, plus a
+little per message) and its output cap (``max_tokens`` and its kin, or the
+model type's default cap), at the config's prices. A call is admitted only if
+the spend so far plus every reservation in flight plus its own fits the budget;
+when it does not fit but calls in flight may still settle below what they
+reserved, it waits for them. A finished call settles to its real cost; a call
+whose reply reports no usage (or a stream abandoned before its usage arrived) is
+charged its reservation, so nothing is free.
 """
 
 from __future__ import annotations
@@ -11,14 +16,101 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from modelwire.errors import BudgetExceededError
 from modelwire.response import Usage
 
-__all__ = ["Pricing", "PricingConfig", "SpendTracker"]
+if TYPE_CHECKING:
+    import asyncio
+
+__all__ = [
+    "OUTPUT_CAP_KEYS",
+    "Pricing",
+    "PricingConfig",
+    "SpendTracker",
+    "output_token_cap",
+    "prompt_token_bound",
+]
 
 _TOLERANCE = 1e-9
+
+#: Request keys that cap a call's output tokens, as the SDKs name them.
+OUTPUT_CAP_KEYS = frozenset(
+    {
+        "max_tokens",
+        "max_completion_tokens",
+        "max_new_tokens",
+        "max_output_tokens",
+        "maxOutputTokens",
+        "num_predict",
+        "max_length",
+    }
+)
+#: Tokens counted for one inline image or file (a data URL or bytes): what the
+#: services charge for one image is in the hundreds to low thousands.
+MEDIA_TOKENS = 2_000
+#: Tokens counted for each message or other container: role markers and separators.
+CONTAINER_TOKENS = 4
+
+
+def prompt_token_bound(value: Any) -> int:
+    """At most how many tokens ``value`` (a request) can be as a prompt.
+
+    Byte-level tokenizers never make more tokens than UTF-8 bytes, so every string
+    counts its bytes; each dict or list adds a few tokens for the markers a chat
+    template puts around a message; inline media counts ``MEDIA_TOKENS``.
+    """
+    total = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if item.startswith("data:"):
+                total += MEDIA_TOKENS
+            else:
+                total += len(item.encode("utf-8", "surrogatepass"))
+        elif isinstance(item, (bytes, bytearray, memoryview)):
+            total += MEDIA_TOKENS
+        elif isinstance(item, Mapping):
+            total += CONTAINER_TOKENS
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            total += CONTAINER_TOKENS
+            stack.extend(item)
+        else:
+            to_dict = getattr(item, "model_dump", None) or getattr(item, "to_dict", None)
+            if callable(to_dict):
+                stack.append(to_dict())
+            elif item is not None and not isinstance(item, (int, float, bool)):
+                total += len(str(item).encode("utf-8", "surrogatepass"))
+    return total
+
+
+def output_token_cap(value: Any) -> int | None:
+    """The largest output cap set anywhere in a request, or ``None`` when it sets none.
+
+    A cap of zero or less (Ollama's ``num_predict: -1`` means "no limit") is no cap.
+    """
+    found: int | None = None
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Mapping):
+            for key, sub in item.items():
+                if key in OUTPUT_CAP_KEYS and isinstance(sub, int) and not isinstance(sub, bool):
+                    if sub <= 0:
+                        return None
+                    found = sub if found is None else max(found, sub)
+                elif isinstance(sub, (Mapping, list, tuple)) or hasattr(sub, "model_dump"):
+                    stack.append(sub)
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        else:
+            to_dict = getattr(item, "model_dump", None)
+            if callable(to_dict):
+                stack.append(to_dict())
+    return found
 
 
 class PricingConfig(TypedDict, total=False):
@@ -46,9 +138,10 @@ class Pricing:
     def cost(self, usage: Usage | None) -> float:
         if usage is None:
             return 0.0
-        return (
-            usage.prompt_tokens * self.prompt + usage.completion_tokens * self.completion
-        ) / 1000
+        return self.cost_of_tokens(usage.prompt_tokens, usage.completion_tokens)
+
+    def cost_of_tokens(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.prompt + completion_tokens * self.completion) / 1000
 
 
 class SpendTracker:
@@ -57,11 +150,10 @@ class SpendTracker:
     def __init__(self, config_name: str, budget: float | None = None) -> None:
         self.config_name = config_name
         self.budget = None if budget is None else float(budget)
-        # A C-level lock on every call's path; the Condition over it (pure Python) only
-        # for the rare wait for a first cost, and notified only when someone waits.
         self._lock = threading.RLock()
         self._settled = threading.Condition(self._lock)
         self._waiting = 0
+        self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._calls = 0
         self._errors = 0
         self._rejected = 0
@@ -71,73 +163,72 @@ class SpendTracker:
         self._spent = 0.0
         self._reserved = 0.0
         self._in_flight = 0
-        self._estimate: float | None = None
 
     # admission -----------------------------------------------------------
-    def _try_reserve(self) -> float | None:
-        """The amount reserved, or ``None`` when the caller must wait; raises when over."""
+    def _try_reserve(self, amount: float) -> bool:
+        """Whether the call was admitted (``False``: wait for calls in flight); raises
+        ``BudgetExceededError`` when it cannot fit even once they settle."""
         if self.budget is None:
             self._in_flight += 1
-            return 0.0
-        if self._estimate is None:
-            if self._in_flight:
-                return None
-            if self._spent >= self.budget * (1 + _TOLERANCE) or self.budget <= 0:
-                raise self._exceeded()
-            self._in_flight += 1
-            return 0.0
-        amount = self._estimate
+            return True
         limit = self.budget * (1 + _TOLERANCE)
         if self._spent + self._reserved + amount > limit:
             if self._in_flight and self._spent + amount <= limit:
-                return None  # calls in flight may cost less than reserved: wait for them
-            raise self._exceeded()
+                return False  # calls in flight may cost less than they reserved
+            raise self._exceeded(amount)
         self._in_flight += 1
         self._reserved += amount
-        return amount
+        return True
 
-    def _exceeded(self) -> BudgetExceededError:
+    def _exceeded(self, amount: float) -> BudgetExceededError:
         self._rejected += 1
         assert self.budget is not None
         return BudgetExceededError(
-            self.config_name, budget=self.budget, spent=self._spent, reserved=self._reserved
+            self.config_name,
+            budget=self.budget,
+            spent=self._spent,
+            reserved=self._reserved,
+            needed=amount,
         )
 
-    def reserve(self) -> float:
-        """Admit one call (blocking while its cost cannot be told yet)."""
+    def reserve(self, amount: float = 0.0) -> float:
+        """Admit one call that may cost up to ``amount``, blocking while calls in flight
+        settle; returns the amount reserved."""
         with self._lock:
-            if self.budget is None:  # every unbudgeted call: no further frame
-                self._in_flight += 1
-                return 0.0
-            while True:
-                amount = self._try_reserve()
-                if amount is not None:
-                    return amount
+            while not self._try_reserve(amount):
                 self._waiting += 1
                 try:
-                    self._settled.wait(0.05)
+                    self._settled.wait()
                 finally:
                     self._waiting -= 1
+        return amount if self.budget is not None else 0.0
 
-    async def areserve(self) -> float:
-        """Admit one call without blocking the event loop."""
-        import asyncio  # on first async use: importing it costs ~15 ms at start-up
+    async def areserve(self, amount: float = 0.0) -> float:
+        """``reserve`` without blocking the event loop: waits on a future that the
+        settlement of a call in flight (in any thread or loop) resolves."""
+        import asyncio
 
         while True:
             with self._lock:
-                amount = self._try_reserve()
-            if amount is not None:
-                return amount
-            await asyncio.sleep(0.002)
+                if self._try_reserve(amount):
+                    return amount if self.budget is not None else 0.0
+                loop = asyncio.get_running_loop()
+                waiter = (loop, loop.create_future())
+                self._async_waiters.append(waiter)
+            try:
+                await waiter[1]
+            finally:
+                with self._lock:
+                    if waiter in self._async_waiters:
+                        self._async_waiters.remove(waiter)
 
     # settlement ----------------------------------------------------------
     def settle(self, reserved: float, usage: Usage | None, cost: float | None) -> None:
-        """Book a finished call: its usage, its cost, and free its reservation."""
+        """Book a finished call and free its reservation. Without usage the call is
+        charged what it reserved: a reply that reports nothing is not free."""
         with self._lock:
             self._calls += 1
-            self._book(reserved, usage, cost)
-            if cost is not None and (self._estimate is None or cost > self._estimate):
-                self._estimate = cost
+            self._book(reserved, usage, reserved if usage is None else cost)
 
     def release(
         self, reserved: float, usage: Usage | None = None, cost: float | None = None
@@ -155,7 +246,9 @@ class SpendTracker:
 
     def _book(self, reserved: float, usage: Usage | None, cost: float | None) -> None:
         self._in_flight -= 1
-        if reserved:
+        if not self._in_flight:
+            self._reserved = 0.0  # exactly: subtracting floats leaves dust
+        elif reserved:
             self._reserved = max(0.0, self._reserved - reserved)
         if usage is not None:
             self._prompt_tokens += usage.prompt_tokens
@@ -165,11 +258,22 @@ class SpendTracker:
             self._spent += cost
         if self._waiting:
             self._settled.notify_all()
+        for loop, future in self._async_waiters:
+            try:
+                loop.call_soon_threadsafe(_wake, future)
+            except RuntimeError:  # that loop has closed: its waiter is gone
+                pass
+        self._async_waiters.clear()
 
     # reporting -----------------------------------------------------------
     @property
     def spent(self) -> float:
         return self._spent
+
+    @property
+    def reserved(self) -> float:
+        """What calls in flight have reserved and not yet settled."""
+        return self._reserved
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -187,3 +291,8 @@ class SpendTracker:
                 if self.budget is None
                 else max(0.0, self.budget - self._spent),
             }
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

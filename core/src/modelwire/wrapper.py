@@ -31,7 +31,13 @@ from modelwire.message import Msg, iter_msgs
 from modelwire.redact import register_secret
 from modelwire.response import ModelChunk, ModelResponse, Usage
 from modelwire.retry import RetryConfig, RetryPolicy
-from modelwire.spend import Pricing, PricingConfig, SpendTracker
+from modelwire.spend import (
+    Pricing,
+    PricingConfig,
+    SpendTracker,
+    output_token_cap,
+    prompt_token_bound,
+)
 
 if TYPE_CHECKING:
     from pluggy import HookRelay
@@ -54,6 +60,9 @@ class ModelWrapper:
     pricing_table: ClassVar[Mapping[str, tuple[float, float]]] = {}
     #: Seconds before a call times out when the config sets no ``timeout``.
     default_timeout: ClassVar[float] = DEFAULT_TIMEOUT
+    #: Output tokens a budget reserves for a call that sets no cap of its own
+    #: (``max_tokens`` and its kin); 0 for types that generate no tokens (embeddings).
+    default_output_cap: ClassVar[int] = 4096
 
     model_name: str | None = None
     #: The SDK clients, for wrappers that hold some; ``close``/``aclose`` close them.
@@ -130,6 +139,14 @@ class ModelWrapper:
         pricing = self.pricing
         return None if pricing is None else pricing.cost(usage)
 
+    def worst_case_cost(self, request: Any) -> float:
+        """USD a budget reserves before sending ``request``: its token bounds at this
+        config's prices (0 when no price is known)."""
+        pricing = self.pricing
+        if pricing is None:
+            return 0.0
+        return pricing.cost_of_tokens(*self._token_bounds(request))
+
     @property
     def usage(self) -> dict[str, Any]:
         """Calls, tokens and spend of this wrapper so far."""
@@ -175,6 +192,15 @@ class ModelWrapper:
     def _map_error(self, exc: Exception) -> ModelWireError | None:
         """Translate an SDK exception; ``None`` falls back to the generic mapping."""
         return None
+
+    def _token_bounds(self, request: Any) -> tuple[int, int]:
+        """At most how many (prompt, completion) tokens ``request`` can use: what a
+        budget reserves. By default every string in the request counts one token per
+        byte, and the output is the request's own cap (``max_tokens``,
+        ``max_new_tokens``, ``num_predict``, ``max_output_tokens``...) or
+        ``default_output_cap``; override when the request holds its cap elsewhere."""
+        cap = output_token_cap(request)
+        return prompt_token_bound(request), self.default_output_cap if cap is None else cap
 
     @property
     def supports_stream(self) -> bool:

@@ -141,7 +141,7 @@ def test_budget_needs_pricing_because_ollama_is_free(server: FakeServer) -> None
     assert "pricing" in str(info.value)
 
     serve(server, "ollama_chat")
-    model = load(server, "ollama_chat", budget=1.0, pricing={"prompt": 1.0, "completion": 2.0})
+    model = load(server, "ollama_chat", budget=10.0, pricing={"prompt": 1.0, "completion": 2.0})
     model(*call_args(model))
     expected = (USAGE.prompt_tokens * 1.0 + USAGE.completion_tokens * 2.0) / 1000
     assert model.usage["cost_usd"] == pytest.approx(expected)

@@ -738,9 +738,12 @@ def test_budget_stops_calls_once_spent(server: FakeServer, wire: Any, load: Load
     from modelwire.errors import BudgetExceededError
 
     server.route("POST", wire.chat_path, wire.chat())
-    model = load(chat_config(model_name="gpt-4", budget=0.001))
+    # gpt-4 costs $0.03/$0.06 per 1K tokens: a call may cost about $0.0012 with
+    # max_tokens 10 (its worst case is reserved), and really costs $0.00069
+    model = load(chat_config(model_name="gpt-4", budget=0.0015, generate_args={"max_tokens": 10}))
     model(hello(model))
-    with pytest.raises(BudgetExceededError):
+    assert model.usage["cost_usd"] == pytest.approx(0.00069)
+    with pytest.raises(BudgetExceededError, match="may cost up to"):
         model(hello(model))
     assert len(server.requests) == 1
 

@@ -754,14 +754,13 @@ class ConformanceSuite:
         assert leaks == [], leaks
 
     # -- budgets and records under concurrency ------------------------------------------------
-    def test_budget_is_exact_under_concurrency(self, server: FakeServer) -> None:
-        """64 threads, then 256 tasks: exactly the calls the budget admits reach the server."""
+    def _budget_setup(self, server: FakeServer) -> tuple[dict[str, Any], float] | None:
+        """Config overrides that price the model, and one call's real cost."""
         if not self.reports_usage:
-            return  # no token usage, so no token price: budgets need a priced usage
+            return None  # no token usage, so no token price: budgets need a priced usage
         usage = self.expected_usage
         assert usage is not None, "set expected_usage"
         self.script_success(server)
-        method, path = self._error_route()
         price = self.load(server).pricing
         if self.priced_model:
             assert price is not None, (
@@ -774,11 +773,47 @@ class ConformanceSuite:
 
             price = Pricing(1.0, 2.0)
             overrides = {"pricing": {"prompt": 1.0, "completion": 2.0}}
-        cost = usage.prompt_tokens * price.prompt + usage.completion_tokens * price.completion
-        cost /= 1000
+        cost = price.cost(usage)
         assert cost > 0
+        return overrides, cost
+
+    def _worst_case(self, model: Any) -> float:
+        args, kwargs = self.call_args(model)
+        worst = model.worst_case_cost(model._request(*args, **kwargs))
+        assert worst > 0, "a priced call must reserve something before it is sent"
+        return worst
+
+    def test_budget_below_one_calls_worst_case_sends_nothing(self, server: FakeServer) -> None:
+        """A budget smaller than what one call may cost refuses it before sending."""
+        setup = self._budget_setup(server)
+        if setup is None:
+            return
+        overrides, _ = setup
+        method, path = self._error_route()
+        worst = self._worst_case(self.load(server, **overrides))
+        model = self.load(server, budget=worst * 0.99, **overrides)
+        with pytest.raises(BudgetExceededError, match="not sent"):
+            self.call(model)
+        assert server.requests_to(path, method) == []
+        assert model.usage["cost_usd"] == 0
+
+    def test_budget_is_never_overspent_under_concurrency(self, server: FakeServer) -> None:
+        """64 threads, then 256 tasks: each call reserves its worst case and settles to its
+        real cost, so exactly the calls that fit are sent and the spend stays in budget."""
+        setup = self._budget_setup(server)
+        if setup is None:
+            return
+        overrides, cost = setup
+        method, path = self._error_route()
+        worst = self._worst_case(self.load(server, **overrides))
+        assert worst >= cost, (
+            f"a call reserved ${worst:.9f} but cost ${cost:.9f}: the worst case must bound"
+            " the real cost (see ModelWrapper._token_bounds)"
+        )
         for admitted, run in ((5, "threads"), (7, "tasks")):
-            model = self.load(server, budget=cost * admitted, **overrides)
+            # the last admitted call fits with its worst case; one more would not
+            budget = cost * (admitted - 1) + worst + cost / 2
+            model = self.load(server, budget=budget, **overrides)
             before = len(server.requests_to(path, method))
             args, kwargs = self.call_args(model)
             if run == "threads":
@@ -791,6 +826,27 @@ class ConformanceSuite:
             assert len(results) - len(refused) == admitted, run
             assert len(server.requests_to(path, method)) - before == admitted, run
             assert model.usage["cost_usd"] == pytest.approx(cost * admitted)
+            assert model.usage["cost_usd"] <= budget
+            assert model.tracker.reserved == 0
+
+    def test_abandoned_stream_is_charged_its_reservation(self, server: FakeServer) -> None:
+        """A stream closed after its first chunk never got its usage: it is charged what
+        it reserved, and a budgeted config stays usable (nothing is left reserved)."""
+        if not self.streams:
+            return
+        setup = self._budget_setup(server)
+        if setup is None:
+            return
+        overrides, _ = setup
+        worst = self._worst_case(self.load(server, **overrides))
+        model = self.load(server, budget=worst * 3.5, **overrides)
+        args, kwargs = self.call_args(model)
+        chunks = model.stream(*args, **kwargs)
+        next(chunks)
+        chunks.close()
+        assert model.usage["cost_usd"] == pytest.approx(worst)
+        assert model.tracker.reserved == 0
+        self.check_output(self.call(model))
 
     def test_records_complete_under_threads(self, server: FakeServer, tmp_path: Path) -> None:
         from modelwire import records

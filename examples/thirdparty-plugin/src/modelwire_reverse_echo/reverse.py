@@ -98,6 +98,11 @@ class ReverseEchoWrapper(ModelWrapper):
     def _map_error(self, exc: Exception) -> ModelWireError | None:
         return map_error(exc)
 
+    def _token_bounds(self, request: dict[str, Any]) -> tuple[int, int]:
+        # What a budget reserves: the service counts a token per byte, both ways.
+        size = len(request["text"].encode())
+        return size, size
+
     def _post(self, body: dict[str, Any]) -> Any:
         headers = {"Content-Type": "application/json"}
         if self._api_key:

@@ -28,6 +28,7 @@ class DashScopeTextEmbeddingWrapper(DashScopeWrapper):
     """Embed texts with a DashScope text-embedding model."""
 
     model_type = "dashscope_text_embedding"
+    default_output_cap = 0  # generates no tokens: a budget reserves the input only
     pricing_table = EMBEDDING_PRICES
 
     def __init__(

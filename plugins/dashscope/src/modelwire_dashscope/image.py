@@ -52,6 +52,7 @@ class DashScopeImageSynthesisWrapper(DashScopeWrapper):
     """Generate images from a prompt; returns their (temporary) URLs."""
 
     model_type = "dashscope_image_synthesis"
+    default_output_cap = 0  # generates no tokens: a budget reserves the input only
 
     def __init__(
         self,

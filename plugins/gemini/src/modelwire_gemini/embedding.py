@@ -52,6 +52,7 @@ class GeminiEmbeddingWrapper(GeminiWrapper):
     """Embed texts with a Gemini embedding model (``text-embedding-004``, ...)."""
 
     model_type = "gemini_embedding"
+    default_output_cap = 0  # generates no tokens: a budget reserves the input only
 
     def __init__(
         self,

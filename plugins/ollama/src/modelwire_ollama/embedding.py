@@ -17,6 +17,7 @@ class OllamaEmbeddingWrapper(OllamaWrapper):
     """
 
     model_type = "ollama_embedding"
+    default_output_cap = 0  # generates no tokens: a budget reserves the input only
     _method = "embed"
     #: ``/api/embed`` does not stream; the shared base only defines the stream step.
     supports_stream = False  # type: ignore[assignment]

@@ -23,6 +23,7 @@ class OpenAIEmbeddingWrapper(OpenAIWrapper):
     """
 
     model_type = "openai_embedding"
+    default_output_cap = 0  # generates no tokens: a budget reserves the input only
     pricing_table = EMBEDDING_PRICES
     reserved_args: ClassVar[tuple[str, ...]] = ("model", "input")
 

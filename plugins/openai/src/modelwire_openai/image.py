@@ -44,6 +44,7 @@ class OpenAIDallEWrapper(OpenAIWrapper):
     """
 
     model_type = "openai_dall_e"
+    default_output_cap = 0  # generates no tokens: a budget reserves the input only
     pricing_table = IMAGE_PRICES
     reserved_args: ClassVar[tuple[str, ...]] = ("model", "prompt", "stream")
 

@@ -306,6 +306,10 @@ class PostAPIWrapper(ModelWrapper):
     def _map_error(self, exc: Exception) -> ModelWireError | None:
         return map_error(exc)
 
+    def _token_bounds(self, request: PostRequest) -> tuple[int, int]:
+        """A budget's worst case, read from the JSON body (the request holds it encoded)."""
+        return super()._token_bounds(json.loads(request.body))
+
     def _assembled(self, reply: httpx.Response, request: PostRequest) -> ModelResponse:
         """The reply of a service that always streams, as one response."""
         stream = Stream(self, request)
