@@ -755,6 +755,48 @@ def test_error_text_shows_the_real_body(
     assert shown in str(info.value) and hidden not in str(info.value)
 
 
+@pytest.mark.parametrize("use_async", [False, True])
+@pytest.mark.parametrize("route", ["stream", "embedding"])
+@pytest.mark.parametrize(
+    ("reply", "shown"),
+    [
+        (Reply.text("plain failure text", 503), "plain failure text"),
+        (Reply.html("<title>Bad gateway page</title>", 503), "Bad gateway page"),
+    ],
+    ids=["text", "html"],
+)
+def test_stream_and_embedding_error_text_shows_the_real_body(
+    server: FakeServer, wire: Any, reply: Reply, shown: str, route: str, use_async: bool
+) -> None:
+    """The body as the server sent it, never the SDK's ``{"message": ..., "status": ...}``
+    stand-in for a body that was not JSON."""
+    model_type = "gemini_chat" if route == "stream" else "gemini_embedding"
+    server.route("POST", wire.stream_path if route == "stream" else wire.embed_path, reply)
+    model = load(server, model_type, retry={"max_retries": 0})
+    with pytest.raises(ServiceUnavailableError) as info:
+        if route == "stream":
+            collect(model, hello(model), [], use_async)
+        elif use_async:
+            asyncio.run(model.acall(["a text"]))
+        else:
+            model(["a text"])
+    assert shown in str(info.value)
+    assert "response body: {}" not in str(info.value)
+    assert '"status": "Service Unavailable"' not in str(info.value)
+
+
+def test_stream_chunk_raw_is_the_event_in_the_wire_names(server: FakeServer, wire: Any) -> None:
+    """A chunk's ``raw`` is the SDK's event dumped back to the wire's camelCase JSON (the
+    SDK keeps no copy of a streamed event's own text), so it equals what was sent."""
+    server.route("POST", wire.stream_path, wire.stream(("Hello ", "there")))
+    model = load(server)
+    chunks = list(model.stream(hello(model)))
+    assert [chunk.raw for chunk in chunks] == [
+        wire.response("Hello ", usage=None, finish_reason=None),
+        wire.response("there"),
+    ]
+
+
 def test_chat_raw_is_the_reply_json(server: FakeServer, wire: Any) -> None:
     server.route("POST", wire.generate_path, wire.chat())
     model = load(server)
