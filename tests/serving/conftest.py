@@ -2,7 +2,9 @@
 
 The server runs as a subprocess (`python -m modelwire_serving`), exactly as a
 user starts it, with `--port 0`; the fixture reads the bound address from its
-output, waits for /health and stops it with SIGTERM at the end.
+output, waits for /health and stops it with SIGTERM at the end. The API key is
+given through `MODELWIRE_SERVE_API_KEY`, so every authenticated test also proves
+that the variable works (and the key never shows on the command line).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ API_KEY = "test-key-123"
 MAX_NEW_TOKENS_CAP = 24
 MAX_INPUT_TOKENS = 256
 MAX_BODY_BYTES = 32 * 1024
+IDLE_TIMEOUT = 6.0
+READ_TIMEOUT = 3.0
 STARTUP_TIMEOUT = 240.0
 
 
@@ -38,6 +42,8 @@ class Server:
     max_new_tokens: int = MAX_NEW_TOKENS_CAP
     max_input_tokens: int = MAX_INPUT_TOKENS
     max_body_bytes: int = MAX_BODY_BYTES
+    idle_timeout: float = IDLE_TIMEOUT
+    read_timeout: float = READ_TIMEOUT
 
     @property
     def headers(self) -> dict[str, str]:
@@ -70,8 +76,6 @@ def server() -> Iterator[Server]:
         "cpu",
         "--port",
         "0",
-        "--api-key",
-        API_KEY,
         "--max-new-tokens",
         str(MAX_NEW_TOKENS_CAP),
         "--max-input-tokens",
@@ -82,8 +86,13 @@ def server() -> Iterator[Server]:
         "8",
         "--batch-window-ms",
         "50",
+        "--idle-timeout",
+        str(IDLE_TIMEOUT),
+        "--read-timeout",
+        str(READ_TIMEOUT),
     ]
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=serve_env())
+    env = {**serve_env(), "MODELWIRE_SERVE_API_KEY": API_KEY}
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         base_url = _wait_until_listening(process, log.name)
         _wait_until_healthy(base_url)

@@ -7,6 +7,7 @@ resident memory must not keep growing from one round of load to the next.
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -107,3 +108,87 @@ def test_32_clients_get_the_right_status_and_the_service_stays_healthy(server) -
     # A second identical round must not grow memory materially (a leak grows every round).
     assert after <= before * 1.15 + 64 * 1024, (before, after)
     assert "Traceback" not in server.log()
+
+
+# -- idle and slow clients ---------------------------------------------------------------------
+
+IDLE_SOCKETS = 150  # more than waitress's default connection limit of 100
+HALF_SENT = 20
+
+
+def _address(server) -> tuple[str, int]:  # type: ignore[no-untyped-def]
+    host, port = server.base_url.removeprefix("http://").rsplit(":", 1)
+    return host, int(port)
+
+
+def _closed_within(sock: socket.socket, seconds: float) -> tuple[bool, bytes]:
+    """Whether the server closed `sock` within `seconds`, and what it sent before."""
+    sock.settimeout(0.5)
+    deadline = time.monotonic() + seconds
+    received = b""
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(4096)
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            return True, received
+        if not chunk:
+            return True, received
+        received += chunk
+    return False, received
+
+
+def test_idle_and_half_open_connections_do_not_take_the_service_offline(server) -> None:  # type: ignore[no-untyped-def]
+    address = _address(server)
+    idle = [socket.create_connection(address, timeout=5) for _ in range(IDLE_SOCKETS)]
+    half = [socket.create_connection(address, timeout=5) for _ in range(HALF_SENT)]
+    try:
+        for sock in half:
+            sock.sendall(b"POST /llm/ HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n")
+        started = time.monotonic()
+        health = httpx.get(f"{server.base_url}/health", timeout=5)
+        assert health.status_code == 200
+        assert time.monotonic() - started < 3.0
+        with httpx.Client(base_url=server.base_url, headers=server.headers, timeout=60) as c:
+            assert c.get("/v1/models").status_code == 200
+            reply = c.post("/llm/", json={"inputs": "Hi", "max_new_tokens": 2})
+            assert reply.status_code == 200, reply.text
+        # The server reclaims them: half-sent requests after --read-timeout (shorter than
+        # --idle-timeout here), with a 408, then idle ones after --idle-timeout.
+        assert server.read_timeout < server.idle_timeout
+        bound = server.read_timeout + 3.0
+        closed_half = [_closed_within(sock, 1.0 if i else bound) for i, sock in enumerate(half)]
+        assert all(closed for closed, _ in closed_half)
+        assert all(sent.startswith(b"HTTP/1.1 408") for _, sent in closed_half), closed_half[0]
+        assert b"--read-timeout" in closed_half[0][1]
+        bound = server.idle_timeout + 3.0
+        closed_idle = [_closed_within(sock, 1.0 if i else bound) for i, sock in enumerate(idle)]
+        assert all(closed for closed, _ in closed_idle)
+        assert all(sent == b"" for _, sent in closed_idle)
+    finally:
+        for sock in idle + half:
+            sock.close()
+
+
+def test_a_client_trickling_its_headers_is_cut_off(server) -> None:  # type: ignore[no-untyped-def]
+    """Bytes that keep arriving do not keep a request alive past --read-timeout."""
+    with socket.create_connection(_address(server), timeout=5) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        sock.settimeout(0.5)
+        started = time.monotonic()
+        received = b""
+        while time.monotonic() - started < server.read_timeout + 8:
+            try:
+                sock.sendall(b"X-Slow: 1\r\n")
+                chunk = sock.recv(4096)
+            except TimeoutError:
+                continue
+            except (ConnectionResetError, BrokenPipeError):
+                break
+            if not chunk:
+                break
+            received += chunk
+        elapsed = time.monotonic() - started
+    assert server.read_timeout - 0.5 < elapsed < server.read_timeout + 8, elapsed
+    assert not received or received.startswith(b"HTTP/1.1 408"), received[:100]

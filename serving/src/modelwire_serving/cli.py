@@ -111,6 +111,25 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     server.add_argument(
         "--threads", type=int, default=0, help="HTTP threads (default: max(16, 2*batch))"
     )
+    server.add_argument(
+        "--connection-limit",
+        type=int,
+        default=1000,
+        help="open connections accepted at once (default 1000, within ulimit -n)",
+    )
+    server.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=30.0,
+        help="seconds an idle connection stays open (default 30)",
+    )
+    server.add_argument(
+        "--read-timeout",
+        type=float,
+        default=30.0,
+        help="seconds a client has to send a whole request, headers and body; then 408"
+        " (default 30)",
+    )
 
     limits = parser.add_argument_group("limits")
     limits.add_argument(

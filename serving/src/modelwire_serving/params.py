@@ -73,6 +73,10 @@ EMBEDDING_KEYS: frozenset[str] = frozenset(
 )
 
 MAX_STOP_STRINGS = 4
+#: Below these, sampling divides logits into inf/nan ("probability tensor contains
+#: inf"); the values are far past where sampling is already greedy in practice.
+MIN_TEMPERATURE = 0.01
+MIN_REPETITION_PENALTY = 0.01
 MAX_SEED = 2**63 - 1
 MAX_EMBEDDING_INPUTS = 2048
 
@@ -98,6 +102,12 @@ class SamplingParams:
         if do_sample and self.temperature == 0:
             raise RequestError(
                 "temperature must be > 0 when do_sample is true (use temperature 0 for greedy)",
+                param="temperature",
+            )
+        if do_sample and self.temperature is not None and self.temperature < MIN_TEMPERATURE:
+            raise RequestError(
+                f"'temperature' must be 0 (greedy) or at least {MIN_TEMPERATURE} when sampling, "
+                f"got {self.temperature:g}",
                 param="temperature",
             )
         return replace(self, do_sample=do_sample)
@@ -248,7 +258,7 @@ def _sampling(body: Mapping[str, Any]) -> SamplingParams:
         temperature=_number(body, "temperature", 0.0, 100.0),
         top_p=_number(body, "top_p", 0.0, 1.0, exclusive_minimum=True),
         top_k=_int(body, "top_k", 0),
-        repetition_penalty=_number(body, "repetition_penalty", 0.0, 100.0, exclusive_minimum=True),
+        repetition_penalty=_number(body, "repetition_penalty", MIN_REPETITION_PENALTY, 100.0),
         seed=_int(body, "seed", 0, MAX_SEED),
     )
 

@@ -42,35 +42,57 @@ def _check_limits(args: argparse.Namespace) -> None:
         ("--max-batch-size", args.max_batch_size),
         ("--max-queue", args.max_queue),
         ("--threads", args.threads or 1),
+        ("--connection-limit", args.connection_limit),
     ):
         if value < 1:
             raise ServeError(f"{flag} must be at least 1, got {value}")
     if args.batch_window_ms < 0 or args.request_timeout <= 0:
         raise ServeError("--batch-window-ms must be >= 0 and --request-timeout > 0")
+    if args.idle_timeout <= 0 or args.read_timeout <= 0:
+        raise ServeError("--idle-timeout and --read-timeout must be > 0 seconds")
+
+
+#: What the printed configs carry in place of the key, so it never shows in the log.
+API_KEY_PLACEHOLDER = "<fill in: the --api-key / $MODELWIRE_SERVE_API_KEY value>"
 
 
 def example_configs(
-    base_url: str, model: str, embedding_model: str | None, max_new_tokens: int = 128
+    base_url: str,
+    model: str,
+    embedding_model: str | None,
+    max_new_tokens: int = 128,
+    *,
+    api_key_required: bool = False,
 ) -> list[dict[str, Any]]:
-    """modelwire configs that call this server (printed at startup, used by the demo)."""
+    """modelwire configs that call this server (printed at startup, used by the demo).
+
+    With an API key the configs carry a placeholder to fill in, never the key
+    itself, and "not-needed" only when no key is needed.
+    """
+    api_key = API_KEY_PLACEHOLDER if api_key_required else "not-needed"
+    bearer = (
+        {"headers": {"Authorization": f"Bearer {API_KEY_PLACEHOLDER}"}} if api_key_required else {}
+    )
     configs: list[dict[str, Any]] = [
         {
             "config_name": "flask_llm",
             "model_type": "post_api",
             "api_url": f"{base_url}/llm/",
+            **bearer,
             "json_args": {"max_length": 256, "temperature": 0.0},
         },
         {
             "config_name": "flask_llm_chat",
             "model_type": "post_api_chat",
             "api_url": f"{base_url}/llm/",
+            **bearer,
             "json_args": {"max_new_tokens": min(128, max_new_tokens), "temperature": 0.0},
         },
         {
             "config_name": "local_openai",
             "model_type": "openai_chat",
             "model_name": model,
-            "api_key": "not-needed",
+            "api_key": api_key,
             "client_args": {"base_url": f"{base_url}/v1"},
         },
     ]
@@ -80,7 +102,7 @@ def example_configs(
                 "config_name": "local_embedding",
                 "model_type": "openai_embedding",
                 "model_name": embedding_model,
-                "api_key": "not-needed",
+                "api_key": api_key,
                 "client_args": {"base_url": f"{base_url}/v1"},
             }
         )
@@ -156,7 +178,17 @@ def run_server(args: argparse.Namespace) -> int:
         from modelwire_serving.app import create_app
 
         threads = args.threads or max(16, 2 * args.max_batch_size)
-        serve(create_app(service), args.host, args.port, threads, service, args.max_body_bytes)
+        serve(
+            create_app(service),
+            args.host,
+            args.port,
+            threads,
+            service,
+            args.max_body_bytes,
+            connection_limit=args.connection_limit,
+            idle_timeout=args.idle_timeout,
+            read_timeout=args.read_timeout,
+        )
     finally:
         worker.stop()
     return 0
@@ -178,23 +210,44 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def serve(app: Any, host: str, port: int, threads: int, service: Any, max_body: int) -> None:
-    """Serve `app` with waitress (a production WSGI server) until interrupted."""
+def serve(
+    app: Any,
+    host: str,
+    port: int,
+    threads: int,
+    service: Any,
+    max_body: int,
+    *,
+    connection_limit: int = 1000,
+    idle_timeout: float = 30.0,
+    read_timeout: float = 30.0,
+) -> None:
+    """Serve `app` with waitress (a production WSGI server) until interrupted.
+
+    Connections are bounded in number and in time (see `connections`), so idle or
+    slow clients cannot take the service offline for everyone.
+    """
     from waitress import create_server
 
+    from modelwire_serving.connections import fd_headroom, install, waitress_options
+
+    limit = min(connection_limit, fd_headroom())
+    if limit < connection_limit:
+        log(f"note: --connection-limit lowered to {limit} by the open-file limit (ulimit -n)")
+    socket_map: dict[int, Any] = {}
     try:
         server = create_server(
             app,
+            map=socket_map,
             host=host,
             port=port,
             threads=threads,
-            # Flask answers oversized bodies with a JSON 413; waitress's own limit
-            # only guards memory against far larger ones.
-            max_request_body_size=max_body * 4 + (1 << 20),
             ident="modelwire-serve",
+            **waitress_options(max_body, limit, idle_timeout),
         )
     except OSError as exc:
         raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    install(socket_map, max_body, read_timeout)
     bound_host = getattr(server, "effective_host", host)
     bound_port = getattr(server, "effective_port", port)
     display_host = f"[{bound_host}]" if ":" in str(bound_host) else bound_host
@@ -206,12 +259,19 @@ def serve(app: Any, host: str, port: int, threads: int, service: Any, max_body: 
     log(f"Routes: {routes}")
     log("modelwire configs for this server:")
     configs = example_configs(
-        base_url, service.model_name, embedding_name, service.limits.max_new_tokens
+        base_url,
+        service.model_name,
+        embedding_name,
+        service.limits.max_new_tokens,
+        api_key_required=bool(service.api_key),
     )
     for config in configs:
         log("  " + json.dumps(config))
     if service.api_key:
-        log("  (an API key is required: add it as api_key / an Authorization: Bearer header)")
+        log(
+            "  (an API key is required: put it where the configs say "
+            f"{API_KEY_PLACEHOLDER!r}, or send 'Authorization: Bearer <key>')"
+        )
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     log(f"modelwire-serve: listening on {base_url} (press Ctrl+C to stop)")
     try:
