@@ -624,6 +624,12 @@ def test_an_empty_embedding_list_is_no_answer(server: FakeServer, payload: Any) 
         post_api(server, "/embed", embedding_path="out")(["a"])
 
 
+def test_an_empty_image_url_list_is_no_answer(server: FakeServer) -> None:
+    server.route("POST", "/paint", Reply.json({"out": []}))
+    with pytest.raises(ResponseParseError, match="leads to an empty list"):
+        post_api(server, "/paint", image_urls_path="out")("a cat")
+
+
 @pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
 def test_stream_path(server: FakeServer, use_async: bool) -> None:
     events = [{"out": {"piece": p}, "response": "not this"} for p in ("Echo", ": ", "hi")]

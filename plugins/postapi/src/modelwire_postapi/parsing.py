@@ -400,7 +400,7 @@ class ReplyParser:
             return _scan(IMAGE_SHAPES, payload, _some_urls)
         value = self._at(self.image_urls_path, "image_urls_path", payload)
         urls = _urls(value, strict=False)
-        if urls is None:
+        if not urls:  # an empty list is no answer, as for embeddings
             raise ResponseParseError(
                 f"`image_urls_path` {self.image_urls_path.text!r} leads to {describe(value)},"
                 " not to a URL or a list of URLs",
