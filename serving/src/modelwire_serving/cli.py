@@ -173,6 +173,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     launch.add_argument(
         "--dry-run", action="store_true", help="print the engine command and config, do not run"
     )
+    launch.add_argument(
+        "--enforce-eager",
+        action="store_true",
+        help="vllm: skip graph compilation (starts in ~30 s instead of ~120 s on CPU)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
