@@ -101,6 +101,8 @@ def test_unknown_route_and_wrong_method(http: httpx.Client) -> None:
         ({"inputs": "x", "seed": 2**70}, "'seed' must be <="),
         ({"inputs": "one two three four", "max_length": 2}, "'max_length'=2 leaves no room"),
         ({"inputs": [{"role": "user", "content": "x"}], "stream": True}, "/v1/chat/completions"),
+        ({"inputs": [{"role": "user", "content": "x"}], "raw": True}, "'raw' applies to a string"),
+        ({"inputs": "x", "raw": "yes"}, "'raw' must be true or false"),
     ],
 )
 def test_llm_bad_parameters(http: httpx.Client, body: dict[str, Any], fragment: str) -> None:

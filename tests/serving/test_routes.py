@@ -12,11 +12,18 @@ import math
 import re
 import threading
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
+from unittest.mock import ANY
 
 import httpx
 import openai
 import pytest
+
+from modelwire_serving.app import create_app
+from modelwire_serving.jobs import Completion, Job
+from modelwire_serving.prompts import Prompter
+from modelwire_serving.service import Limits, Service
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 STORY = [{"role": "user", "content": "Write a long story about a brave dragon."}]
@@ -76,6 +83,89 @@ def test_llm_messages_go_through_the_chat_template(http: httpx.Client) -> None:
     assert "Paris" in templated["response"]
     aliased = llm(http, messages=QUESTION, max_new_tokens=8)
     assert aliased["response"] == templated["response"]
+
+
+def test_llm_string_prompt_is_one_user_turn_unless_raw(http: httpx.Client) -> None:
+    question = QUESTION[0]["content"]
+    templated = llm(http, inputs=question, max_new_tokens=8)
+    as_messages = llm(http, inputs=QUESTION, max_new_tokens=8)
+    assert templated["response"] == as_messages["response"]
+    assert templated["n_token_prompt"] == as_messages["n_token_prompt"] > 20
+    assert "Paris" in templated["response"]
+    raw = llm(http, inputs=question, max_new_tokens=8, raw=True)
+    assert raw["n_token_prompt"] < 12  # the seed's tokenizer(prompt): the question alone
+    assert llm(http, inputs=question, max_new_tokens=8, raw=False) == {
+        **templated,
+        "timestamp": ANY,
+        "data": ANY,
+    }
+
+
+def test_raw_prompts_flag_and_per_request_raw() -> None:
+    """`create_app(raw_prompts=...)` (the --raw-prompts flag) and "raw" decide what the model sees.
+
+    A stub worker echoes the prompt it was given, so no second model is loaded.
+    """
+    for server_raw, body_raw, seen in [
+        (False, None, "<user>hi</user><assistant>"),
+        (False, True, "hi"),
+        (True, None, "hi"),
+        (True, False, "<user>hi</user><assistant>"),
+    ]:
+        app = create_app(_echo_service(), raw_prompts=server_raw)
+        body: dict[str, Any] = {"inputs": "hi", **({} if body_raw is None else {"raw": body_raw})}
+        reply = app.test_client().post("/llm/", json=body)
+        assert reply.status_code == 200, reply.text
+        assert reply.get_json()["response"] == seen, (server_raw, body_raw)
+        health = app.test_client().get("/health").get_json()
+        assert health["string_prompts"] == ("raw" if server_raw else "chat_template")
+
+
+class _EchoTokenizer:
+    """Characters as token ids, and a visible chat template."""
+
+    chat_template = "{{ messages }}"
+
+    def __call__(self, text: str, add_special_tokens: bool = True) -> Any:
+        return SimpleNamespace(input_ids=[ord(c) for c in text])
+
+    def apply_chat_template(self, messages: list[dict[str, str]], **_: Any) -> str:
+        return (
+            "".join(f"<{m['role']}>{m['content']}</{m['role']}>" for m in messages) + "<assistant>"
+        )
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
+        return "".join(chr(i) for i in ids)
+
+
+class _EchoWorker:
+    """Finishes every job at once with its own prompt as the text."""
+
+    alive = True
+    queued = 0
+    failure = None
+    max_batch_size = 1
+    stats = SimpleNamespace(requests=0, batches=0, largest_batch=0, batch_sizes={})
+
+    def __init__(self, prompter: Prompter) -> None:
+        self.prompter = prompter
+
+    def submit(self, job: Job) -> None:
+        text = self.prompter.decode(job.prompt_ids)
+        job.events.put(("done", Completion(text, len(job.prompt_ids), 0, "stop")))
+
+
+def _echo_service() -> Service:
+    prompter = Prompter(_EchoTokenizer())
+    return Service(
+        model_name="echo",
+        prompter=prompter,
+        worker=_EchoWorker(prompter),  # type: ignore[arg-type]
+        limits=Limits(),
+        context_length=4096,
+        default_do_sample=False,
+        device="cpu",
+    )
 
 
 def test_llm_length_limited_reply_counts_exactly_the_limit(http: httpx.Client) -> None:

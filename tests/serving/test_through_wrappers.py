@@ -60,6 +60,22 @@ def test_seed_flask_config_returns_the_text(server) -> None:  # type: ignore[no-
     assert response.usage is not None and response.usage.completion_tokens > 0
 
 
+def test_the_seeds_own_config_answers_a_plain_question(server) -> None:  # type: ignore[no-untyped-def]
+    """The seed's config, unchanged: a bare question used to get "" (the string went in raw)."""
+    seed = {
+        "config_name": "seed_flask",
+        "model_type": "post_api",
+        "api_url": f"{server.base_url}/llm/",
+        "headers": {"Authorization": f"Bearer {server.api_key}"},
+        "json_args": {"max_length": 200, "temperature": 0.5},
+    }
+    model = ModelRegistry([seed]).load_model("seed_flask")
+    for _ in range(3):  # sampled: every answer, not just a lucky one
+        response = model("What is the capital of France?")
+        assert response.text.strip(), response.raw
+        assert response.usage is not None and response.usage.completion_tokens > 0
+
+
 def test_post_api_chat_through_the_chat_template(server) -> None:  # type: ignore[no-untyped-def]
     model = registry(server).load_model("flask_chat")
     response = model(model.format(Msg("user", "Say hello.", role="user")))

@@ -109,8 +109,14 @@ def _wait(service: Service, job: Any) -> Completion:
     return job.result(timeout=service.limits.request_timeout)
 
 
-def create_app(service: Service) -> Flask:
-    """Build the WSGI app around a loaded `Service`."""
+def create_app(service: Service, *, raw_prompts: bool = False) -> Flask:
+    """Build the WSGI app around a loaded `Service`.
+
+    `raw_prompts` keeps the seed's behaviour on /llm/: a string prompt goes to the
+    model as it is. By default it is sent as one user turn through the chat
+    template (when the model has one), since an instruct model given a bare
+    question usually ends its answer at once.
+    """
     app = Flask("modelwire_serving")
     app.config["MAX_CONTENT_LENGTH"] = service.limits.max_body_bytes
 
@@ -182,6 +188,9 @@ def create_app(service: Service) -> Flask:
             "largest_batch": worker.stats.largest_batch,
             "batch_sizes": {str(k): v for k, v in sorted(worker.stats.batch_sizes.items())},
             "max_batch_size": worker.max_batch_size,
+            "string_prompts": "raw"
+            if raw_prompts or not service.prompter.has_chat_template
+            else "chat_template",
             "uptime_seconds": round(time.time() - service.started, 1),
         }
         if worker.failure:
@@ -199,7 +208,11 @@ def create_app(service: Service) -> Flask:
     @app.post("/llm")
     def llm() -> Response:
         parsed = parse_llm_body(_read_json_object())
-        completion = _wait(service, service.submit(parsed.inputs, parsed.options))
+        inputs = parsed.inputs
+        raw = raw_prompts if parsed.raw is None else parsed.raw
+        if isinstance(inputs, str) and not raw and service.prompter.has_chat_template:
+            inputs = [{"role": "user", "content": inputs}]
+        completion = _wait(service, service.submit(inputs, parsed.options))
         return _json(responses.llm_reply(completion, service.model_name))
 
     @app.post("/v1/chat/completions")

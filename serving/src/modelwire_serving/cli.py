@@ -131,6 +131,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         " (default 30)",
     )
 
+    server.add_argument(
+        "--raw-prompts",
+        action="store_true",
+        help="POST /llm/: send a string prompt as it is (the seed's behaviour) instead of"
+        " as one user turn through the chat template",
+    )
+
     limits = parser.add_argument_group("limits")
     limits.add_argument(
         "--max-new-tokens",

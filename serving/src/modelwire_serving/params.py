@@ -27,6 +27,7 @@ LLM_GENERATION_KEYS: frozenset[str] = frozenset(
         "repetition_penalty",
         "seed",
         "stop",
+        "raw",
     }
 )
 
@@ -148,6 +149,9 @@ class LLMRequest:
 
     inputs: str | list[dict[str, str]]
     options: GenerationOptions
+    #: A string prompt as it is (true), through the chat template (false), or the
+    #: server's default (None, see `--raw-prompts`).
+    raw: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -330,7 +334,8 @@ def parse_llm_body(body: Mapping[str, Any]) -> LLMRequest:
     """The seed's body: `{"inputs": str | messages, **generation kwargs}`.
 
     `messages` is accepted in place of `inputs` (the seed's `messages_key` is
-    configurable); a string is used as the prompt as it is.
+    configurable). Whether a string goes through the chat template is decided by
+    the route: `"raw": true` asks for the seed's behaviour (the string as it is).
     """
     key = "inputs" if "inputs" in body else "messages" if "messages" in body else None
     if key is None:
@@ -361,7 +366,10 @@ def parse_llm_body(body: Mapping[str, Any]) -> LLMRequest:
         max_length=_int(rest, "max_length", 1),
         stop=_stop(rest),
     )
-    return LLMRequest(inputs=parsed, options=options)
+    raw = _bool(rest, "raw")
+    if raw and not isinstance(parsed, str):
+        raise RequestError("'raw' applies to a string 'inputs' only, not to messages", param="raw")
+    return LLMRequest(inputs=parsed, options=options, raw=raw)
 
 
 def parse_chat_body(body: Mapping[str, Any]) -> ChatRequest:

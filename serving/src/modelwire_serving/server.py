@@ -178,8 +178,13 @@ def run_server(args: argparse.Namespace) -> int:
         from modelwire_serving.app import create_app
 
         threads = args.threads or max(16, 2 * args.max_batch_size)
+        if prompter.has_chat_template:
+            mode = (
+                "as they are (--raw-prompts)" if args.raw_prompts else "through the chat template"
+            )
+            log(f'POST /llm/: string prompts go {mode}; a request\'s "raw": true/false overrides')
         serve(
-            create_app(service),
+            create_app(service, raw_prompts=args.raw_prompts),
             args.host,
             args.port,
             threads,
