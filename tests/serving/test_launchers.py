@@ -104,7 +104,19 @@ def test_enforce_eager_is_passed_only_when_asked(cache: Path) -> None:
     eager = vllm_plan(_args("--model_name_or_path", "org/model", "--enforce-eager"), CPU)
     assert "--enforce-eager" not in plain
     assert eager.commands[0][-1] == "--enforce-eager"
-    assert not any("--enforce-eager starts" in note for note in eager.notes)
+    assert not any("--enforce-eager" in note for note in eager.notes)
+
+
+@pytest.mark.parametrize(("dtype", "warned"), [("auto", True), ("bf16", True), ("float32", False)])
+def test_compiled_bfloat16_on_the_cpu_build_is_warned_about(
+    cache: Path, dtype: str, warned: bool
+) -> None:
+    plan = vllm_plan(_args("--model_name_or_path", "org/model", "--dtype", dtype), CPU)
+    assert any("compiled bfloat16" in note for note in plan.notes) == warned
+    eager = vllm_plan(
+        _args("--model_name_or_path", "org/model", "--dtype", dtype, "--enforce-eager"), CPU
+    )
+    assert not any("compiled bfloat16" in note for note in eager.notes)
 
 
 def test_variables_the_user_set_win_over_the_defaults(cache: Path) -> None:

