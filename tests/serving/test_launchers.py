@@ -235,3 +235,11 @@ def test_a_broken_gguf_is_one_clear_error_and_leaves_no_folder(tmp_path: Path) -
     with pytest.raises(ServeError, match=r"could not convert .*broken\.gguf to a checkpoint"):
         convert_in_subprocess(GgufConversion(str(tmp_path), "broken.gguf", str(target)))
     assert sorted(path.name for path in tmp_path.iterdir()) == ["broken.gguf"]
+
+
+def test_embedding_model_gets_the_command_for_a_second_engine(cache: Path) -> None:
+    argv = ("--model_name_or_path", "org/model", "--embedding-model", "bundled:minilm")
+    plan = vllm_plan(_args(*argv), CPU)
+    (note,) = [note for note in plan.notes if "one model per process" in note]
+    assert "modelwire-serve vllm --model_name_or_path bundled:minilm --port OTHER" in note
+    assert "bundled:minilm" not in plan.commands[0]

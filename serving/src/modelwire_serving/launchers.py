@@ -317,8 +317,10 @@ def vllm_plan(args: argparse.Namespace, host: VllmHost | None = None) -> LaunchP
             )
     if args.embedding_model:
         notes.append(
-            "vLLM serves one model per process: start a second one with "
-            "--engine-args '--task embed' for embeddings"
+            "vLLM serves one model per process: for embeddings start a second one, "
+            f"modelwire-serve vllm --model_name_or_path {args.embedding_model} --port OTHER "
+            "(vLLM picks its pooling runner for an embedding model; older vLLM: "
+            "--engine-args '--task embed'), and call it with an openai_embedding config"
         )
     return LaunchPlan(
         engine="vllm",
