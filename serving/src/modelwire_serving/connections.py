@@ -26,7 +26,7 @@ from waitress.parser import HTTPRequestParser
 from waitress.server import BaseWSGIServer
 from waitress.utilities import RequestEntityTooLarge
 
-from modelwire_serving.errors import RequestError
+from modelwire_serving.errors import error_payload
 
 #: Oversized bodies up to this many times the limit (and at least `MIN_DRAIN`) are
 #: read and discarded so the client sees the 413; larger ones are cut off.
@@ -37,10 +37,8 @@ SPARE_FDS = 64
 
 
 def error_body(path: str, message: str, status: int, error_type: str) -> bytes:
-    """The error body of the route family: Ollama's `{"error": str}` under /api/."""
-    if path.startswith("/api/"):
-        return json.dumps({"error": message}).encode()
-    return json.dumps(RequestError(message, status, error_type=error_type).to_json()).encode()
+    """The error body of the route family, as bytes."""
+    return json.dumps(error_payload(path, message, status, error_type)).encode()
 
 
 class _JSONTooLarge(RequestEntityTooLarge):

@@ -12,6 +12,7 @@ import threading
 
 import torch
 
+from modelwire_serving.errors import RequestError
 from modelwire_serving.loading import EmbeddingModel
 
 CHUNK = 32
@@ -26,11 +27,25 @@ class Embedder:
         self.name = loaded.location.served_name
         self.dimension = loaded.dimension
 
-    def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
-        """One unit vector per text, and the number of tokens read (inputs are truncated)."""
+    def embed(self, texts: list[str], *, truncate: bool = True) -> tuple[list[list[float]], int]:
+        """One unit vector per text, and the number of tokens read.
+
+        Inputs longer than the model's sequence length are truncated, or, with
+        `truncate=False` (Ollama's option), refused with a 400 before any work.
+        """
         vectors: list[list[float]] = []
         tokens = 0
         model, tokenizer = self._loaded.model, self._loaded.tokenizer
+        limit = self._loaded.max_seq_length
+        if not truncate:
+            with self._lock:
+                lengths = [len(ids) for ids in tokenizer(texts).input_ids]
+            for index, length in enumerate(lengths):
+                if length > limit:
+                    raise RequestError(
+                        f"input {index} is {length} tokens, longer than the model's {limit}; "
+                        "send truncate: true to cut it"
+                    )
         with self._lock, torch.inference_mode():
             for start in range(0, len(texts), CHUNK):
                 encoded = tokenizer(

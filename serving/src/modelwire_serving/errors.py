@@ -38,3 +38,12 @@ class RequestError(Exception):
                 "code": None,
             }
         }
+
+
+def error_payload(
+    path: str, message: str, status: int, error_type: str = "invalid_request_error"
+) -> dict[str, object]:
+    """The error body of the route family: Ollama's `{"error": str}` under /api/, else OpenAI's."""
+    if path.startswith("/api/"):
+        return {"error": message}
+    return RequestError(message, status, error_type=error_type).to_json()

@@ -69,6 +69,35 @@ CHAT_KEYS: frozenset[str] = frozenset(
     }
 )
 
+COMPLETION_KEYS: frozenset[str] = frozenset(
+    {
+        "model",
+        "prompt",
+        "stream",
+        "stream_options",
+        "max_tokens",
+        "temperature",
+        "top_p",
+        "top_k",
+        "do_sample",
+        "repetition_penalty",
+        "seed",
+        "stop",
+        "n",
+        "best_of",
+        "echo",
+        "suffix",
+        "logprobs",
+        "presence_penalty",
+        "frequency_penalty",
+        "logit_bias",
+        "user",
+    }
+)
+
+#: OpenAI's default `max_tokens` for /v1/completions (vLLM uses it too).
+COMPLETION_DEFAULT_MAX_TOKENS = 16
+
 EMBEDDING_KEYS: frozenset[str] = frozenset(
     {"model", "input", "encoding_format", "dimensions", "user"}
 )
@@ -159,6 +188,17 @@ class ChatRequest:
     """A validated POST /v1/chat/completions body."""
 
     messages: list[dict[str, str]]
+    options: GenerationOptions
+    model: str | None
+    stream: bool
+    include_usage: bool
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    """A validated POST /v1/completions body: one raw prompt, no chat template."""
+
+    prompt: str
     options: GenerationOptions
     model: str | None
     stream: bool
@@ -378,33 +418,15 @@ def parse_chat_body(body: Mapping[str, Any]) -> ChatRequest:
     if "messages" not in body:
         raise RequestError("missing 'messages'", param="messages")
     messages = parse_messages(body["messages"])
-    model = body.get("model")
-    if model is not None and not isinstance(model, str):
-        raise RequestError("'model' must be a string", param="model")
-    n = _int(body, "n", 1)
-    if n not in (None, 1):
-        raise RequestError("only n=1 is supported", param="n")
-    for penalty in ("presence_penalty", "frequency_penalty"):
-        if _number(body, penalty, -2.0, 2.0) not in (None, 0.0):
-            raise RequestError(
-                f"'{penalty}' is not supported; use 'repetition_penalty' instead", param=penalty
-            )
+    model = _openai_common(body)
     if _bool(body, "logprobs"):
         raise RequestError("'logprobs' is not supported", param="logprobs")
     if body.get("tools") or body.get("tool_choice") not in (None, "none"):
         raise RequestError("tool calling is not supported by this server", param="tools")
-    if body.get("logit_bias"):
-        raise RequestError("'logit_bias' is not supported", param="logit_bias")
     response_format = body.get("response_format")
     if response_format is not None and response_format != {"type": "text"}:
         raise RequestError("only response_format {'type': 'text'} is supported")
-    stream = _bool(body, "stream") or False
-    include_usage = False
-    stream_options = body.get("stream_options")
-    if stream_options is not None:
-        if not isinstance(stream_options, dict):
-            raise RequestError("'stream_options' must be an object", param="stream_options")
-        include_usage = bool(_bool(stream_options, "include_usage"))
+    stream, include_usage = _stream_settings(body)
     max_tokens_key = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
     options = GenerationOptions(
         sampling=_sampling(body),
@@ -418,6 +440,75 @@ def parse_chat_body(body: Mapping[str, Any]) -> ChatRequest:
         model=model,
         stream=stream,
         include_usage=include_usage,
+    )
+
+
+def _openai_common(body: Mapping[str, Any]) -> str | None:
+    """Checks the OpenAI chat and completion routes share; returns `model`."""
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise RequestError("'model' must be a string", param="model")
+    n = _int(body, "n", 1)
+    if n not in (None, 1):
+        raise RequestError("only n=1 is supported", param="n")
+    for penalty in ("presence_penalty", "frequency_penalty"):
+        if _number(body, penalty, -2.0, 2.0) not in (None, 0.0):
+            raise RequestError(
+                f"'{penalty}' is not supported; use 'repetition_penalty' instead", param=penalty
+            )
+    if body.get("logit_bias"):
+        raise RequestError("'logit_bias' is not supported", param="logit_bias")
+    return model
+
+
+def _stream_settings(body: Mapping[str, Any]) -> tuple[bool, bool]:
+    """`stream` and `stream_options.include_usage`."""
+    stream = _bool(body, "stream") or False
+    include_usage = False
+    stream_options = body.get("stream_options")
+    if stream_options is not None:
+        if not isinstance(stream_options, dict):
+            raise RequestError("'stream_options' must be an object", param="stream_options")
+        include_usage = bool(_bool(stream_options, "include_usage"))
+    return stream, include_usage
+
+
+def parse_completion_body(body: Mapping[str, Any]) -> CompletionRequest:
+    """An OpenAI (legacy) completion request: a raw prompt continued as it is."""
+    _reject_unknown(body, COMPLETION_KEYS, "parameter(s)")
+    if "prompt" not in body:
+        raise RequestError("missing 'prompt'", param="prompt")
+    prompt = body["prompt"]
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+        prompt = prompt[0]
+    if isinstance(prompt, list) and all(isinstance(item, str) for item in prompt):
+        raise RequestError("only one prompt per request is supported", param="prompt")
+    if not isinstance(prompt, str):
+        raise RequestError(
+            "'prompt' must be a string (token-id prompts are not supported)", param="prompt"
+        )
+    if not prompt:
+        raise RequestError("'prompt' must not be empty", param="prompt")
+    model = _openai_common(body)
+    if _int(body, "best_of", 1) not in (None, 1):
+        raise RequestError("only best_of=1 is supported", param="best_of")
+    if _bool(body, "echo"):
+        raise RequestError("'echo' is not supported", param="echo")
+    if body.get("suffix") not in (None, ""):
+        raise RequestError("'suffix' (insertion) is not supported", param="suffix")
+    if body.get("logprobs") is not None:
+        raise RequestError("'logprobs' is not supported", param="logprobs")
+    stream, include_usage = _stream_settings(body)
+    max_tokens = _int(body, "max_tokens", 1)
+    options = GenerationOptions(
+        sampling=_sampling(body),
+        max_new_tokens=max_tokens,
+        max_length=None,
+        stop=_stop(body),
+        max_tokens_param="max_tokens",
+    )
+    return CompletionRequest(
+        prompt=prompt, options=options, model=model, stream=stream, include_usage=include_usage
     )
 
 
@@ -493,3 +584,79 @@ def resolve_max_new_tokens(
             )
         return min(wanted, cap, room)
     return min(cap, room)
+
+
+# -- Ollama ------------------------------------------------------------------------------
+
+#: Ollama options that are honoured.
+OLLAMA_OPTIONS: frozenset[str] = frozenset(
+    {"temperature", "top_p", "top_k", "num_predict", "seed", "stop", "repeat_penalty"}
+)
+#: Options about loading and resources (context size, threads, GPUs, memory mapping):
+#: they do not change the answer here, so they are accepted and ignored.
+OLLAMA_IGNORED_OPTIONS: frozenset[str] = frozenset(
+    {
+        "num_ctx",
+        "num_batch",
+        "num_gpu",
+        "main_gpu",
+        "low_vram",
+        "f16_kv",
+        "logits_all",
+        "vocab_only",
+        "use_mmap",
+        "use_mlock",
+        "embedding_only",
+        "num_thread",
+        "numa",
+        "num_keep",
+        "repeat_last_n",
+        "penalize_newline",
+    }
+)
+#: Sampling options this server cannot apply, with the value that means "off":
+#: accepted only at that value, so an answer is never silently sampled differently.
+OLLAMA_NEUTRAL_OPTIONS: dict[str, float] = {
+    "min_p": 0.0,
+    "typical_p": 1.0,
+    "tfs_z": 1.0,
+    "mirostat": 0,
+    "mirostat_tau": 5.0,
+    "mirostat_eta": 0.1,
+    "presence_penalty": 0.0,
+    "frequency_penalty": 0.0,
+}
+
+
+def parse_ollama_options(options: object) -> GenerationOptions:
+    """Ollama's `options` object as generation options (`num_predict` -1/-2: the cap)."""
+    if options is None:
+        return GenerationOptions(max_tokens_param="num_predict")
+    if not isinstance(options, dict):
+        raise RequestError(f"'options' must be an object, got {_type_name(options)}")
+    known = OLLAMA_OPTIONS | OLLAMA_IGNORED_OPTIONS | OLLAMA_NEUTRAL_OPTIONS.keys()
+    unknown = sorted(key for key in options if key not in known)
+    if unknown:
+        names = ", ".join(f"'{key}'" for key in unknown)
+        raise RequestError(
+            f"unknown option(s) {names}; honoured: {', '.join(sorted(OLLAMA_OPTIONS))}"
+        )
+    for key, neutral in OLLAMA_NEUTRAL_OPTIONS.items():
+        value = options.get(key)
+        if value is not None and value != neutral:
+            raise RequestError(f"option '{key}' is not supported by this server (only {neutral})")
+    values = {key: value for key, value in options.items() if value is not None}
+    num_predict = values.pop("num_predict", None)
+    if num_predict in (-1, -2):
+        num_predict = None  # Ollama: "until done" / "fill the context"; here the server's cap
+    seed = values.get("seed")
+    if _is_int(seed) and seed < 0:
+        values.pop("seed")  # Ollama's -1: a random seed
+    if "repeat_penalty" in values:
+        values["repetition_penalty"] = values.pop("repeat_penalty")
+    return GenerationOptions(
+        sampling=_sampling(values),
+        max_new_tokens=_int({"num_predict": num_predict}, "num_predict", 1),
+        stop=_stop(values),
+        max_tokens_param="num_predict",
+    )

@@ -52,6 +52,48 @@ def chat_completion(completion: Completion, model: str, request_id: str) -> dict
     }
 
 
+def text_completion(completion: Completion, model: str, request_id: str) -> dict[str, Any]:
+    """OpenAI `text_completion` (POST /v1/completions)."""
+    return {
+        "id": request_id,
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "text": completion.text,
+                "logprobs": None,
+                "finish_reason": _finish_reason(completion),
+            }
+        ],
+        "usage": usage(completion.prompt_tokens, completion.completion_tokens),
+        "system_fingerprint": None,
+    }
+
+
+def text_completion_chunk(
+    request_id: str,
+    model: str,
+    created: int,
+    text: str,
+    finish_reason: str | None = None,
+    *,
+    include_usage: bool = False,
+) -> dict[str, Any]:
+    """One streamed `text_completion` event: the new text, no role or delta object."""
+    chunk: dict[str, Any] = {
+        "id": request_id,
+        "object": "text_completion",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}],
+    }
+    if include_usage:
+        chunk["usage"] = None
+    return chunk
+
+
 def llm_reply(completion: Completion, model: str) -> dict[str, Any]:
     """The seed's /llm/ reply, plus the chat-completion shape its post_api_chat reads.
 
@@ -97,12 +139,16 @@ def chat_chunk(
 
 
 def usage_chunk(
-    request_id: str, model: str, created: int, completion: Completion
+    request_id: str,
+    model: str,
+    created: int,
+    completion: Completion,
+    object_name: str = "chat.completion.chunk",
 ) -> dict[str, Any]:
     """The last chunk when `stream_options.include_usage` is true: usage, no choices."""
     return {
         "id": request_id,
-        "object": "chat.completion.chunk",
+        "object": object_name,
         "created": created,
         "model": model,
         "choices": [],

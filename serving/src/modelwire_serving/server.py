@@ -95,6 +95,14 @@ def example_configs(
             "api_key": api_key,
             "client_args": {"base_url": f"{base_url}/v1"},
         },
+        {
+            "config_name": "local_ollama",
+            "model_type": "ollama_chat",
+            "model": model,
+            "host": base_url,
+            **bearer,
+            "options": {"temperature": 0, "num_predict": min(128, max_new_tokens)},
+        },
     ]
     if embedding_model:
         configs.append(
@@ -132,10 +140,12 @@ def run_server(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     text = load_text_model(location, device, args.dtype, args.trust_remote_code)
     embedder = None
+    embedding_model = None
     if embed_location is not None:
         from modelwire_serving.embeddings import Embedder
 
-        embedder = Embedder(load_embedding_model(embed_location, device, args.dtype))
+        embedding_model = load_embedding_model(embed_location, device, args.dtype)
+        embedder = Embedder(embedding_model)
         if args.embedding_model_name:
             embedder.name = args.embedding_model_name
 
@@ -184,7 +194,11 @@ def run_server(args: argparse.Namespace) -> int:
             )
             log(f'POST /llm/: string prompts go {mode}; a request\'s "raw": true/false overrides')
         serve(
-            create_app(service, raw_prompts=args.raw_prompts),
+            create_app(
+                service,
+                raw_prompts=args.raw_prompts,
+                cards=_model_cards(service, text, embedding_model),
+            ),
             args.host,
             args.port,
             threads,
@@ -197,6 +211,36 @@ def run_server(args: argparse.Namespace) -> int:
     finally:
         worker.stop()
     return 0
+
+
+def _model_cards(service: Any, text: Any, embedding_model: Any) -> list[Any]:
+    """What the Ollama routes (/api/tags, /api/show) say about the loaded models."""
+    from modelwire_serving.ollama_routes import model_card
+
+    cards = [
+        model_card(
+            service.model_name,
+            text.model,
+            text.location,
+            dtype=text.dtype,
+            context_length=text.context_length,
+            capabilities=("completion",),
+            template=str(getattr(text.tokenizer, "chat_template", None) or ""),
+        )
+    ]
+    if service.embedder is not None and embedding_model is not None:
+        cards.append(
+            model_card(
+                service.embedder.name,
+                embedding_model.model,
+                embedding_model.location,
+                dtype=text.dtype,
+                context_length=embedding_model.max_seq_length,
+                capabilities=("embedding",),
+                embedding_length=embedding_model.dimension,
+            )
+        )
+    return cards
 
 
 def _warm_up(worker: Any, prompter: Any) -> None:
@@ -258,9 +302,13 @@ def serve(
     display_host = f"[{bound_host}]" if ":" in str(bound_host) else bound_host
     base_url = f"http://{display_host}:{bound_port}"
     embedding_name = service.embedder.name if service.embedder else None
-    routes = "POST /llm/, POST /v1/chat/completions, GET /v1/models, GET /health"
+    routes = (
+        "POST /llm/, POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health"
+        "; Ollama: POST /api/chat, /api/generate, /api/show, GET /api/tags, /api/ps, /api/version"
+    )
     if embedding_name:
         routes = routes.replace("GET /v1/models", "POST /v1/embeddings, GET /v1/models")
+        routes = routes.replace("/api/show", "/api/show, /api/embed, /api/embeddings")
     log(f"Routes: {routes}")
     log("modelwire configs for this server:")
     configs = example_configs(
