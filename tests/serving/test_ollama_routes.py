@@ -232,6 +232,15 @@ def test_tags_show_ps_and_version(client: ollama.Client) -> None:
     assert version.status_code == 200 and version.json()["version"]
 
 
+def test_root_answers_liveness_probes_without_a_key(server: Any) -> None:
+    for method in ("GET", "HEAD"):
+        reply = httpx.request(method, f"{server.base_url}/")
+        assert reply.status_code == 200, reply.text
+        assert reply.headers["content-type"].startswith("text/plain")
+    assert "running" in httpx.get(f"{server.base_url}/").text
+    assert httpx.get(f"{server.base_url}/api/tags").status_code == 401  # only / is open
+
+
 # -- errors: Ollama's shape and status ----------------------------------------------------
 
 

@@ -34,7 +34,8 @@ from modelwire_serving.service import Service
 
 logger = logging.getLogger("modelwire_serving")
 
-OPEN_PATHS = frozenset({"/health"})
+#: Answered without the API key: liveness checks (Ollama clients probe `HEAD /`).
+OPEN_PATHS = frozenset({"/health", "/"})
 
 
 def _json(payload: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -2,7 +2,8 @@
 can use this server by pointing `host` at it.
 
 `POST /api/chat`, `POST /api/generate`, `POST /api/embed`, `POST /api/embeddings`,
-`GET /api/tags`, `POST /api/show`, `GET /api/ps`, `GET /api/version`. Replies
+`GET /api/tags`, `POST /api/show`, `GET /api/ps`, `GET /api/version`, and `GET /`
+(the liveness probe, no key needed). Replies
 stream as NDJSON by default, as Ollama's do (`"stream": false` for one object);
 counts and `*_duration` fields (nanoseconds) come with the last line; errors are
 Ollama's `{"error": "..."}` with the status Ollama uses (400 bad request, 404
@@ -400,6 +401,11 @@ def register(app: Flask, service: Service, cards: list[ModelCard]) -> None:
                 "modified_at": card.modified_at,
             }
         )
+
+    @app.get("/", endpoint="ollama_root")
+    def root() -> Response:
+        # Ollama answers "Ollama is running"; its CLI and some UIs probe this (GET or HEAD).
+        return Response("modelwire-serve is running (Ollama API on /api)", mimetype="text/plain")
 
     @app.get("/api/version", endpoint="ollama_version")
     def version() -> Response:
