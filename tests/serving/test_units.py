@@ -316,3 +316,13 @@ def test_fastchat_plan_runs_controller_worker_and_api_server() -> None:
     assert worker[worker.index("--model-path") + 1] == "org/model"
     assert worker[worker.index("--device") + 1] == "cpu"
     assert plan.config["client_args"] == {"base_url": "http://127.0.0.1:8000/v1"}
+
+
+def test_scheduler_flag_defaults_to_continuous_and_rejects_others() -> None:
+    args = build_parser().parse_args(["--model_name_or_path", "bundled:smollm2"])
+    assert args.scheduler == "continuous"
+    assert args.max_batch_size is None  # resolved per scheduler: 32 in flight / 8 per batch
+    static = build_parser().parse_args(["--model_name_or_path", "m", "--scheduler", "static"])
+    assert static.scheduler == "static"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--model_name_or_path", "m", "--scheduler", "dynamic"])

@@ -148,6 +148,7 @@ def create_app(
             else "chat_template",
             "uptime_seconds": round(time.time() - service.started, 1),
         }
+        payload.update(getattr(worker, "describe", dict)())  # which scheduler, fallbacks
         if worker.failure:
             payload["error"] = worker.failure
         return _json(payload, 200 if worker.alive else 503)

@@ -160,7 +160,19 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
     batching = parser.add_argument_group("batching")
     batching.add_argument(
-        "--max-batch-size", type=int, default=8, help="requests per generate call (default 8)"
+        "--scheduler",
+        choices=("continuous", "static"),
+        default="continuous",
+        help="continuous: transformers' continuous-batching engine, requests join and leave the"
+        " running batch at every step (default); static: batches of requests that start and end"
+        " together (also serves what the engine cannot: repetition_penalty, seed)",
+    )
+    batching.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=None,
+        help="requests generating at once: in flight (continuous, default 32) or per generate"
+        " call (static, default 8)",
     )
     batching.add_argument(
         "--batch-window-ms",
@@ -196,6 +208,8 @@ def run(args: argparse.Namespace) -> int:
             return launch(args)
         from modelwire_serving.server import run_server
 
+        if args.max_batch_size is None:
+            args.max_batch_size = 32 if args.scheduler == "continuous" else 8
         return run_server(args)
     except ServeError as error:
         print(f"modelwire-serve: error: {error}", file=sys.stderr, flush=True)

@@ -149,23 +149,14 @@ def run_server(args: argparse.Namespace) -> int:
         if args.embedding_model_name:
             embedder.name = args.embedding_model_name
 
+    from modelwire_serving.continuous import build_worker
     from modelwire_serving.prompts import Prompter
     from modelwire_serving.service import Limits, Service
-    from modelwire_serving.worker import BatchWorker
 
     prompter = Prompter(text.tokenizer)
     if not prompter.has_chat_template:
         log("note: the tokenizer has no chat template; messages use a plain 'role: text' layout")
-    worker = BatchWorker(
-        text.model,
-        prompter,
-        eos_token_ids=text.eos_token_ids,
-        pad_token_id=text.pad_token_id,
-        device=device,
-        max_batch_size=args.max_batch_size,
-        batch_window=args.batch_window_ms / 1000,
-        max_queue=args.max_queue,
-    )
+    worker = build_worker(args, text, prompter)
     worker.start()
     try:
         _warm_up(worker, prompter)

@@ -15,6 +15,7 @@ from modelwire_serving.jobs import Job
 from modelwire_serving.params import GenerationOptions, resolve_max_new_tokens
 
 if TYPE_CHECKING:
+    from modelwire_serving.continuous import ContinuousWorker
     from modelwire_serving.embeddings import Embedder
     from modelwire_serving.prompts import Prompter
     from modelwire_serving.worker import BatchWorker
@@ -36,7 +37,7 @@ class Service:
 
     model_name: str
     prompter: Prompter
-    worker: BatchWorker
+    worker: BatchWorker | ContinuousWorker
     limits: Limits
     context_length: int
     default_do_sample: bool

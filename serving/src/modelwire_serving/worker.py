@@ -13,9 +13,12 @@ streaming jobs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,13 +28,21 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 from modelwire_serving.jobs import Completion, GenerationFailedError, Job, QueueFullError
 from modelwire_serving.prompts import Prompter
 
-__all__ = ["BatchWorker", "Completion", "GenerationFailedError", "Job", "QueueFullError"]
+__all__ = [
+    "BatchWorker",
+    "Completion",
+    "GenerationFailedError",
+    "Job",
+    "QueueFullError",
+    "Row",
+    "RowWriter",
+]
 
 logger = logging.getLogger("modelwire_serving")
 
 
 @dataclass
-class _Row:
+class Row:
     """The worker's running state for one job inside a batch."""
 
     job: Job
@@ -41,34 +52,31 @@ class _Row:
     done: bool = False
 
 
-class _BatchController(StoppingCriteria):
-    """Follows each row of a running `generate` and finishes rows independently."""
+class RowWriter:
+    """Turns one row's new tokens into text deltas and a `Completion`.
 
-    def __init__(self, jobs: list[Job], prompter: Prompter, eos_ids: frozenset[int]) -> None:
-        self.rows = [_Row(job) for job in jobs]
+    Shared by both schedulers, so end-of-sequence, stop strings, token limits
+    and streaming behave the same whichever one runs a request.
+    """
+
+    def __init__(self, prompter: Prompter, eos_ids: frozenset[int]) -> None:
         self.prompter = prompter
         self.eos_ids = eos_ids
 
-    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.Tensor:
-        last = input_ids[:, -1].tolist()
-        for row, token in zip(self.rows, last, strict=True):
-            if row.done:
-                continue
-            if row.job.cancelled:
-                self.finish(row, "cancelled")
-                continue
-            if token in self.eos_ids:
-                self.finish(row, "stop")
-                continue
-            row.ids.append(token)
-            if row.job.stream or row.job.stop:
-                self._advance_text(row)
-            if not row.done and len(row.ids) >= row.job.max_new_tokens:
-                self.finish(row, "length")
-        done = [row.done for row in self.rows]
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+    def push(self, row: Row, token: int) -> None:
+        """Add one generated token; finishes the row at EOS, a stop string or its limit."""
+        if row.done:
+            return
+        if token in self.eos_ids:
+            self.finish(row, "stop")
+            return
+        row.ids.append(token)
+        if row.job.stream or row.job.stop:
+            self._advance_text(row)
+        if not row.done and len(row.ids) >= row.job.max_new_tokens:
+            self.finish(row, "length")
 
-    def _advance_text(self, row: _Row) -> None:
+    def _advance_text(self, row: Row) -> None:
         """Decode the row so far, apply stop strings and stream what is safe to send."""
         text = self.prompter.decode(row.ids)
         stops = row.job.stop
@@ -90,7 +98,7 @@ class _BatchController(StoppingCriteria):
             row.job.events.put(("delta", text[row.sent : safe]))
             row.sent = safe
 
-    def finish(self, row: _Row, reason: str) -> None:
+    def finish(self, row: Row, reason: str) -> None:
         """Hand a row's result to its waiting thread."""
         if row.done:
             return
@@ -104,16 +112,40 @@ class _BatchController(StoppingCriteria):
         completion = Completion(text, len(job.prompt_ids), len(row.ids), reason)
         job.events.put(("done", completion))
 
+    def fail(self, row: Row, message: str) -> None:
+        """Hand an error to the row's waiting thread (it becomes a 500 with this message)."""
+        if not row.done:
+            row.done = True
+            row.job.events.put(("error", message))
+
+
+class _BatchController(StoppingCriteria):
+    """Follows each row of a running `generate` and finishes rows independently."""
+
+    def __init__(self, jobs: list[Job], prompter: Prompter, eos_ids: frozenset[int]) -> None:
+        self.rows = [Row(job) for job in jobs]
+        self.writer = RowWriter(prompter, eos_ids)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+        last = input_ids[:, -1].tolist()
+        for row, token in zip(self.rows, last, strict=True):
+            if row.done:
+                continue
+            if row.job.cancelled:
+                self.writer.finish(row, "cancelled")
+                continue
+            self.writer.push(row, token)
+        done = [row.done for row in self.rows]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
     def finish_all(self, reason: str) -> None:
         """Finish rows `generate` ended without our say (e.g. the model's own length limit)."""
         for row in self.rows:
-            self.finish(row, reason)
+            self.writer.finish(row, reason)
 
     def fail_all(self, message: str) -> None:
         for row in self.rows:
-            if not row.done:
-                row.done = True
-                row.job.events.put(("error", message))
+            self.writer.fail(row, message)
 
 
 @dataclass
@@ -161,6 +193,10 @@ class BatchWorker:
         self._thread = threading.Thread(target=self._loop, name="generation-worker", daemon=True)
         self.stats = WorkerStats()
         self.failure: str | None = None
+        #: Held while a seeded batch samples: torch's random generator is global, and
+        #: anything else sampling at the same time (the continuous engine) would draw
+        #: from it and change the answer.
+        self.seed_guard: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext
 
     # -- request side ------------------------------------------------------------------
 
@@ -182,6 +218,10 @@ class BatchWorker:
     def queued(self) -> int:
         with self._cond:
             return len(self._pending)
+
+    def describe(self) -> dict[str, object]:
+        """What /health adds about the scheduler."""
+        return {"scheduler": "static"}
 
     def submit(self, job: Job) -> None:
         """Queue a job; its thread then waits on `job.iter_events()`."""
@@ -256,8 +296,9 @@ class BatchWorker:
         try:
             input_ids, attention_mask = self._left_pad(jobs)
             kwargs = self._generate_kwargs(jobs)
-            with torch.inference_mode():
-                if jobs[0].sampling.seed is not None:
+            seeded = jobs[0].sampling.seed is not None
+            with self.seed_guard() if seeded else contextlib.nullcontext(), torch.inference_mode():
+                if seeded:
                     torch.manual_seed(jobs[0].sampling.seed)
                 self._model.generate(
                     input_ids=input_ids,
