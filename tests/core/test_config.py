@@ -76,7 +76,8 @@ def test_unknown_parameter_suggests_the_right_one() -> None:
 def test_unknown_parameter_without_close_match_lists_accepted_keys() -> None:
     with pytest.raises(
         ConfigError,
-        match=r"accepted: model_name, base_url, api_key, retry, timeout, budget, pricing",
+        match=r"accepted: model_name, base_url, api_key, retry, timeout, stream_idle_timeout,"
+        r" max_response_bytes, budget, pricing",
     ):
         ModelRegistry([reverse(zzz=1)])
 
@@ -104,8 +105,34 @@ def test_core_keys_are_checked_deeply() -> None:
     issues = {issue.key: issue.message for issue in info.value.issues}
     assert issues["retry.max_retry"] == "unknown key 'max_retry'; did you mean 'max_retries'?"
     assert issues["retry.initial_delay"] == "expected float, got str"
-    assert issues["timeout"] == "must be a positive, finite number of seconds"
+    assert issues["timeout"] == "must be a number of seconds above 0 and at most 86400"
     assert issues["pricing.prompt"] == "must be finite and not negative"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("timeout", 1e10, "must be a number of seconds above 0 and at most 86400"),
+        ("stream_idle_timeout", 1e300, "must be a number of seconds above 0 and at most 86400"),
+        ("stream_idle_timeout", -1, "must be a number of seconds above 0 and at most 86400"),
+        ("max_response_bytes", 0, "must be a number of bytes from 1 to 2**40"),
+    ],
+)
+def test_huge_or_zero_limits_are_refused_at_load(key: str, value: float, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        ModelRegistry([reverse(**{key: value})])
+    assert {issue.key: issue.message for issue in info.value.issues} == {key: message}
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "ceiling"),
+    [("initial_delay", 1e300, "3600"), ("max_delay", 1e10, "3600"), ("max_retries", 10**6, "100")],
+)
+def test_huge_retry_settings_are_refused_at_load(key: str, value: float, ceiling: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        ModelRegistry([reverse(retry={key: value})])
+    messages = {issue.key: issue.message for issue in info.value.issues}
+    assert messages == {f"retry.{key}": f"must be at most {ceiling}"}
 
 
 @pytest.mark.parametrize("value", [float("inf"), float("nan")])

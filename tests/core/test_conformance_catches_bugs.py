@@ -56,6 +56,17 @@ class Mutant(ReverseEchoWrapper):
     model_type = "mutant_echo"
 """
 
+#: httpx clients of its own, without modelwire's transport (and following redirects).
+UNGUARDED = """
+    def _build_client(self):
+        import httpx
+        return httpx.Client(follow_redirects=True, **self._client_options())
+
+    def _build_async_client(self):
+        import httpx
+        return httpx.AsyncClient(follow_redirects=True, **self._client_options())
+"""
+
 MUTANTS = {
     "control": ("", "test_secret_from_the_environment_never_leaks"),
     "env-key-not-registered": (
@@ -76,21 +87,32 @@ MUTANTS = {
 """,
         "test_input_and_generation_arguments_reach_the_server",
     ),
-    "stream-ignores-timeout": (
+    "unguarded-client-ignores-the-deadline": (
+        UNGUARDED,
+        "test_timeout_is_the_deadline_of_an_attempt",
+    ),
+    "unguarded-client-reads-any-size": (
+        UNGUARDED,
+        "test_reply_larger_than_max_response_bytes_is_refused",
+    ),
+    "unguarded-client-follows-redirects-elsewhere": (
+        UNGUARDED,
+        "test_redirect_to_another_origin_is_not_followed",
+    ),
+    "reads-time-out-at-timeout-not-stream-idle-timeout": (
         """
-    def _send_stream(self, request):
-        self.timeout = 30.0
-        yield from super()._send_stream(request)
+    def _client_options(self):
+        return {**super()._client_options(), "timeout": self.timeout}
 """,
-        "test_stream_errors_retries_and_timeout",
+        "test_stream_idle_timeout_longer_than_timeout_is_kept",
     ),
     "stream-ignores-status": (
         """
     def _send_stream(self, request):
-        import urllib.error
+        import httpx
         try:
             yield from super()._send_stream(request)
-        except urllib.error.HTTPError:
+        except httpx.HTTPStatusError:
             yield {"delta": "", "usage": {"input_tokens": 0, "output_tokens": 0}}
 """,
         "test_stream_errors_retries_and_timeout",

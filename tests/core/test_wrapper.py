@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -204,10 +205,13 @@ def test_astream_and_early_close(server: FakeServer) -> None:
 
     async def main() -> str:
         parts = []
-        async for chunk in model.astream("abcdef"):
-            parts.append(chunk.text)
-            if len(parts) == 2:
-                break
+        # aclosing: an async generator left by `break` is otherwise closed only at loop
+        # shutdown, where asyncio closes it and the connection's generator concurrently
+        async with contextlib.aclosing(model.astream("abcdef")) as chunks:
+            async for chunk in chunks:
+                parts.append(chunk.text)
+                if len(parts) == 2:
+                    break
         return "".join(parts)
 
     assert asyncio.run(main()) == "fe"

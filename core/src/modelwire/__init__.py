@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from modelwire.retry import RetryPolicy
     from modelwire.schema import check_value, did_you_mean
     from modelwire.spend import Pricing
+    from modelwire.transport import AsyncGuardedTransport, GuardedTransport
     from modelwire.wrapper import ModelWrapper
 
 __version__ = "0.1.0"
@@ -72,16 +73,20 @@ _LAZY = {
     "check_value": "modelwire.schema",
     "did_you_mean": "modelwire.schema",
     "Pricing": "modelwire.spend",
+    "GuardedTransport": "modelwire.transport",
+    "AsyncGuardedTransport": "modelwire.transport",
     "ModelWrapper": "modelwire.wrapper",
 }
 
 __all__ = [
+    "AsyncGuardedTransport",
     "AuthenticationError",
     "BadRequestError",
     "BudgetExceededError",
     "Call",
     "ConfigError",
     "ConfigIssue",
+    "GuardedTransport",
     "Media",
     "ModelChunk",
     "ModelRegistry",

@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from modelwire.errors import (
+    BadRequestError,
     ConfigError,
     ConfigIssue,
     ModelTimeoutError,
@@ -25,6 +26,7 @@ from modelwire.errors import (
     ServiceUnavailableError,
     scrubbed_chain,
 )
+from modelwire.limits import AttemptLimits, attempt_limits
 from modelwire.response import ModelChunk, ModelResponse, Usage
 
 if TYPE_CHECKING:
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
 
     from modelwire.wrapper import ModelWrapper
 
-__all__ = ["Call", "Stream"]
+__all__ = ["Call", "Stream", "reading_the_reply"]
 
 logger = logging.getLogger("modelwire")
 
@@ -60,6 +62,8 @@ class Call:
         self.request: Any = None
         self.reserved = 0.0
         self.attempts = 0
+        #: The limits of the attempt (or the stream's wait for a chunk) under way.
+        self.limits: AttemptLimits | None = None
         self.admitted = False
         self.ended = False
         self.started_at = time.time()
@@ -117,7 +121,10 @@ class Call:
                 )
             )
         try:
+            _check_input((self.args, self.kwargs))
             self.request = wrapper._request(*self.args, **self.kwargs)
+        except (TypeError, ValueError) as exc:  # arguments the model type cannot take
+            self._refuse(BadRequestError(f"invalid call arguments: {exc}; nothing was sent"))
         except BaseException as exc:
             self._refuse(exc)
 
@@ -126,8 +133,11 @@ class Call:
         return 0.0 if wrapper.budget is None else wrapper.worst_case_cost(self.request)
 
     def admit(self) -> None:
-        """Reserve this call's worst-case cost (blocking while calls in flight settle)."""
+        """Build the SDK clients (importing an SDK is not the service's time, so it is not
+        counted against ``timeout``), then reserve this call's worst-case cost, blocking
+        while calls in flight settle."""
         try:
+            self.wrapper._open_clients(asynchronous=False)
             self.reserved = self.wrapper.tracker.reserve(self._worst_case())
         except BaseException as exc:
             self._refuse(exc)
@@ -136,6 +146,7 @@ class Call:
     async def aadmit(self) -> None:
         """``admit`` without blocking the event loop."""
         try:
+            self.wrapper._open_clients(asynchronous=True)
             self.reserved = await self.wrapper.tracker.areserve(self._worst_case())
         except BaseException as exc:
             self._refuse(exc)
@@ -152,6 +163,18 @@ class Call:
         if error is exc:
             raise exc
         raise error from _cause(exc, error)
+
+    def attempt(self, seconds: float) -> attempt_limits:
+        """One attempt: counted, and bounded by ``seconds`` (the config's ``timeout``)."""
+        self.attempts += 1
+        return self.limited(seconds, "timeout")
+
+    def limited(self, seconds: float, setting: str) -> attempt_limits:
+        """A context in which the deadline is ``seconds`` away (``setting`` names it)."""
+        self.limits = AttemptLimits(
+            time.monotonic() + seconds, seconds, setting, self.wrapper.max_response_bytes
+        )
+        return attempt_limits(self.limits)
 
     def retry_delay(self, exc: BaseException) -> float:
         """Seconds to wait before the next attempt after ``exc``, or raise the call's error.
@@ -209,8 +232,9 @@ class Call:
     def map(self, exc: Exception) -> ModelWireError:
         """The modelwire error for any exception met while making this call."""
         wrapper = self.wrapper
-        if isinstance(exc, ModelWireError):
-            error = exc
+        own = _raised_by_modelwire(exc)  # e.g. by the transport, under the SDK's own error
+        if own is not None:
+            error = own
         else:
             try:
                 error = wrapper._map_error(exc) or _generic_error(exc)
@@ -220,6 +244,15 @@ class Call:
                     f" {wrapper.model_type!r} failed on it:"
                     f" {type(mapper_failure).__name__}: {mapper_failure})"
                 )
+        limits = self.limits
+        if (
+            limits is not None
+            and isinstance(error, ProviderError)
+            and (error.retryable or isinstance(error, ModelTimeoutError))
+            and time.monotonic() >= limits.deadline
+        ):
+            # the deadline cut the attempt short: whatever the SDK made of it, it timed out
+            error = limits.expired()
         if isinstance(error, ProviderError):
             error.config_name = error.config_name or wrapper.config_name
             error.model_type = error.model_type or wrapper.model_type
@@ -276,6 +309,79 @@ class Stream:
             model_name=self.model_name or self.wrapper.model_name,
             finish_reason=finish_reason or self.finish_reason,
         )
+
+
+#: How deep a call's input may nest: far beyond any real message list, well short of
+#: the recursion limit of the JSON encoders the SDKs use.
+MAX_INPUT_DEPTH = 64
+
+
+def _check_input(value: Any) -> None:
+    """Refuse input no service could be sent: nested past ``MAX_INPUT_DEPTH``, or text
+    with a lone surrogate (which no UTF-8 encoder takes)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_INPUT_DEPTH:
+            raise BadRequestError(
+                f"the call's input nests deeper than {MAX_INPUT_DEPTH} levels; nothing was sent"
+            )
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise BadRequestError(
+                    f"the call's input holds a lone surrogate ({item[exc.start]!r}), which is"
+                    " not valid Unicode text; nothing was sent"
+                ) from None
+        elif isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend((v, depth + 1) for v in item)
+
+
+#: What goes wrong while reading a reply's data: a missing key, a wrong type, a nesting
+#: too deep, a number too large.
+_DATA_ERRORS = (
+    KeyError,
+    IndexError,
+    TypeError,
+    ValueError,
+    AttributeError,
+    RecursionError,
+    OverflowError,
+)
+
+
+class _ReadingTheReply:
+    """``with reading_the_reply:`` turns a data error into ``ResponseParseError``; network
+    errors that a lazily read body raises pass through to the error mapping."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _: Any) -> None:
+        if kind is not None and issubclass(kind, _DATA_ERRORS):
+            raise ResponseParseError(
+                f"the service's reply could not be read ({kind.__name__}: {exc})"
+            ) from exc
+
+
+reading_the_reply = _ReadingTheReply()
+
+
+def _raised_by_modelwire(exc: BaseException) -> ModelWireError | None:
+    """``exc`` itself or the first modelwire error in the chain an SDK wrapped it in."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 16:
+        if isinstance(current, ModelWireError):
+            return current
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return None
 
 
 def _generic_error(exc: Exception) -> ModelWireError:

@@ -14,6 +14,8 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from modelwire.redact import install_log_filters
+
 if TYPE_CHECKING:
     from asyncio import AbstractEventLoop
 
@@ -57,6 +59,7 @@ class SDKClients(Generic[S, A]):
             with self._lock:
                 if self._sync is None:
                     self._sync = self._build_sync()
+                    install_log_filters()  # the SDK is imported now: its loggers exist
                 client = self._sync
         return client
 
@@ -80,8 +83,17 @@ class SDKClients(Generic[S, A]):
                 if alive is None or alive.is_closed():
                     del self._async[key]
             client = self._build_async()
+            install_log_filters()
             self._async[id(loop)] = (weakref.ref(loop), client)
             return client
+
+    def open(self, *, asynchronous: bool = False) -> None:
+        """Build the client a call is about to use (the running loop's async one, when
+        there is an async builder), so that building it is not part of an attempt."""
+        if asynchronous and self._build_async is not None:
+            self.async_  # noqa: B018 - built on first read
+        else:
+            self.sync  # noqa: B018
 
     @property
     def built(self) -> bool:

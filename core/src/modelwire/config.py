@@ -60,30 +60,39 @@ def read_configs(source: ConfigSource) -> tuple[list[Any], str | None]:
     )
 
 
+#: How deep a config may nest, and how many values it may hold once YAML aliases are
+#: followed: configs are small, and the loader walks them recursively.
+MAX_CONFIG_DEPTH = 32
+MAX_CONFIG_VALUES = 100_000
+
+
 def _read_file(path: str) -> list[Any]:
+    if os.path.isdir(path):
+        raise ConfigError(f"config file {path!r} is a directory, not a file", source=path)
     if not os.path.isfile(path):
         raise ConfigError(f"config file {path!r} does not exist", source=path)
-    with open(path, encoding="utf-8") as file:
-        text = file.read()
-    if os.path.splitext(path)[1].lower() in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:
-            raise ConfigError(
-                "reading YAML configs needs PyYAML: pip install 'modelwire[yaml]'", source=path
-            ) from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"invalid YAML: {exc}", source=path) from exc
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(
-                f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
-                source=path,
-            ) from exc
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"the file is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset"
+            f" {exc.start}); save it as UTF-8",
+            source=path,
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the file: {exc.strerror}", source=path) from None
+    try:
+        data = _parse(text, path)
+    except RecursionError:
+        raise ConfigError(
+            f"the file nests deeper than a config can (at most {MAX_CONFIG_DEPTH} levels)",
+            source=path,
+        ) from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise ConfigError(
+            f"a value cannot be read: {str(exc).splitlines()[0]}", source=path
+        ) from None
     if isinstance(data, dict):
         return [data]
     if isinstance(data, list):
@@ -92,6 +101,63 @@ def _read_file(path: str) -> list[Any]:
         f"a config file holds an object or a list of objects, not {type(data).__name__}",
         source=path,
     )
+
+
+def _parse(text: str, path: str) -> Any:
+    if os.path.splitext(path)[1].lower() not in (".yaml", ".yml"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+                source=path,
+            ) from None
+    try:
+        import yaml
+    except ImportError:
+        raise ConfigError(
+            "reading YAML configs needs PyYAML: pip install 'modelwire[yaml]'", source=path
+        ) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        # Not str(exc): it quotes the offending line, which may hold a key.
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"invalid YAML{where}: {exc.problem}", source=path) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"invalid YAML: {type(exc).__name__}", source=path) from None
+
+
+def shape_problem(value: Any) -> str | None:
+    """What makes a config value unusable whatever its schema: nesting deeper than
+    ``MAX_CONFIG_DEPTH``, more than ``MAX_CONFIG_VALUES`` values once YAML aliases are
+    followed (a "billion laughs" file), or text that is not valid Unicode."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    count = 0
+    while stack:
+        item, depth = stack.pop()
+        count += 1
+        if count > MAX_CONFIG_VALUES:
+            return (
+                f"holds more than {MAX_CONFIG_VALUES} values once YAML aliases are followed;"
+                " write the values out instead of repeating aliases"
+            )
+        if depth > MAX_CONFIG_DEPTH:
+            return f"nests deeper than {MAX_CONFIG_DEPTH} levels"
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                return (
+                    f"holds a lone surrogate ({item[exc.start]!r}), which is not valid Unicode text"
+                )
+        elif isinstance(item, Mapping):
+            stack.extend((v, depth + 1) for v in item.values())
+            stack.extend((k, depth + 1) for k in item)
+        elif isinstance(item, (list, tuple)):
+            stack.extend((v, depth + 1) for v in item)
+    return None
 
 
 def substitute_env(value: Any, issues: list[ConfigIssue], config_name: str, key: str) -> Any:
@@ -155,6 +221,12 @@ def validate_configs(
         elif name in seen:
             issues.append(ConfigIssue(name, "config_name", "duplicate config_name"))
         seen.add(name)
+        problem = shape_problem(item)
+        if problem is not None:
+            issues.append(
+                ConfigIssue(name if shape_problem(name) is None else label, None, problem)
+            )
+            continue
         model_type = item.get("model_type")
         if not isinstance(model_type, str) or not model_type:
             issues.append(
@@ -215,12 +287,29 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+#: The longest ``timeout``/``stream_idle_timeout`` and retry delay a config may set:
+#: past them a deadline is as good as none, and larger numbers overflow the clocks.
+MAX_TIMEOUT = 86_400.0
+MAX_RETRY_DELAY = 3_600.0
+MAX_RETRIES = 100
+
+
 def _core_issues(name: str, params: Mapping[str, Any]) -> list[ConfigIssue]:
     """Range checks of the core-owned keys (their types are checked from the signature)."""
     issues = []
-    timeout = params.get("timeout")
-    if _number(timeout) and not 0 < timeout < _INF:
-        issues.append(ConfigIssue(name, "timeout", "must be a positive, finite number of seconds"))
+    for key in ("timeout", "stream_idle_timeout"):
+        seconds = params.get(key)
+        if _number(seconds) and not 0 < seconds <= MAX_TIMEOUT:
+            issues.append(
+                ConfigIssue(
+                    name, key, f"must be a number of seconds above 0 and at most {MAX_TIMEOUT:g}"
+                )
+            )
+    size = params.get("max_response_bytes")
+    if _number(size) and not 1 <= size <= 2**40:
+        issues.append(
+            ConfigIssue(name, "max_response_bytes", "must be a number of bytes from 1 to 2**40")
+        )
     budget = params.get("budget")
     if _number(budget) and not 0 <= budget < _INF:
         issues.append(ConfigIssue(name, "budget", "must be a finite, non-negative amount (USD)"))
@@ -232,4 +321,14 @@ def _core_issues(name: str, params: Mapping[str, Any]) -> list[ConfigIssue]:
                     issues.append(
                         ConfigIssue(name, f"{section}.{key}", "must be finite and not negative")
                     )
+                elif section == "retry" and _number(item) and item > _retry_ceiling(key):
+                    issues.append(
+                        ConfigIssue(
+                            name, f"retry.{key}", f"must be at most {_retry_ceiling(key):g}"
+                        )
+                    )
     return issues
+
+
+def _retry_ceiling(key: str) -> float:
+    return MAX_RETRIES if key == "max_retries" else MAX_RETRY_DELAY

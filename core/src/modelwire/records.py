@@ -33,27 +33,47 @@ class RecordsPlugin:
         self._file: Any = None
         env = os.environ.get("MODELWIRE_RECORDS")
         if env:
-            self.configure(env)
+            self.configure(env, setting="MODELWIRE_RECORDS")
 
     @property
     def path(self) -> str | None:
         return self._path
 
-    def configure(self, path: str | os.PathLike[str] | None) -> None:
-        """Start writing to ``path`` (appending), or stop with ``None``."""
+    def configure(self, path: str | os.PathLike[str] | None, *, setting: str = "records") -> None:
+        """Start writing to ``path`` (appending), or stop with ``None``.
+
+        A path that cannot be written is a ``ConfigError`` naming ``setting``.
+        """
         with self._lock:
             if self._file is not None:
                 self._file.close()
                 self._file = None
-            self._path = os.fspath(path) if path else None
-            if self._path is not None:
-                os.makedirs(os.path.dirname(os.path.abspath(self._path)), exist_ok=True)
-                self._file = open(self._path, "a", encoding="utf-8")  # noqa: SIM115
+            self._path = None
+            if not path:
+                return
+            target = os.fspath(path)
+            try:
+                os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+                # A lone surrogate in a call's text is written as its JSON escape.
+                self._file = open(target, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
+            except OSError as exc:
+                from modelwire.errors import ConfigError
+
+                raise ConfigError(
+                    f"{setting}={target!r} cannot be written to ({exc.strerror}):"
+                    " give the path of a file in a writable folder"
+                ) from None
+            self._path = target
 
     def _write(self, record: dict[str, Any]) -> None:
         if self._file is None:
             return
-        line = scrub(json.dumps(redacted(record), ensure_ascii=False, default=repr)) + "\n"
+        try:
+            text = json.dumps(redacted(record), ensure_ascii=False, default=repr)
+        except (RecursionError, ValueError):  # a value json cannot take: keep the line anyway
+            record["request"] = "<not recordable>"
+            text = json.dumps(redacted(record), ensure_ascii=False, default=repr)
+        line = scrub(text) + "\n"
         with self._lock:
             if self._file is not None:
                 self._file.write(line)
@@ -111,18 +131,24 @@ def _clip(text: str | None) -> str | None:
     return text[:_MAX_TEXT] + f"... [{len(text) - _MAX_TEXT} more characters]"
 
 
-def _jsonable(value: Any) -> Any:
+#: How deep a call's arguments are recorded; deeper values are summarised.
+_MAX_DEPTH = 20
+
+
+def _jsonable(value: Any, depth: int = 0) -> Any:
+    if depth > _MAX_DEPTH:
+        return f"<{type(value).__name__} nested deeper than {_MAX_DEPTH} levels>"
     if isinstance(value, (str, int, float, bool)) or value is None:
         return _clip(value) if isinstance(value, str) else value
     if isinstance(value, (bytes, bytearray, memoryview)):  # e.g. an inline image
         return f"<{len(value)} bytes>"
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): _jsonable(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [_jsonable(v, depth + 1) for v in value]
     to_dict = getattr(value, "to_dict", None)
     if callable(to_dict):
-        return _jsonable(to_dict())
+        return _jsonable(to_dict(), depth + 1)
     return repr(value)
 
 

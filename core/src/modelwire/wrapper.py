@@ -24,7 +24,7 @@ import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from modelwire.calls import Call, Stream
+from modelwire.calls import Call, Stream, reading_the_reply
 from modelwire.content import text_of
 from modelwire.errors import ConfigIssue, ModelWireError, UnsupportedOperationError
 from modelwire.message import Msg, iter_msgs
@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 __all__ = ["ModelWrapper"]
 
 DEFAULT_TIMEOUT = 120.0
+#: The largest reply body read when the config sets no ``max_response_bytes``.
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
 
 class ModelWrapper:
@@ -77,12 +79,21 @@ class ModelWrapper:
         *,
         retry: RetryConfig | None = None,
         timeout: float | None = None,
+        stream_idle_timeout: float | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         budget: float | None = None,
         pricing: PricingConfig | None = None,
     ) -> None:
         self.config_name = config_name
         self.retry_policy = RetryPolicy.from_config(retry)
+        #: Seconds one attempt may take, headers and body included; for a stream, the
+        #: wait for its first chunk. ``stream_idle_timeout``: the wait for each next one.
         self.timeout = float(timeout) if timeout is not None else self.default_timeout
+        self.stream_idle_timeout = (
+            float(stream_idle_timeout) if stream_idle_timeout is not None else self.timeout
+        )
+        #: The largest reply body (decompressed) read before ``ResponseParseError``.
+        self.max_response_bytes = int(max_response_bytes)
         self.budget = None if budget is None else float(budget)
         self._pricing = Pricing.from_config(pricing) if pricing is not None else None
         self._priced = pricing is not None
@@ -211,7 +222,17 @@ class ModelWrapper:
         """Why ``stream()`` is refused; override when streaming depends on the config."""
         return f"model_type {self.model_type!r} does not stream; call the model instead"
 
+    @property
+    def network_timeout(self) -> float:
+        """The per-operation timeout to give an SDK: the longest wait the call path allows
+        (``modelwire.GuardedTransport`` cuts each operation to the attempt's deadline)."""
+        return max(self.timeout, self.stream_idle_timeout)
+
     # -- connections ---------------------------------------------------------------------
+    def _open_clients(self, *, asynchronous: bool) -> None:
+        if self.clients is not None:
+            self.clients.open(asynchronous=asynchronous)
+
     def close(self) -> None:
         """Close pooled connections; the next call opens new ones."""
         if self.clients is not None:
@@ -244,8 +265,9 @@ class ModelWrapper:
             try:
                 if delay:
                     time.sleep(delay)
-                call.attempts += 1
-                return call.finish(self._parse(self._send(call.request), call.request))
+                with call.attempt(self.timeout):
+                    response = self._parsed(self._send(call.request), call.request)
+                return call.finish(response)
             except BaseException as exc:
                 delay = call.retry_delay(exc)
 
@@ -259,8 +281,11 @@ class ModelWrapper:
             try:
                 if delay:
                     await asyncio.sleep(delay)
-                call.attempts += 1
-                return call.finish(self._parse(await self._asend(call.request), call.request))
+                async with asyncio.timeout(self.timeout):
+                    with call.attempt(self.timeout):
+                        reply = await self._asend(call.request)
+                        response = self._parsed(reply, call.request)
+                return call.finish(response)
             except BaseException as exc:
                 delay = call.retry_delay(exc)
 
@@ -285,9 +310,9 @@ class ModelWrapper:
             try:
                 if delay:
                     time.sleep(delay)
-                call.attempts += 1
-                events = iter(self._send_stream(call.request))
-                chunk = self._next_chunk(events, stream)
+                with call.attempt(self.timeout):
+                    events = iter(self._send_stream(call.request))
+                    chunk = self._next_chunk(events, stream)
                 break
             except BaseException as exc:
                 _close(events)
@@ -299,7 +324,8 @@ class ModelWrapper:
                 except GeneratorExit:
                     call.abandon(stream)
                     raise
-                chunk = self._next_chunk(events, stream)
+                with call.limited(self.stream_idle_timeout, "stream_idle_timeout"):
+                    chunk = self._next_chunk(events, stream)
             stream.check_complete()
         except GeneratorExit:
             raise
@@ -320,9 +346,10 @@ class ModelWrapper:
             try:
                 if delay:
                     await asyncio.sleep(delay)
-                call.attempts += 1
-                events = aiter(self._asend_stream(call.request))
-                chunk = await self._anext_chunk(events, stream)
+                async with asyncio.timeout(self.timeout):
+                    with call.attempt(self.timeout):
+                        events = aiter(self._asend_stream(call.request))
+                        chunk = await self._anext_chunk(events, stream)
                 break
             except BaseException as exc:
                 await _aclose(events)
@@ -336,7 +363,9 @@ class ModelWrapper:
                     # loop shutdown, by a task that may be cancelled): book what it got.
                     call.abandon(stream)
                     raise
-                chunk = await self._anext_chunk(events, stream)
+                async with asyncio.timeout(self.stream_idle_timeout):
+                    with call.limited(self.stream_idle_timeout, "stream_idle_timeout"):
+                        chunk = await self._anext_chunk(events, stream)
             stream.check_complete()
         except GeneratorExit:
             raise
@@ -346,16 +375,22 @@ class ModelWrapper:
             await _aclose(events)
         call.finish(stream.response())
 
+    def _parsed(self, reply: Any, request: Any) -> ModelResponse:
+        with reading_the_reply:
+            return self._parse(reply, request)
+
     def _next_chunk(self, events: Iterator[Any], stream: Stream) -> ModelChunk | None:
         for event in events:
-            chunk = self._parse_chunk(event, stream)
+            with reading_the_reply:
+                chunk = self._parse_chunk(event, stream)
             if chunk is not None:
                 return chunk
         return None
 
     async def _anext_chunk(self, events: AsyncIterator[Any], stream: Stream) -> ModelChunk | None:
         async for event in events:
-            chunk = self._parse_chunk(event, stream)
+            with reading_the_reply:
+                chunk = self._parse_chunk(event, stream)
             if chunk is not None:
                 return chunk
         return None

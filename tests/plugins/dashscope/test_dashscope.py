@@ -400,6 +400,54 @@ def test_workspace_is_sent_as_header(server: FakeServer, wire: Any) -> None:
     assert server.requests_to(EMBEDDING_PATH)[0].header("x-dashscope-workspace") == "ws-1234"
 
 
+@pytest.mark.parametrize("use_async", [False, True])
+def test_stream_idle_timeout_longer_than_timeout_is_kept(
+    server: FakeServer, wire: Any, use_async: bool
+) -> None:
+    """Gaps between events longer than `timeout` but within `stream_idle_timeout` are fine."""
+    wire.chat("one two three", pieces=3)
+    model = chat(server, timeout=0.4, stream_idle_timeout=2.0)
+    assert model.clients.sync is not None  # the SDK imported: not part of the deadline test
+    server.slow_next("POST", CHAT_PATH, interval=0.6)
+    received: list[str] = []
+
+    async def consume() -> None:
+        async for chunk in model.astream(model.format(user("Hi"))):
+            received.append(chunk.text)
+
+    if use_async:
+        asyncio.run(consume())
+    else:
+        received.extend(chunk.text for chunk in model.stream(model.format(user("Hi"))))
+    assert "".join(received) == "one two three"
+
+
+def test_clients_are_built_on_modelwires_transport_and_closed(
+    server: FakeServer, wire: Any
+) -> None:
+    from modelwire import AsyncGuardedTransport, GuardedTransport
+
+    wire.chat("Hi there")
+    model = chat(server)
+    assert model(model.format(user("Hi"))).text == "Hi there"
+    http_client = model.clients.sync.transport.http_client
+    assert isinstance(http_client._transport, GuardedTransport)
+
+    async def call() -> Any:
+        http = model.clients.async_.transport.http_client
+        assert isinstance(http._transport, AsyncGuardedTransport)
+        text = (await model.acall(model.format(user("Hi")))).text
+        await model.aclose()
+        return text, http
+
+    text, async_http_client = asyncio.run(call())
+    assert text == "Hi there"
+    assert http_client.is_closed and async_http_client.is_closed
+    request = server.requests[-1]
+    assert request.header("authorization") == f"Bearer {KEY}"
+    assert request.header("user-agent").startswith("dashscope-v2-python/")
+
+
 def test_wrappers_with_different_base_urls_do_not_race(wire: Any) -> None:
     with FakeServer() as other:
         wire.chat("from the first")
@@ -567,6 +615,34 @@ def test_polling_gives_up_after_wait_timeout(
     assert len(server.requests_to(IMAGE_PATH)) == 1
 
 
+@pytest.mark.parametrize("use_async", [False, True])
+def test_timeout_bounds_the_whole_task_wait(server: FakeServer, wire: Any, use_async: bool) -> None:
+    """The submission and the polls are one attempt: `timeout` is its deadline."""
+    wire.images(running_polls=10_000)
+    model = painter(server, poll_interval=0.02, max_poll_interval=0.05, timeout=0.4)
+    started = time.perf_counter()
+    with pytest.raises(ModelTimeoutError, match=r"timeout=0\.4s"):
+        asyncio.run(model.acall("slow")) if use_async else model("slow")
+    assert time.perf_counter() - started < 1.5
+    assert len(server.requests_to(IMAGE_PATH)) == 1
+
+
+def test_default_timeout_leaves_the_task_its_wait_timeout(server: FakeServer) -> None:
+    config = {
+        "config_name": "painter",
+        "model_type": "dashscope_image_synthesis",
+        "model_name": "wanx-v1",
+        "api_key": KEY,
+        "base_url": server.url + API,
+    }
+    model = ModelRegistry([config]).load_model("painter")
+    assert model.timeout == model.wait_timeout + 120 == 420
+    model = ModelRegistry([{**config, "wait_timeout": 30}]).load_model("painter")
+    assert model.timeout == 150
+    model = ModelRegistry([{**config, "timeout": 10}]).load_model("painter")
+    assert model.timeout == 10
+
+
 def test_transient_poll_failures_are_retried_in_place(server: FakeServer, wire: Any) -> None:
     tasks = wire.images(running_polls=1)
     server.once("GET", TASK_PATH, wire.error(503), Reply.connection_reset(), wire.error(429))
@@ -608,6 +684,7 @@ def test_no_image_at_all_raises_the_results_code(server: FakeServer, wire: Any) 
     [
         ({"poll_interval": 0}, "poll_interval"),
         ({"wait_timeout": -1}, "wait_timeout"),
+        ({"wait_timeout": 1e300}, "wait_timeout"),
         ({"poll_interval": 2.0, "max_poll_interval": 1.0}, "max_poll_interval"),
     ],
 )

@@ -464,6 +464,80 @@ def test_timeout_bounds_each_wait_not_a_whole_stream(
     assert "".join(received) == "one two three four"
 
 
+@pytest.mark.parametrize("use_async", [False, True])
+def test_stream_idle_timeout_longer_than_timeout_is_kept(
+    server: FakeServer, wire: Any, use_async: bool
+) -> None:
+    """Gaps between events longer than `timeout` but within `stream_idle_timeout` are fine:
+    the SDK's own per-read timeout must not cut them."""
+    pieces = ("one ", "two ", "three")
+    server.route("POST", wire.stream_path, wire.stream(pieces, interval=0.7))
+    model = load(server, timeout=0.5, stream_idle_timeout=2.0)
+    assert model.clients.sync is not None  # the SDK imported: not part of the deadline test
+    received: list[str] = []
+    collect(model, hello(model), received, use_async)
+    assert "".join(received) == "one two three"
+    assert server.requests[-1].header("x-server-timeout") == "2"
+
+
+def test_connection_options_go_to_modelwires_transports(server: FakeServer) -> None:
+    from modelwire import AsyncGuardedTransport, GuardedTransport
+
+    model = load(
+        server,
+        http_options={
+            "client_args": {"verify": False, "http2": False, "proxy": "http://127.0.0.1:9"},
+            "async_client_args": {"trust_env": False, "follow_redirects": False},
+        },
+    )
+    options = model._guarded_http_options()
+    sync, async_ = options["client_args"], options["async_client_args"]
+    assert isinstance(sync["transport"], GuardedTransport)
+    assert isinstance(async_["transport"], AsyncGuardedTransport)
+    assert "proxy" not in sync and "http2" not in sync  # httpx would ignore them there
+    assert sync["verify"] is False
+    assert async_["trust_env"] is False and async_["follow_redirects"] is False
+
+
+def test_the_sdk_is_not_put_on_httpx2(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """modelwire's transports are httpx ones: an httpx2 client would fail on every call."""
+    monkeypatch.setenv("GOOGLE_GENAI_HTTP_CLIENT", "httpx2")
+    model = load(server)
+    with pytest.raises(ConfigError, match="GOOGLE_GENAI_HTTP_CLIENT=httpx2"):
+        model(hello(model))
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+def test_a_transport_of_the_config_is_left_alone(wire: Any, use_async: bool) -> None:
+    import httpx
+
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        return httpx.Response(200, json=wire.response())
+
+    async def aanswer(request: httpx.Request) -> httpx.Response:
+        return answer(request)
+
+    args = {"transport": httpx.MockTransport(aanswer if use_async else answer)}
+    key = "async_client_args" if use_async else "client_args"
+    config = {
+        "config_name": "own-transport",
+        "model_type": "gemini_chat",
+        "model_name": "gemini-pro",
+        "api_key": KEY,
+        "base_url": "http://gemini.invalid",
+        "http_options": {key: args},
+    }
+    model = ModelRegistry([config]).load_model("own-transport")
+    prompt = hello(model)
+    response = asyncio.run(model.acall(prompt)) if use_async else model(prompt)
+    assert response.text == wire.reply_text
+    assert seen == ["/v1/models/gemini-pro:generateContent"]
+
+
 def test_error_event_in_stream(server: FakeServer, wire: Any) -> None:
     events = [
         wire.response("Hel", usage=None, finish_reason=None),

@@ -443,6 +443,42 @@ def test_timeout_between_stream_chunks(server: FakeServer, model_type: str) -> N
     assert info.value.partial_text == PIECES[0]
 
 
+@pytest.mark.parametrize("model_type", TEXT_TYPES)
+def test_a_stream_idle_timeout_longer_than_timeout_is_kept(
+    server: FakeServer, model_type: str
+) -> None:
+    """httpx's own per-read timeout must not cut a wait that ``stream_idle_timeout``
+    allows: lines 0.5 s apart pass with ``timeout: 0.3, stream_idle_timeout: 2``."""
+    path, service = SERVICES[model_type]
+    server.route("POST", path, service(interval=0.5))
+    model = load(server, model_type, timeout=0.3, stream_idle_timeout=2.0)
+    assert "".join(chunk.text for chunk in model.stream(*call_args(model))) == TEXT
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["call", "acall"])
+def test_environment_proxies_are_used_and_guarded(
+    server: FakeServer, monkeypatch: pytest.MonkeyPatch, use_async: bool
+) -> None:
+    """A client given a transport no longer reads HTTP_PROXY itself: the plugin mounts
+    the environment's proxies, each on modelwire's transport (so the size cap holds)."""
+    for name in ("ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", server.url)
+    monkeypatch.setenv("http_proxy", server.url)
+    path = serve(server, "ollama_chat")
+
+    def run(model: Any) -> Any:
+        args = call_args(model)
+        return asyncio.run(model.acall(*args)) if use_async else model(*args)
+
+    upstream = {"host": "http://upstream.invalid:11434"}
+    assert run(load(server, "ollama_chat", **upstream)).text == TEXT
+    (request,) = server.requests_to(path)
+    assert request.header("host") == "upstream.invalid:11434"  # it went through the proxy
+    with pytest.raises(ResponseParseError, match="max_response_bytes=16"):
+        run(load(server, "ollama_chat", max_response_bytes=16, **upstream))
+
+
 def test_default_timeout_is_the_core_one(server: FakeServer) -> None:
     cfg = config(server, "ollama_chat")
     del cfg["timeout"]

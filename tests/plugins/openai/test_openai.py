@@ -695,6 +695,37 @@ def test_timeout_applies_to_the_sdk(server: FakeServer, wire: Any, load: Loader)
         asyncio.run(model.acall(hello(model)))
 
 
+def test_a_stream_idle_timeout_longer_than_timeout_is_kept(
+    server: FakeServer, wire: Any, load: Loader
+) -> None:
+    """httpx's own per-read timeout must not cut a wait that ``stream_idle_timeout``
+    allows: chunks 0.5 s apart pass with ``timeout: 0.3, stream_idle_timeout: 2``."""
+    server.route("POST", wire.chat_path, wire.chat("a b c", interval=0.5))
+    model = load(chat_config(timeout=0.3, stream_idle_timeout=2.0))
+    assert "".join(chunk.text for chunk in model.stream(hello(model))) == "a b c"
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["call", "acall"])
+def test_environment_proxies_are_used_and_guarded(
+    server: FakeServer, wire: Any, load: Loader, monkeypatch: pytest.MonkeyPatch, use_async: bool
+) -> None:
+    """A client given a transport no longer reads HTTP_PROXY itself: the plugin mounts
+    the environment's proxies, each on modelwire's transport (so the size cap holds)."""
+    for name in ("ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", server.url)
+    monkeypatch.setenv("http_proxy", server.url)
+    server.route("POST", wire.chat_path, wire.chat())
+    config = chat_config(client_args={"base_url": "http://upstream.invalid/v1"})
+    model = load(config)
+    run = (lambda m: asyncio.run(m.acall(hello(m)))) if use_async else (lambda m: m(hello(m)))
+    assert run(model).text == wire.reply_text
+    (request,) = server.requests_to(wire.chat_path, "POST")
+    assert request.header("host") == "upstream.invalid"  # it went through the proxy
+    with pytest.raises(ResponseParseError, match="max_response_bytes=16"):
+        run(load({**config, "max_response_bytes": 16}))
+
+
 def test_rate_limit_retry_after_ms_header(server: FakeServer, wire: Any, load: Loader) -> None:
     server.route("POST", wire.chat_path, wire.error(429, headers={"retry-after-ms": "2500"}))
     model = load(chat_config())

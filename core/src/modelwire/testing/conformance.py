@@ -506,6 +506,104 @@ class ConformanceSuite:
             asyncio.run(model.acall(*args, **kwargs))
         assert time.perf_counter() - started < 2.5
 
+    def _run(self, model: Any, operation: str) -> Any:
+        args, kwargs = self.call_args(model)
+        if operation == "call":
+            return model(*args, **kwargs)
+        if operation == "acall":
+            return asyncio.run(model.acall(*args, **kwargs))
+        received: list[str] = []
+        _consume_stream(model, args, kwargs, received, use_async=operation == "astream")
+        return received
+
+    def _route_of(self, operation: str) -> tuple[str, str]:
+        return self._stream_route() if "stream" in operation else self._error_route()
+
+    @pytest.mark.parametrize("operation", ["call", "acall", "stream", "astream"])
+    def test_timeout_is_the_deadline_of_an_attempt(
+        self, server: FakeServer, operation: str
+    ) -> None:
+        """A server sending one byte every 50 ms, headers included, never lets a single read
+        wait long: ``timeout`` must still end the attempt, as a ModelTimeoutError, once."""
+        if "stream" in operation and not self.streams:
+            return
+        self.script_success(server)
+        method, path = self._route_of(operation)
+        model = self.load(server, timeout=0.6)
+        server.slow_next(method, path, drip=0.05)
+        before = len(server.requests_to(path, method))
+        started = time.perf_counter()
+        with pytest.raises(ModelTimeoutError, match="timeout"):
+            self._run(model, operation)
+        assert time.perf_counter() - started < 2.5, "the attempt outlived its timeout"
+        assert len(server.requests_to(path, method)) - before == 1, "a timeout is not retried"
+
+    @pytest.mark.parametrize("use_async", [False, True], ids=["stream", "astream"])
+    def test_stream_idle_timeout_bounds_the_wait_for_each_chunk(
+        self, server: FakeServer, use_async: bool
+    ) -> None:
+        """A stream that stalls between events ends at ``stream_idle_timeout``, with a
+        ModelTimeoutError that names it, long before the first-chunk ``timeout``."""
+        if not self.streams:
+            return
+        self.script_success(server)
+        method, path = self._stream_route()
+        model = self.load(server, timeout=8.0, stream_idle_timeout=0.4)
+        server.slow_next(method, path, interval=1.2)
+        args, kwargs = self.call_args(model)
+        started = time.perf_counter()
+        with pytest.raises(ModelTimeoutError, match="stream_idle_timeout"):
+            _consume_stream(model, args, kwargs, [], use_async=use_async)
+        assert time.perf_counter() - started < 4.0
+
+    @pytest.mark.parametrize("use_async", [False, True], ids=["stream", "astream"])
+    def test_stream_idle_timeout_longer_than_timeout_is_kept(
+        self, server: FakeServer, use_async: bool
+    ) -> None:
+        """Events 0.6 s apart after the first two, with ``timeout`` 0.4 and
+        ``stream_idle_timeout`` 3: the stream completes (an SDK whose own per-read
+        timeout is ``timeout`` would cut it)."""
+        if not self.streams:
+            return
+        self.script_success(server)
+        method, path = self._stream_route()
+        model = self.load(server, timeout=0.4, stream_idle_timeout=3.0)
+        server.slow_next(method, path, interval=0.6, after=2)
+        assert "".join(self._stream_all(model, use_async)) == self.expected_text
+
+    @pytest.mark.parametrize("operation", ["call", "acall", "stream", "astream"])
+    def test_reply_larger_than_max_response_bytes_is_refused(
+        self, server: FakeServer, operation: str
+    ) -> None:
+        if "stream" in operation and not self.streams:
+            return
+        self.script_success(server)
+        method, path = self._route_of(operation)
+        model = self.load(server, max_response_bytes=16)
+        before = len(server.requests_to(path, method))
+        with pytest.raises(ResponseParseError, match="max_response_bytes=16"):
+            self._run(model, operation)
+        assert len(server.requests_to(path, method)) - before == 1, "not retried"
+        self.check_output(self.call(self.load(server)))  # the default cap lets it through
+
+    @pytest.mark.parametrize("operation", ["call", "acall", "stream", "astream"])
+    def test_redirect_to_another_origin_is_not_followed(
+        self, server: FakeServer, operation: str
+    ) -> None:
+        """A 307 to another host would take the credentials with it: it is refused with a
+        ProviderError naming where it pointed, and the other host hears nothing."""
+        if "stream" in operation and not self.streams:
+            return
+        self.script_success(server)
+        method, path = self._route_of(operation)
+        with FakeServer() as elsewhere:
+            elsewhere.route(method, path, Reply.json({"stolen": True}))
+            server.once(method, path, Reply.empty(307, headers={"Location": elsewhere.url + path}))
+            with pytest.raises(ProviderError, match="another origin") as info:
+                self._run(self.load(server), operation)
+            assert elsewhere.url in str(info.value)
+            assert elsewhere.requests == [], "a request (and its credentials) went elsewhere"
+
     def test_connection_refused_is_service_unavailable(self, server: FakeServer) -> None:
         model = self.load(server, retry={"max_retries": 1, "initial_delay": 0.01})
         server.close()
@@ -567,19 +665,39 @@ class ConformanceSuite:
             Reply.text("{not json", content_type="application/json"),
             Reply.empty(200, headers={"Content-Type": "application/json"}),
             Reply.html("<html>maintenance</html>", 200),
+            Reply.text("[" * 50_000 + "]" * 50_000, content_type="application/json"),
+            Reply.text('{"a": ' * 30_000 + "1" + "}" * 30_000, content_type="application/json"),
+            Reply.text("[1e400, -1e400]", content_type="application/json"),
+            Reply.text('"just a string"', content_type="application/json"),
+            Reply.text("null", content_type="application/json"),
+            Reply(200, {"Content-Type": "application/json"}, b'{"text": "\xff\xfe broken"}'),
         ],
-        ids=["malformed-json", "empty-body", "html-200"],
+        ids=[
+            "malformed-json",
+            "empty-body",
+            "html-200",
+            "nested-50000-deep",
+            "objects-30000-deep",
+            "numbers-beyond-float",
+            "a-json-string",
+            "json-null",
+            "invalid-utf8",
+        ],
     )
+    @pytest.mark.parametrize("use_async", [False, True], ids=["call", "acall"])
     def test_unparseable_reply_is_response_parse_error(
-        self, server: FakeServer, reply: Reply
+        self, server: FakeServer, reply: Reply, use_async: bool
     ) -> None:
+        """Whatever a hostile server answers with a 200 is a ResponseParseError, sent once:
+        never a RecursionError, TypeError or UnicodeDecodeError, never a retry."""
         self.script_success(server)
         method, path = self._error_route()
         server.route(method, path, reply)
         model = self.load(server)
         with pytest.raises(ResponseParseError) as info:
-            self.call(model)
+            self._run(model, "acall" if use_async else "call")
         assert info.value.config_name == model.config_name
+        assert len(server.requests_to(path, method)) == 1
 
     def test_stream_cut_half_way_keeps_partial_text(self, server: FakeServer) -> None:
         if not self.streams:

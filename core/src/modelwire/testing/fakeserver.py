@@ -73,6 +73,8 @@ class Reply:
     truncate_to: int | None = None  # body: send only this many bytes, then close
     end_after: int | None = None  # stream: end the body cleanly after this many parts
     reset: bool = False
+    drip: float = 0.0  # send the whole reply, status line first, one byte per `drip` seconds
+    pause_from: int = 1  # stream: the first part that `interval` is waited before
 
     @classmethod
     def json(
@@ -219,6 +221,7 @@ class _Route:
         self.queued: deque[Responder] = deque()
         self.cuts = 0
         self.early_ends = 0
+        self.slowdowns: list[dict[str, Any]] = []
 
     def next(self) -> Responder | None:
         if self.queued:
@@ -322,6 +325,28 @@ class FakeServer:
             self._route(method, path).early_ends += times
         return self
 
+    def slow_next(
+        self,
+        method: str,
+        path: str,
+        *,
+        interval: float = 0.0,
+        drip: float = 0.0,
+        after: int = 1,
+        times: int = 1,
+    ) -> FakeServer:
+        """Slow the route's next replies down, whatever produces them.
+
+        ``interval``: seconds before each of a stream's parts from the ``after``-th on
+        (the ones before are sent at once), a service that stalls mid-stream. ``drip``:
+        every byte of the reply, status line included, on its own ``drip`` seconds apart,
+        a slow-loris server.
+        """
+        slowdown = {"interval": interval, "drip": drip, "pause_from": after}
+        with self._lock:
+            self._route(method, path).slowdowns += [slowdown] * times
+        return self
+
     @property
     def open_connections(self) -> int:
         """Client connections the server holds open right now."""
@@ -367,9 +392,10 @@ class FakeServer:
                     route.cuts -= cut
                     early = route.early_ends > 0
                     route.early_ends -= early
+                    slowdown = route.slowdowns.pop(0) if route.slowdowns else None
                     break
             else:
-                responder, cut, early = None, False, False
+                responder, cut, early, slowdown = None, False, False, None
         if responder is None:
             return Reply.json(
                 {"error": {"message": f"no route for {request.method} {request.path}"}}, 404
@@ -382,6 +408,8 @@ class FakeServer:
                 reply = dataclasses.replace(reply, cut_after=max(1, len(reply.parts) // 2))
             else:
                 reply = dataclasses.replace(reply, truncate_to=len(reply.body) // 2)
+        if slowdown is not None:
+            reply = dataclasses.replace(reply, **slowdown)
         return reply
 
 
@@ -445,6 +473,9 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.reset:
             self._drop(hard=True)
             return
+        if reply.drip:
+            self._send_dripping(reply)
+            return
         self.send_response(reply.status)
         for name, value in reply.headers.items():
             self.send_header(name, value)
@@ -468,12 +499,27 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if reply.end_after is not None and index >= reply.end_after:
                 break
-            if index and reply.interval:
+            if index >= reply.pause_from and reply.interval:
                 time.sleep(reply.interval)
             self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
             self.wfile.flush()
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
+
+    def _send_dripping(self, reply: Reply) -> None:
+        """A slow-loris server: every byte on its own, so that no single read ever waits
+        long; only a deadline over the whole reply can stop it."""
+        body = reply.body if reply.parts is None else b"".join(reply.parts)
+        head = f"HTTP/1.1 {reply.status} Scripted\r\n"
+        headers = {**reply.headers, "Content-Length": str(len(body))}
+        head += "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n"
+        try:
+            for byte in head.encode() + body:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(reply.drip)
+        except OSError:  # the client gave up, as it should
+            self.close_connection = True
 
     def _drop(self, *, hard: bool) -> None:
         """Close the connection mid-reply: ``hard`` sends a TCP reset."""

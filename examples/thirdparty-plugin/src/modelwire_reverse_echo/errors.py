@@ -1,11 +1,8 @@
-"""Mapping the standard library's HTTP errors onto modelwire's."""
+"""Mapping httpx's exceptions onto modelwire's."""
 
 from __future__ import annotations
 
-import http.client
 import json
-import socket
-import urllib.error
 
 from modelwire import (
     ModelTimeoutError,
@@ -17,20 +14,25 @@ from modelwire import (
 
 
 def map_error(exc: Exception) -> ModelWireError | None:
-    """The modelwire error for an exception raised by ``urllib``; ``None`` if unknown."""
-    if isinstance(exc, urllib.error.HTTPError):
-        body = exc.read().decode("utf-8", "replace")
+    """The modelwire error for an exception raised by ``httpx``; ``None`` if unknown.
+
+    httpx is imported only once a call has failed, so that this module stays light.
+    """
+    import httpx
+
+    if isinstance(exc, httpx.HTTPStatusError):
+        reply = exc.response
         try:
-            message = json.loads(body)["error"]["message"]
+            message = reply.json()["error"]["message"]
         except (ValueError, KeyError, TypeError):
-            message = exc.reason or f"HTTP {exc.code}"
-        return error_for_status(exc.code, str(message), headers=dict(exc.headers), body=body)
-    if isinstance(exc, urllib.error.URLError):
-        if isinstance(exc.reason, (TimeoutError, socket.timeout)):
-            return ModelTimeoutError(f"no answer in time: {exc.reason}")
-        return ServiceUnavailableError(f"cannot reach the service: {exc.reason}")
-    if isinstance(exc, http.client.HTTPException):  # e.g. IncompleteRead: the body was cut
-        return ServiceUnavailableError(f"the connection broke mid-reply: {exc!r}")
+            message = reply.reason_phrase or f"HTTP {reply.status_code}"
+        return error_for_status(
+            reply.status_code, str(message), headers=dict(reply.headers), body=reply.text
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        return ModelTimeoutError(f"no answer in time: {exc}")
+    if isinstance(exc, httpx.TransportError):  # refused, reset, or a body cut short
+        return ServiceUnavailableError(f"cannot reach the service: {exc!r}")
     if isinstance(exc, json.JSONDecodeError):
         return ResponseParseError(f"the reply is not JSON: {exc}")
     return None

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.request
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
 
 from modelwire import (
     ModelChunk,
@@ -20,6 +19,7 @@ from modelwire import (
     ModelWrapper,
     Msg,
     ResponseParseError,
+    SDKClients,
     Stream,
     Usage,
     iter_msgs,
@@ -27,6 +27,13 @@ from modelwire import (
 )
 from modelwire_reverse_echo.errors import map_error
 from modelwire_reverse_echo.pricing import PRICES
+
+if TYPE_CHECKING:
+    import httpx
+
+
+#: The service's one route (the client's base URL is the config's ``base_url``).
+PATH = "/v1/reverse"
 
 
 class ReverseEchoWrapper(ModelWrapper):
@@ -48,6 +55,31 @@ class ReverseEchoWrapper(ModelWrapper):
         self.model_name = model_name
         self.base_url = base_url.rstrip("/")
         self._api_key = self.secret(api_key or os.environ.get("REVERSE_ECHO_API_KEY"))
+        self.clients: SDKClients[httpx.Client, httpx.AsyncClient] = SDKClients(
+            self._build_client, self._build_async_client
+        )
+
+    # httpx is imported when the first call needs a client, not when configs load. The
+    # clients send through modelwire's transport, which keeps each attempt's deadline,
+    # the config's max_response_bytes and the configured origin.
+    def _build_client(self) -> httpx.Client:
+        import httpx
+
+        from modelwire import GuardedTransport
+
+        return httpx.Client(transport=GuardedTransport(), **self._client_options())
+
+    def _build_async_client(self) -> httpx.AsyncClient:
+        import httpx
+
+        from modelwire import AsyncGuardedTransport
+
+        return httpx.AsyncClient(transport=AsyncGuardedTransport(), **self._client_options())
+
+    def _client_options(self) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        # each read may wait as long as the call path allows: the transport keeps the deadline
+        return {"base_url": self.base_url, "headers": headers, "timeout": self.network_timeout}
 
     def format(self, *args: Msg | list[Msg] | None) -> str:
         return "\n".join(text_of(msg.content) for msg in iter_msgs(*args))
@@ -57,9 +89,15 @@ class ReverseEchoWrapper(ModelWrapper):
             raise TypeError(f"reverse_echo takes a string, not {type(text).__name__}")
         return {"model": self.model_name, "text": text}
 
-    def _send(self, request: dict[str, Any]) -> dict[str, Any]:
-        with self._post({**request, "stream": False}) as reply:
-            return json.loads(reply.read())
+    def _send(self, request: dict[str, Any]) -> Any:
+        reply = self.clients.sync.post(PATH, json={**request, "stream": False})
+        reply.raise_for_status()
+        return reply.json()
+
+    async def _asend(self, request: dict[str, Any]) -> Any:
+        reply = await self.clients.async_.post(PATH, json={**request, "stream": False})
+        reply.raise_for_status()
+        return reply.json()
 
     def _parse(self, reply: Any, request: dict[str, Any]) -> ModelResponse:
         try:
@@ -74,8 +112,21 @@ class ReverseEchoWrapper(ModelWrapper):
             raise ResponseParseError(f"unexpected reply shape: {exc!r}") from exc
 
     def _send_stream(self, request: dict[str, Any]) -> Iterator[Any]:
-        with self._post({**request, "stream": True}) as reply:
-            for line in reply:
+        with self.clients.sync.stream("POST", PATH, json={**request, "stream": True}) as reply:
+            if reply.is_error:
+                reply.read()  # the error's body, for its message
+                reply.raise_for_status()
+            for line in reply.iter_lines():
+                if line.strip():
+                    yield json.loads(line)
+
+    async def _asend_stream(self, request: dict[str, Any]) -> AsyncIterator[Any]:
+        client = self.clients.async_
+        async with client.stream("POST", PATH, json={**request, "stream": True}) as reply:
+            if reply.is_error:
+                await reply.aread()
+                reply.raise_for_status()
+            async for line in reply.aiter_lines():
                 if line.strip():
                     yield json.loads(line)
 
@@ -102,18 +153,6 @@ class ReverseEchoWrapper(ModelWrapper):
         # What a budget reserves: the service counts a token per byte, both ways.
         size = len(request["text"].encode())
         return size, size
-
-    def _post(self, body: dict[str, Any]) -> Any:
-        headers = {"Content-Type": "application/json"}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        request = urllib.request.Request(  # noqa: S310 - the configured service URL
-            f"{self.base_url}/v1/reverse",
-            data=json.dumps(body).encode(),
-            headers=headers,
-            method="POST",
-        )
-        return urllib.request.urlopen(request, timeout=self.timeout)  # noqa: S310
 
 
 def _usage(usage: Any) -> Usage:

@@ -118,6 +118,24 @@ def unreadable_code(response: Any) -> ProviderError | None:
     return ResponseParseError(text, body=response.text)
 
 
+def unreadable_body(response: Any) -> ResponseParseError | None:
+    """The error for a read successful JSON reply the SDK would crash on: a body that
+    is not UTF-8, or JSON that is not an object (a list, a string, a number, ``null``),
+    which the SDK reads with ``.get`` (a bare ``AttributeError``). ``None`` otherwise;
+    malformed JSON is left to the SDK, which reports it."""
+    content = response.content
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return ResponseParseError(f"DashScope's reply is not valid UTF-8 ({exc})")
+    first = text.lstrip()[:1]
+    if first in ("", "{"):
+        return None
+    return ResponseParseError(
+        f"DashScope's reply is JSON but not an object: {body_text(text)[:100]}", body=text
+    )
+
+
 def _hashable(code: Any) -> bool:
     try:
         hash(code)

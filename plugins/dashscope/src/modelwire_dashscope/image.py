@@ -2,10 +2,11 @@
 
 DashScope answers a submission with a task id. The wrapper polls ``/tasks/{id}``
 with exponential backoff (``poll_interval``, doubling up to ``max_poll_interval``)
-until the task finishes or ``wait_timeout`` seconds have passed; ``timeout`` bounds
-each HTTP request (the submission and every poll). A failed poll is retried in
-place (up to ``retry.max_retries`` in a row) rather than by the core, which would
-submit, and pay for, a second task.
+until the task finishes or ``wait_timeout`` seconds have passed. The submission and
+the polls are one attempt of the call, so ``timeout`` (the attempt's deadline) bounds
+all of them together; a config that sets none gets ``wait_timeout`` + 120 s. A failed
+poll is retried in place (up to ``retry.max_retries`` in a row) rather than by the
+core, which would submit, and pay for, a second task.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ NAMED_ARGS = (
     "function",
 )
 SUCCEEDED, FAILED, CANCELED, UNKNOWN = "SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN"
+#: The longest poll setting: a day, like the core's longest ``timeout``.
+_MAX_SECONDS = 86_400.0
 
 
 class DashScopeImageSynthesisWrapper(DashScopeWrapper):
@@ -63,6 +66,10 @@ class DashScopeImageSynthesisWrapper(DashScopeWrapper):
         wait_timeout: float = 300.0,
         **kwargs: Any,
     ) -> None:
+        if kwargs.get("timeout") is None:
+            # One attempt is the submission and every poll: the attempt's deadline
+            # (`timeout`) must leave the task its `wait_timeout`.
+            kwargs["timeout"] = float(wait_timeout) + self.default_timeout
         super().__init__(config_name, **kwargs)
         self.poll_interval = float(poll_interval)
         # A slow poll_interval alone raises the ceiling rather than being an error.
@@ -74,8 +81,12 @@ class DashScopeImageSynthesisWrapper(DashScopeWrapper):
         issues = super().validate_params(params)
         for key in ("poll_interval", "max_poll_interval", "wait_timeout"):
             value = params.get(key)
-            if value is not None and value <= 0:
-                issues.append(ConfigIssue("?", key, "must be a positive number of seconds"))
+            if value is not None and not 0 < value <= _MAX_SECONDS:
+                issues.append(
+                    ConfigIssue(
+                        "?", key, f"must be a positive number of seconds, at most {_MAX_SECONDS:g}"
+                    )
+                )
         low, high = params.get("poll_interval", 1.0), params.get("max_poll_interval")
         if high is not None and 0 < high < low:
             issues.append(

@@ -216,7 +216,7 @@ class GeminiChatWrapper(GeminiWrapper):
         )
 
     def _send_stream(self, request: dict[str, Any]) -> Iterator[Any]:
-        events = self.clients.sync.models.generate_content_stream(**_stream_call(request))
+        events = self.clients.sync.models.generate_content_stream(**self._stream_call(request))
         try:
             yield from events
             yield _END
@@ -224,29 +224,28 @@ class GeminiChatWrapper(GeminiWrapper):
             events.close()
 
     async def _asend_stream(self, request: dict[str, Any]) -> AsyncIterator[Any]:
-        """``timeout`` bounds each wait, as in sync streams, not the whole stream.
-
-        The SDK's aiohttp transport applies its timeout to the whole response, which
-        would cut a long but healthy stream: ``timeout=0`` switches that off for this
-        request and ``asyncio.timeout`` bounds the wait for each event instead.
-        """
-        import asyncio
-
-        call = _stream_call(request)
-        call["config"] = {**(call["config"] or {}), "http_options": {"timeout": 0}}
-        async with asyncio.timeout(self.timeout):
-            events = aiter(await self.clients.async_.aio.models.generate_content_stream(**call))
+        call = self._stream_call(request)
+        events = aiter(await self.clients.async_.aio.models.generate_content_stream(**call))
         try:
-            while True:
-                async with asyncio.timeout(self.timeout):
-                    event = await anext(events, _END)
+            async for event in events:
                 yield event
-                if event is _END:
-                    return
+            yield _END
         finally:
             close = getattr(events, "aclose", None)
             if close is not None:
                 await close()
+
+    def _stream_call(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The SDK's arguments for a stream; the core bounds the wait for the first event
+        by ``timeout`` and each next one by ``stream_idle_timeout``, so the SDK's own
+        per-read timeout must not be the shorter of the two."""
+        import math
+
+        call = _stream_call(request)
+        if self.stream_idle_timeout > self.timeout:
+            http_options = {"timeout": max(1, math.ceil(self.stream_idle_timeout * 1000))}
+            call["config"] = {**(call["config"] or {}), "http_options": http_options}
+        return call
 
     def _parse_chunk(self, event: Any, stream: Stream) -> ModelChunk | None:
         """One SDK event; a block is raised only after the text that came with it."""

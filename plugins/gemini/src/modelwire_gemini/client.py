@@ -1,8 +1,11 @@
 """``GeminiWrapper``: what both Gemini types share — endpoint and credential keys, the SDK clients.
 
 ``google.genai.Client`` is built on the first call (importing the SDK only then),
-with the SDK's own retries switched off and the config's ``timeout`` applied. The
-sync calls share one client; each event loop gets its own, used through ``.aio``.
+with the SDK's own retries switched off, the config's ``timeout`` applied, and
+modelwire's transports (``GuardedTransport``, ``AsyncGuardedTransport``) under both
+of its httpx clients: they keep each attempt's deadline, the ``max_response_bytes``
+cap and the configured origin. The sync calls share one client; each event loop
+gets its own, used through ``.aio`` (over httpx, not aiohttp).
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ __all__ = ["API_KEY_ENV_VARS", "GeminiWrapper", "HttpOptions", "bare_model_name"
 
 #: Where a key left out of the config is read from, in this order.
 API_KEY_ENV_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+
+#: ``client_args`` that configure the connection: httpx reads them only from the transport.
+_CONNECTION_ARGS = ("verify", "cert", "http1", "http2", "limits", "proxy")
 
 
 class HttpOptions(TypedDict, total=False):
@@ -84,6 +90,7 @@ class GeminiWrapper(ModelWrapper):
             if is_secret_key(key):
                 self.secret(value)
         self._api_key = self._resolve_api_key(self.secret(api_key))
+        self._ssl_contexts: dict[bool, Any] = {}  # built under the clients' lock
         self.clients: SDKClients[genai.Client, genai.Client] = SDKClients(
             self._build_client, self._build_client, close_async=_aclose
         )
@@ -152,11 +159,10 @@ class GeminiWrapper(ModelWrapper):
         from google.genai import types
 
         options = types.HttpOptions(
-            **self._http_options,
-            # HttpOptions.timeout is in milliseconds.
+            **self._guarded_http_options(),
+            # HttpOptions.timeout is in milliseconds; the transport keeps the deadline.
             timeout=max(1, math.ceil(self.timeout * 1000)),
-            # One attempt: tenacity never retries, and the async (aiohttp) transport
-            # skips its implicit reconnect-after-sleep once retry_options is set.
+            # One attempt: tenacity never retries.
             retry_options=types.HttpRetryOptions(attempts=1),
         )
         try:
@@ -171,6 +177,60 @@ class GeminiWrapper(ModelWrapper):
             raise ConfigError(
                 [ConfigIssue(self.config_name, None, f"the Gemini client cannot be built: {exc}")]
             ) from exc
+
+    def _guarded_http_options(self) -> dict[str, Any]:
+        """``http_options`` with modelwire's transports under the SDK's httpx clients.
+
+        The SDK still builds its own clients (its headers, ``follow_redirects``,
+        per-request timeouts) from ``client_args``/``async_client_args``; what
+        configures the connection (``verify``, ``proxy``, ``http2``...) moves to the
+        transport, since httpx ignores it on a client given a transport. An httpx
+        transport in ``async_client_args`` also makes the SDK use httpx, not aiohttp,
+        asynchronously. A config that brings its own ``transport`` or ``mounts`` keeps
+        them, without modelwire's limits.
+        """
+        from modelwire import AsyncGuardedTransport, GuardedTransport
+
+        if os.environ.get("GOOGLE_GENAI_HTTP_CLIENT", "").strip().lower() == "httpx2":
+            raise ConfigError(
+                [
+                    ConfigIssue(
+                        self.config_name,
+                        None,
+                        "GOOGLE_GENAI_HTTP_CLIENT=httpx2 is set, but modelwire runs the SDK"
+                        " on httpx (its transports keep the deadline, size cap and origin):"
+                        " unset it or set it to httpx",
+                    )
+                ]
+            )
+        options = dict(self._http_options)
+        for key, transport in (
+            ("client_args", GuardedTransport),
+            ("async_client_args", AsyncGuardedTransport),
+        ):
+            args = dict(options.get(key) or {})
+            if "transport" not in args and "mounts" not in args:
+                connection = {k: args.pop(k) for k in _CONNECTION_ARGS if k in args}
+                connection["trust_env"] = args.get("trust_env", True)
+                if "verify" not in connection:
+                    connection["verify"] = self._default_ssl_context(connection["trust_env"])
+                # The SDK reads `verify` from the client's arguments (and builds an SSL
+                # context of its own without one); httpx ignores it there.
+                args["verify"] = connection["verify"]
+                args["transport"] = transport(**connection)
+                if connection["trust_env"] and "proxy" not in connection:
+                    args["mounts"] = transport.proxy_mounts(**connection)
+            options[key] = args
+        return options
+
+    def _default_ssl_context(self, trust_env: bool) -> Any:
+        """httpx's default SSL context (certifi, or ``SSL_CERT_FILE``/``SSL_CERT_DIR``),
+        built once per wrapper: every client and transport of it shares the one."""
+        if trust_env not in self._ssl_contexts:
+            import httpx
+
+            self._ssl_contexts[trust_env] = httpx.create_ssl_context(trust_env=trust_env)
+        return self._ssl_contexts[trust_env]
 
     def _map_error(self, exc: Exception) -> ModelWireError | None:
         return map_error(exc)

@@ -1,9 +1,10 @@
 """Mapping ``google-genai`` exceptions (and those of its HTTP transports) onto modelwire's.
 
-The SDK talks through ``httpx2`` or ``httpx`` synchronously and through ``aiohttp``
-asynchronously when that is installed, so a failure can surface as an exception
-of any of them. Their classes are looked up in ``sys.modules`` only: a transport
-that was never imported cannot have raised, and this module stays import-free.
+The wrappers give the SDK httpx clients on modelwire's transports (``client.py``),
+but a config that brings its own ``transport`` or ``mounts`` may leave the SDK on
+``httpx2`` or ``aiohttp``, so a failure can surface as an exception of any of them.
+Their classes are looked up in ``sys.modules`` only: a transport that was never
+imported cannot have raised, and this module stays import-free.
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
 """What every Ollama model type shares: its common config keys and its SDK clients.
 
-The ``ollama`` SDK (and httpx under it) is imported only in the methods that build
-clients, so validating a config, which reads the wrapper's signature, never loads it.
+The ``ollama`` SDK (and httpx under it) is imported only when a call is made, never
+at module level, so validating a config, which reads the wrapper's signature, never
+loads it. The SDK's httpx clients run on modelwire's transport
+(``modelwire.GuardedTransport``), which keeps each attempt's deadline, the
+``max_response_bytes`` cap and the configured origin.
 """
 
 from __future__ import annotations
@@ -126,15 +129,35 @@ class OllamaWrapper(ModelWrapper):
                 result["Authorization"] = f"Bearer {api_key}"
         return result
 
+    # -- clients: ``ollama.Client(**kwargs)`` passes its kwargs to ``httpx.Client`` -------
+    def _client_options(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "timeout": self.network_timeout,  # each read's; the transport keeps the deadline
+            "headers": self._headers,
+        }
+
     def _build_client(self) -> Client:
         from ollama import Client
 
-        return Client(host=self.host, timeout=self.timeout, headers=self._headers)
+        from modelwire import GuardedTransport
+
+        return Client(
+            transport=GuardedTransport(**_TRANSPORT_OPTIONS),
+            mounts=GuardedTransport.proxy_mounts(**_TRANSPORT_OPTIONS),
+            **self._client_options(),
+        )
 
     def _build_async_client(self) -> AsyncClient:
         from ollama import AsyncClient
 
-        return AsyncClient(host=self.host, timeout=self.timeout, headers=self._headers)
+        from modelwire import AsyncGuardedTransport
+
+        return AsyncClient(
+            transport=AsyncGuardedTransport(**_TRANSPORT_OPTIONS),
+            mounts=AsyncGuardedTransport.proxy_mounts(**_TRANSPORT_OPTIONS),
+            **self._client_options(),
+        )
 
     def _common(self) -> dict[str, Any]:
         """The keyword arguments every SDK call of this config carries."""
@@ -202,6 +225,11 @@ class OllamaWrapper(ModelWrapper):
 
     def _map_error(self, exc: Exception) -> ModelWireError | None:
         return map_error(exc, model=self.model, host=self.host)
+
+
+#: httpx's defaults for what configures the connection; given to the transport, since a
+#: client given a transport ignores them.
+_TRANSPORT_OPTIONS: dict[str, Any] = {"verify": True, "trust_env": True}
 
 
 @contextmanager

@@ -1,7 +1,11 @@
 """What the three OpenAI wrappers share: config keys, credentials, SDK clients, request args.
 
-The SDK is imported only when the first call builds a client, never at module
-level: loading a config reads the wrapper's signature and must stay cheap.
+The SDK (and httpx) is imported only when the first call builds a client, never at
+module level: loading a config reads the wrapper's signature and must stay cheap.
+
+The SDK's HTTP clients are httpx clients on modelwire's transport
+(``modelwire.GuardedTransport``), which keeps each attempt's deadline, the
+``max_response_bytes`` cap and the configured origin under the SDK.
 """
 
 from __future__ import annotations
@@ -105,8 +109,7 @@ class OpenAIWrapper(ModelWrapper):
                 self.secret(value)
         self._client_kwargs = client_kwargs
         self.clients: SDKClients[OpenAI, AsyncOpenAI] = SDKClients(
-            lambda: _sdk().OpenAI(**self._sdk_kwargs()),
-            lambda: _sdk().AsyncOpenAI(**self._sdk_kwargs()),
+            self._build_client, self._build_async_client
         )
 
     @classmethod
@@ -137,9 +140,39 @@ class OpenAIWrapper(ModelWrapper):
             **self._client_kwargs,
             "api_key": self._api_key,
             "organization": self.organization,
-            "timeout": self.timeout,
+            "timeout": self.network_timeout,  # each read's; the transport keeps the deadline
             "max_retries": 0,
         }
+
+    def _build_client(self) -> OpenAI:
+        import httpx
+
+        from modelwire import GuardedTransport
+
+        openai = _sdk()
+        options = _transport_options(openai, httpx)
+        client_class = _default_client(openai.DefaultHttpxClient, httpx.Client)
+        http_client = client_class(
+            transport=GuardedTransport(**options),
+            mounts=GuardedTransport.proxy_mounts(**options),
+            follow_redirects=True,  # the SDK's default; the transport refuses other origins
+        )
+        return openai.OpenAI(http_client=http_client, **self._sdk_kwargs())
+
+    def _build_async_client(self) -> AsyncOpenAI:
+        import httpx
+
+        from modelwire import AsyncGuardedTransport
+
+        openai = _sdk()
+        options = _transport_options(openai, httpx)
+        client_class = _default_client(openai.DefaultAsyncHttpxClient, httpx.AsyncClient)
+        http_client = client_class(
+            transport=AsyncGuardedTransport(**options),
+            mounts=AsyncGuardedTransport.proxy_mounts(**options),
+            follow_redirects=True,
+        )
+        return openai.AsyncOpenAI(http_client=http_client, **self._sdk_kwargs())
 
     # -- requests ---------------------------------------------------------------------
     def call_args(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -242,6 +275,31 @@ def _sdk() -> Any:
             distribution="modelwire-openai",
         ) from exc
     return openai
+
+
+def _default_client(sdk_default: Any, httpx_client: type) -> Any:
+    """The SDK's own httpx client class when it is one (openai 1.x), else httpx's.
+
+    Newer SDKs build their default client on ``httpx2``, which cannot run an httpx
+    transport; they accept an ``httpx`` client as ``http_client`` as well.
+    """
+    if isinstance(sdk_default, type) and issubclass(sdk_default, httpx_client):
+        return sdk_default
+    return httpx_client
+
+
+def _transport_options(openai: Any, httpx: Any) -> dict[str, Any]:
+    """What configures the connections: httpx ignores it on a client given a transport,
+    so it goes to the transport. The SDK's connection limits are kept."""
+    limits = openai.DEFAULT_CONNECTION_LIMITS
+    return {
+        "limits": httpx.Limits(
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+        ),
+        "trust_env": True,
+    }
 
 
 @functools.cache

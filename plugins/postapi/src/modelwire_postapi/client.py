@@ -8,6 +8,7 @@ hold (text, or also embeddings and image URLs).
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
@@ -113,7 +114,10 @@ class PostAPIWrapper(ModelWrapper):
         for cookie in (self.post_args.get("cookies") or {}).values():
             self.secret(cookie)
         if self.post_args.get("auth"):
-            self.secret(self.post_args["auth"][-1])
+            user, password = self.post_args["auth"][0], self.post_args["auth"][-1]
+            self.secret(password)
+            # what a server echoing the Authorization header back would show
+            self.secret(base64.b64encode(f"{user}:{password}".encode()).decode())
         self.clients: SDKClients[httpx.Client, httpx.AsyncClient] = SDKClients(
             self._build_client, self._build_async_client, close_async=_aclose
         )
@@ -204,13 +208,12 @@ class PostAPIWrapper(ModelWrapper):
     def _client_options(self, httpx: Any) -> dict[str, Any]:
         args = self.post_args
         options: dict[str, Any] = {
-            "timeout": httpx.Timeout(self.timeout),
+            "timeout": httpx.Timeout(self.network_timeout),
             "headers": self._headers,
             "follow_redirects": args.get("follow_redirects", False),
             "trust_env": args.get("trust_env", True),
-            "verify": _verify(args),
         }
-        for key in ("params", "cookies", "proxy"):
+        for key in ("params", "cookies"):
             if args.get(key) is not None:
                 options[key] = args[key]
         if args.get("auth"):
@@ -218,15 +221,41 @@ class PostAPIWrapper(ModelWrapper):
             options["auth"] = httpx.BasicAuth(user, password)
         return options
 
+    def _transport_options(self) -> dict[str, Any]:
+        """What configures the connection itself: given to modelwire's transport (which
+        keeps the call's deadline, size cap and origin), not to the client."""
+        args = self.post_args
+        options: dict[str, Any] = {
+            "verify": _verify(args),
+            "trust_env": args.get("trust_env", True),
+        }
+        if args.get("proxy") is not None:
+            options["proxy"] = args["proxy"]
+        return options
+
     def _build_client(self) -> httpx.Client:
         import httpx
 
-        return httpx.Client(**self._client_options(httpx))
+        from modelwire import GuardedTransport
+
+        options = self._transport_options()
+        return httpx.Client(
+            transport=GuardedTransport(**options),
+            mounts=GuardedTransport.proxy_mounts(**options) if options["trust_env"] else None,
+            **self._client_options(httpx),
+        )
 
     def _build_async_client(self) -> httpx.AsyncClient:
         import httpx
 
-        return httpx.AsyncClient(**self._client_options(httpx))
+        from modelwire import AsyncGuardedTransport
+
+        options = self._transport_options()
+        return httpx.AsyncClient(
+            transport=AsyncGuardedTransport(**options),
+            mounts=AsyncGuardedTransport.proxy_mounts(**options) if options["trust_env"] else None,
+            **self._client_options(httpx),
+        )
 
     # -- the provider step ---------------------------------------------------------------
     def _request(self, inputs: Any, **kwargs: Any) -> PostRequest:
@@ -359,27 +388,48 @@ def _encode(body: dict[str, Any]) -> bytes:
 
 
 def _json(response: httpx.Response) -> Any:
-    """The JSON of a reply (its bytes, else its text in the declared charset); else a
-    ``ResponseParseError`` that says what came instead."""
+    """The JSON of a reply (its bytes as UTF-8, else its text in the charset it declares);
+    else a ``ResponseParseError`` that says what came instead."""
     try:
-        return json.loads(response.content)
+        return json.loads(response.content, parse_float=_finite)
     except RecursionError as exc:
         raise ResponseParseError("the service's reply is nested too deeply to read") from exc
+    except _NotFinite as exc:
+        raise ResponseParseError(f"the service's reply holds {exc}, not a usable number") from exc
     except ValueError:
         pass
-    text = response.text
     content_type = response.headers.get("content-type", "")
     where = f"HTTP {response.status_code}, Content-Type {content_type or 'none'!r}"
+    if response.charset_encoding is None:
+        try:
+            response.content.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ResponseParseError(
+                f"the service's reply is not UTF-8 text and declares no charset ({where})"
+            ) from exc
+    text = response.text
     if not text.strip():
         raise ResponseParseError(f"the service replied with an empty body ({where}); expected JSON")
     try:
-        return json.loads(text)
+        return json.loads(text, parse_float=_finite)
     except (ValueError, RecursionError) as exc:
         html = "html" in content_type.lower() or text.lstrip()[:1] == "<"
         kind = "an HTML page" if html else "not valid JSON"
         raise ResponseParseError(
             f"the service's reply is {kind} ({where}): {exc}", body=text
         ) from exc
+
+
+class _NotFinite(ValueError):
+    pass
+
+
+def _finite(literal: str) -> float:
+    """A JSON number as a float, refusing the ones beyond float's range (``1e400``)."""
+    value = float(literal)
+    if not math.isfinite(value):
+        raise _NotFinite(literal)
+    return value
 
 
 def _retry_policy(max_retries: int | None, retry_interval: float | None) -> RetryPolicy:

@@ -1,0 +1,343 @@
+"""The HTTP transport under every plugin's SDK client: the limits httpx does not keep.
+
+httpx's timeouts bound each network operation, not a request: a server that sends
+one byte a second keeps a request alive for ever. The call path
+(``modelwire.calls``) sets each attempt's ``AttemptLimits`` (``modelwire.limits``),
+and this transport enforces them for every SDK built on httpx:
+
+* **deadline**: every connect, write and read, headers included, is given at most
+  the time left, and none starts after the deadline (``ModelTimeoutError``);
+* **size**: a reply body larger than ``max_response_bytes`` once decompressed is
+  refused (``ResponseParseError``), compressed or not;
+* **redirects**: a redirect to another origin is refused (``ProviderError`` naming
+  the ``Location``), so credentials are never sent to a host the config did not name.
+
+httpx has no setting for a network backend, so ``_guard`` wraps the one the
+transport's connection pool holds; ``tests/core/test_transport.py`` breaks if a
+new httpx moves it.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpcore
+import httpx
+
+from modelwire.errors import ProviderError, ResponseParseError
+from modelwire.limits import current_limits
+from modelwire.redact import mask_url
+
+__all__ = ["AsyncGuardedTransport", "GuardedTransport"]
+
+#: The encodings the transport offers and can decompress within the size cap.
+ACCEPT_ENCODING = "gzip, deflate"
+
+
+def _bound(timeout: float | None) -> float | None:
+    limits = current_limits()
+    return timeout if limits is None else limits.bound(timeout)
+
+
+class _DeadlineErrors:
+    """A network timeout that ends at the attempt's deadline is the deadline's doing."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _: Any) -> None:
+        if kind is not None and issubclass(kind, httpx.TimeoutException):
+            limits = current_limits()
+            if limits is not None and limits.deadline - time.monotonic() < _SLACK:
+                raise limits.expired() from exc
+
+
+_deadline_errors = _DeadlineErrors()
+
+
+#: How close to the deadline a network timeout must end to be counted as the deadline's.
+_SLACK = 0.005
+
+
+# -- the network layer: every operation gets at most the time left ---------------------------
+class _Stream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _bound(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _bound(timeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:  # fmt: skip
+        return _Stream(self._inner.start_tls(ssl_context, server_hostname, _bound(timeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _Backend(httpcore.NetworkBackend):
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                    local_address: str | None = None, socket_options: Any = None,
+                    ) -> httpcore.NetworkStream:  # fmt: skip
+        stream = self._inner.connect_tcp(host, port, _bound(timeout), local_address, socket_options)
+        return _Stream(stream)
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Any = None) -> httpcore.NetworkStream:  # fmt: skip
+        return _Stream(self._inner.connect_unix_socket(path, _bound(timeout), socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class _AsyncStream(httpcore.AsyncNetworkStream):
+    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+        self._inner = inner
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._inner.read(max_bytes, _bound(timeout))
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._inner.write(buffer, _bound(timeout))
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
+                        timeout: float | None = None) -> httpcore.AsyncNetworkStream:  # fmt: skip
+        inner = await self._inner.start_tls(ssl_context, server_hostname, _bound(timeout))
+        return _AsyncStream(inner)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _AsyncBackend(httpcore.AsyncNetworkBackend):
+    def __init__(self, inner: httpcore.AsyncNetworkBackend) -> None:
+        self._inner = inner
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                          local_address: str | None = None, socket_options: Any = None,
+                          ) -> httpcore.AsyncNetworkStream:  # fmt: skip
+        inner = await self._inner.connect_tcp(
+            host, port, _bound(timeout), local_address, socket_options
+        )
+        return _AsyncStream(inner)
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                  socket_options: Any = None,
+                                  ) -> httpcore.AsyncNetworkStream:  # fmt: skip
+        inner = await self._inner.connect_unix_socket(path, _bound(timeout), socket_options)
+        return _AsyncStream(inner)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def _guard(pool: Any, backend: type[_Backend] | type[_AsyncBackend]) -> None:
+    inner = getattr(pool, "_network_backend", None)
+    if inner is None:
+        raise RuntimeError(
+            "this httpx keeps no network backend where modelwire looks for it"
+            f" (httpx {httpx.__version__}): pin the httpx version modelwire supports"
+        )
+    pool._network_backend = backend(inner)
+
+
+# -- the HTTP layer: redirects, encodings, size ---------------------------------------------
+def _refused_redirect(request: httpx.Request, response: httpx.Response) -> ProviderError | None:
+    """The error for a redirect to another origin (``None`` for any other reply)."""
+    location = response.headers.get("location")
+    if not response.is_redirect or location is None:
+        return None
+    default = {"http": 80, "https": 443}
+    try:
+        target = urlsplit(urljoin(str(request.url), location))
+        there = (target.scheme, target.hostname, target.port or default.get(target.scheme))
+    except ValueError:  # not a URL: nowhere to follow it to
+        there = None
+    origin = (request.url.scheme, request.url.host, request.url.port)
+    here = (origin[0], origin[1], origin[2] or default.get(origin[0]))
+    if there == here:
+        return None
+    return ProviderError(
+        f"the service redirected to another origin ({mask_url(location)}), which is not"
+        " followed so that credentials stay with the configured host; point the config"
+        " at the new address if it is right",
+        status=response.status_code,
+    )
+
+
+class _Decoder:
+    """Decompresses a body (if it is) and counts its decompressed size against the cap."""
+
+    def __init__(self, encoding: str, limit: int | None) -> None:
+        self.limit = limit
+        self.size = 0
+        if encoding in ("", "identity"):
+            self._zlib = None
+        elif encoding in ("gzip", "x-gzip"):
+            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif encoding == "deflate":
+            self._zlib = zlib.decompressobj()
+        else:
+            raise ResponseParseError(
+                f"the reply is encoded as {encoding!r}, which modelwire did not ask for"
+                f" (it accepts {ACCEPT_ENCODING})"
+            )
+
+    def feed(self, data: bytes) -> bytes:
+        if self._zlib is not None:
+            # at most one byte past the cap: enough to tell that it is exceeded
+            room = 0 if self.limit is None else self.limit - self.size + 1
+            try:
+                data = self._zlib.decompress(data, room)
+            except zlib.error as exc:
+                raise ResponseParseError(f"the reply's compressed body is broken ({exc})") from exc
+        self.size += len(data)
+        if self.limit is not None and self.size > self.limit:
+            raise ResponseParseError(
+                f"the reply is larger than max_response_bytes={self.limit} bytes; raise"
+                " `max_response_bytes` in the config if such replies are expected"
+            )
+        return data
+
+
+class _Body(httpx.SyncByteStream):
+    def __init__(self, inner: httpx.SyncByteStream, decoder: _Decoder) -> None:
+        self._inner = inner
+        self._decoder = decoder
+
+    def __iter__(self) -> Iterator[bytes]:
+        parts = iter(self._inner)
+        while True:
+            with _deadline_errors:
+                part = next(parts, None)
+            if part is None:
+                return
+            data = self._decoder.feed(part)
+            if data:
+                yield data
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class _AsyncBody(httpx.AsyncByteStream):
+    def __init__(self, inner: httpx.AsyncByteStream, decoder: _Decoder) -> None:
+        self._inner = inner
+        self._decoder = decoder
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        parts = aiter(self._inner)
+        while True:
+            with _deadline_errors:
+                part = await anext(parts, None)
+            if part is None:
+                return
+            data = self._decoder.feed(part)
+            if data:
+                yield data
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _prepare(request: httpx.Request) -> None:
+    _bound(None)  # no request starts after its deadline
+    request.headers["Accept-Encoding"] = ACCEPT_ENCODING
+
+
+def _guarded(response: httpx.Response, body: Any) -> httpx.Response:
+    """The response with its body read through the size cap (and decompressed here, so
+    that the cap counts what the body really is)."""
+    limits = current_limits()
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    decoder = _Decoder(encoding, None if limits is None else limits.max_response_bytes)
+    if encoding in ("", "identity"):
+        response.stream = body(response.stream, decoder)
+        return response
+    headers = [
+        (k, v)
+        for k, v in response.headers.multi_items()
+        if k.lower() not in ("content-encoding", "content-length")
+    ]
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        stream=body(response.stream, decoder),
+        extensions=response.extensions,
+    )
+
+
+def _environment_mounts(transport: type, options: dict[str, Any]) -> dict[str, Any]:
+    # httpx reads these itself only for a client without a transport of its own
+    from httpx._utils import get_environment_proxies
+
+    return {
+        pattern: None if proxy is None else transport(proxy=proxy, **options)
+        for pattern, proxy in get_environment_proxies().items()
+    }
+
+
+class GuardedTransport(httpx.HTTPTransport):
+    """``httpx.HTTPTransport`` keeping the attempt's deadline, size cap and origin."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        _guard(self._pool, _Backend)
+
+    @classmethod
+    def proxy_mounts(cls, **options: Any) -> dict[str, Any]:
+        """The environment's proxies (``HTTPS_PROXY``, ``NO_PROXY``...), each on a guarded
+        transport made with ``options``: pass as ``mounts=`` beside ``transport=``, since
+        a client given a transport no longer reads them."""
+        return _environment_mounts(cls, options)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        _prepare(request)
+        with _deadline_errors:
+            response = super().handle_request(request)
+        refused = _refused_redirect(request, response)
+        if refused is not None:
+            response.close()
+            raise refused
+        return _guarded(response, _Body)
+
+
+class AsyncGuardedTransport(httpx.AsyncHTTPTransport):
+    """``GuardedTransport`` for ``httpx.AsyncClient``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        _guard(self._pool, _AsyncBackend)
+
+    @classmethod
+    def proxy_mounts(cls, **options: Any) -> dict[str, Any]:
+        """``GuardedTransport.proxy_mounts`` for ``httpx.AsyncClient``."""
+        return _environment_mounts(cls, options)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        _prepare(request)
+        with _deadline_errors:
+            response = await super().handle_async_request(request)
+        refused = _refused_redirect(request, response)
+        if refused is not None:
+            await response.aclose()
+            raise refused
+        return _guarded(response, _AsyncBody)

@@ -1,0 +1,143 @@
+"""The transport under every SDK client keeps the attempt's deadline, size cap and origin,
+over real HTTP, sync and async."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from modelwire import ModelTimeoutError, ProviderError, ResponseParseError
+from modelwire.limits import AttemptLimits, attempt_limits
+from modelwire.testing import FakeServer, Reply
+from modelwire.transport import AsyncGuardedTransport, GuardedTransport
+
+
+def limits(seconds: float, max_bytes: int | None = None) -> AttemptLimits:
+    return AttemptLimits(time.monotonic() + seconds, seconds, "timeout", max_bytes)
+
+
+@pytest.fixture
+def other() -> Iterator[FakeServer]:
+    with FakeServer() as server:
+        yield server
+
+
+def get(url: str, within: AttemptLimits | None, **client: Any) -> httpx.Response:
+    with (
+        httpx.Client(transport=GuardedTransport(), timeout=30, **client) as http,
+        attempt_limits(within),
+    ):
+        return http.get(url)
+
+
+def aget(url: str, within: AttemptLimits | None, **client: Any) -> httpx.Response:
+    async def main() -> httpx.Response:
+        async with httpx.AsyncClient(transport=AsyncGuardedTransport(), timeout=30, **client) as c:
+            with attempt_limits(within):
+                return await c.get(url)
+
+    return asyncio.run(main())
+
+
+@pytest.fixture(params=["sync", "async"])
+def fetch(request: pytest.FixtureRequest) -> Any:
+    return get if request.param == "sync" else aget
+
+
+def test_the_guard_finds_the_network_backend_of_this_httpx() -> None:
+    # if httpx moves its pool's backend, the transport must fail loudly, not go unguarded
+    from modelwire.transport import _AsyncBackend, _Backend
+
+    assert isinstance(GuardedTransport()._pool._network_backend, _Backend)
+    assert isinstance(AsyncGuardedTransport()._pool._network_backend, _AsyncBackend)
+
+
+def test_a_dripping_server_is_cut_at_the_deadline(server: FakeServer, fetch: Any) -> None:
+    # one byte every 50 ms, headers included: no read ever waits long, yet the whole
+    # reply would take ~10 s
+    reply = Reply.json({"text": "x" * 100})
+    reply.drip = 0.05
+    server.route("GET", "/slow", reply)
+    started = time.perf_counter()
+    with pytest.raises(ModelTimeoutError, match=r"timeout=0.5s"):
+        fetch(server.url + "/slow", limits(0.5))
+    assert time.perf_counter() - started < 1.5
+
+
+def test_a_silent_server_is_cut_at_the_deadline_not_the_read_timeout(
+    server: FakeServer, fetch: Any
+) -> None:
+    server.route("GET", "/silent", Reply.json({}, delay=5))
+    started = time.perf_counter()
+    with pytest.raises((ModelTimeoutError, httpx.TimeoutException)):
+        fetch(server.url + "/silent", limits(0.4))
+    assert time.perf_counter() - started < 1.5
+
+
+def test_without_limits_the_transport_is_plain_httpx(server: FakeServer, fetch: Any) -> None:
+    server.route("GET", "/ok", Reply.json({"ok": True}))
+    assert fetch(server.url + "/ok", None).json() == {"ok": True}
+
+
+def test_a_body_over_the_cap_is_refused(server: FakeServer, fetch: Any) -> None:
+    server.route("GET", "/big", Reply.text("x" * 100_000))
+    with pytest.raises(ResponseParseError, match="max_response_bytes=1000"):
+        fetch(server.url + "/big", limits(5, 1000))
+    assert len(fetch(server.url + "/big", limits(5, 100_000)).text) == 100_000
+
+
+def test_a_compressed_bomb_is_refused_by_its_decompressed_size(
+    server: FakeServer, fetch: Any
+) -> None:
+    bomb = gzip.compress(b"0" * 20_000_000)  # 20 MB of zeros in ~20 KB
+    assert len(bomb) < 100_000
+    server.route(
+        "GET", "/bomb", Reply(200, {"Content-Encoding": "gzip", "Content-Type": "text/plain"}, bomb)
+    )
+    started = time.perf_counter()
+    with pytest.raises(ResponseParseError, match="max_response_bytes=1000000"):
+        fetch(server.url + "/bomb", limits(5, 1_000_000))
+    assert time.perf_counter() - started < 2
+
+
+def test_a_compressed_reply_under_the_cap_is_decoded(server: FakeServer, fetch: Any) -> None:
+    body = gzip.compress(b'{"answer": "' + b"y" * 5000 + b'"}')
+    server.route(
+        "GET",
+        "/gz",
+        Reply(200, {"Content-Encoding": "gzip", "Content-Type": "application/json"}, body),
+    )
+    assert fetch(server.url + "/gz", limits(5, 10_000)).json() == {"answer": "y" * 5000}
+    assert server.requests[-1].header("accept-encoding") == "gzip, deflate"
+
+
+def test_an_encoding_it_did_not_offer_is_refused(server: FakeServer, fetch: Any) -> None:
+    server.route("GET", "/br", Reply(200, {"Content-Encoding": "br"}, b"\x00\x01"))
+    with pytest.raises(ResponseParseError, match="'br'"):
+        fetch(server.url + "/br", limits(5, 1000))
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_to_another_origin_is_refused(
+    server: FakeServer, other: FakeServer, fetch: Any, status: int
+) -> None:
+    other.route("GET", "/steal", Reply.json({"stolen": True}))
+    target = other.url + "/steal?api-key=sk-should-not-show-123"
+    server.route("GET", "/moved", Reply.empty(status, headers={"Location": target}))
+    with pytest.raises(ProviderError, match="another origin") as info:
+        fetch(server.url + "/moved", limits(5), follow_redirects=True)
+    assert other.url in str(info.value)
+    assert "sk-should-not-show-123" not in str(info.value)
+    assert other.requests == []
+
+
+def test_a_redirect_within_the_origin_is_followed(server: FakeServer, fetch: Any) -> None:
+    server.route("GET", "/new", Reply.json({"here": True}))
+    server.route("GET", "/old", Reply.empty(307, headers={"Location": "/new"}))
+    assert fetch(server.url + "/old", limits(5), follow_redirects=True).json() == {"here": True}
