@@ -29,6 +29,7 @@ from modelwire_serving.params import (
     resolve_max_new_tokens,
 )
 from modelwire_serving.responses import encode_base64, llm_reply
+from modelwire_serving.server import API_KEY_PLACEHOLDER
 
 MODELSCOPE_INSTALLED = importlib.util.find_spec("modelscope") is not None
 
@@ -292,7 +293,7 @@ def test_vllm_plan_builds_the_openai_server_command_and_config() -> None:
         "config_name": "vllm_model",
         "model_type": "openai_chat",
         "model_name": "model",
-        "api_key": "k",
+        "api_key": API_KEY_PLACEHOLDER,  # not the key itself: the config is logged
         "client_args": {"base_url": "http://127.0.0.1:8123/v1"},
     }
     assert "CUDA_VISIBLE_DEVICES=1 " in describe(plan)

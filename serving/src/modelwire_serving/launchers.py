@@ -40,6 +40,7 @@ from typing import Any
 
 from modelwire_serving.errors import ServeError
 from modelwire_serving.loading import log, resolve_location
+from modelwire_serving.server import API_KEY_PLACEHOLDER
 
 FASTCHAT_CONTROLLER_PORT = 21001
 FASTCHAT_WORKER_PORT = 21002
@@ -235,7 +236,8 @@ def _config(engine: str, name: str, host: str, port: int, api_key: str | None) -
         "config_name": f"{engine}_{name}",
         "model_type": "openai_chat",
         "model_name": name,
-        "api_key": api_key or "not-needed",
+        # the key itself would land in the log: the user fills it in
+        "api_key": API_KEY_PLACEHOLDER if api_key else "not-needed",
         "client_args": {"base_url": f"http://{shown_host}:{port}/v1"},
     }
 
