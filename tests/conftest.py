@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -20,3 +20,17 @@ def server() -> Iterator[FakeServer]:
 def manager() -> PluginManager:
     """A manager with the installed plugins (the example reverse_echo among them)."""
     return PluginManager().discover()
+
+
+@pytest.fixture
+def http_proxy(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """Point the environment's HTTP proxy (and only it) at a URL, for the test's length."""
+
+    def point_at(url: str) -> None:
+        for name in ("ALL_PROXY", "HTTPS_PROXY", "NO_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+            monkeypatch.delenv(name.lower(), raising=False)
+        monkeypatch.setenv("HTTP_PROXY", url)
+        monkeypatch.setenv("http_proxy", url)
+
+    return point_at

@@ -7,6 +7,7 @@ import base64
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -457,14 +458,11 @@ def test_a_stream_idle_timeout_longer_than_timeout_is_kept(
 
 @pytest.mark.parametrize("use_async", [False, True], ids=["call", "acall"])
 def test_environment_proxies_are_used_and_guarded(
-    server: FakeServer, monkeypatch: pytest.MonkeyPatch, use_async: bool
+    server: FakeServer, http_proxy: Callable[[str], None], use_async: bool
 ) -> None:
     """A client given a transport no longer reads HTTP_PROXY itself: the plugin mounts
     the environment's proxies, each on modelwire's transport (so the size cap holds)."""
-    for name in ("ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HTTP_PROXY", server.url)
-    monkeypatch.setenv("http_proxy", server.url)
+    http_proxy(server.url)
     path = serve(server, "ollama_chat")
 
     def run(model: Any) -> Any:

@@ -707,14 +707,11 @@ def test_a_stream_idle_timeout_longer_than_timeout_is_kept(
 
 @pytest.mark.parametrize("use_async", [False, True], ids=["call", "acall"])
 def test_environment_proxies_are_used_and_guarded(
-    server: FakeServer, wire: Any, load: Loader, monkeypatch: pytest.MonkeyPatch, use_async: bool
+    server: FakeServer, wire: Any, load: Loader, http_proxy: Callable[[str], None], use_async: bool
 ) -> None:
     """A client given a transport no longer reads HTTP_PROXY itself: the plugin mounts
     the environment's proxies, each on modelwire's transport (so the size cap holds)."""
-    for name in ("ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HTTP_PROXY", server.url)
-    monkeypatch.setenv("http_proxy", server.url)
+    http_proxy(server.url)
     server.route("POST", wire.chat_path, wire.chat())
     config = chat_config(client_args={"base_url": "http://upstream.invalid/v1"})
     model = load(config)
