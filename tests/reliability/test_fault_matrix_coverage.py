@@ -3,7 +3,15 @@
 Fault injection (429 with and without Retry-After, 5xx, resets, cut bodies and
 streams, slow replies, malformed JSON, HTML pages, empty bodies), budgets under
 64 threads and 256 tasks, records under threads and secret redaction all live in
-``modelwire.testing.conformance.ConformanceSuite``. This test makes sure no
+``modelwire.testing.conformance.ConformanceSuite``, and so does the hostile-server
+campaign, bounded in count and time: bodies that drip one byte at a time (headers
+included), streams that stall, replies past ``max_response_bytes`` (gzip bombs in
+``tests/core/test_transport.py``), redirects to another origin, nine hostile 200
+bodies (50,000-deep nesting, ``1e400``, non-object JSON, invalid UTF-8...) and
+error replies that echo the request's headers, nest 50,000 deep, carry codes of
+the wrong type, are not UTF-8 or are HTML, on call, acall, stream and astream,
+each checked for its typed error, its deadline, no secret in any text, the budget
+released and the record written. This test makes sure no
 first-party model type escapes it: each one has a conformance subclass that
 pytest collects (a ``Test...`` class), and streaming types declare it.
 

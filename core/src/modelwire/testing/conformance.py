@@ -1025,6 +1025,69 @@ class ConformanceSuite:
         lines = path_records.read_text().splitlines()
         assert len(lines) == 2 and all(json.loads(line) for line in lines)
 
+    @pytest.mark.parametrize("status", [400, 500])
+    @pytest.mark.parametrize(
+        "body",
+        [
+            "echo",
+            "deep",
+            "odd-codes",
+            "invalid-utf8",
+            "html",
+        ],
+    )
+    @pytest.mark.parametrize("operation", ["call", "acall", "stream", "astream"])
+    def test_hostile_error_replies_are_typed_and_leak_nothing(
+        self, server: FakeServer, tmp_path: Path, operation: str, body: str, status: int
+    ) -> None:
+        """Error replies a hostile server sends (its own request headers echoed back, a
+        body nested 50,000 deep, codes that are numbers, lists or booleans, bytes that
+        are not UTF-8, an HTML page) end as a documented ProviderError, in time, with
+        no secret in any text, the budget released and the record written."""
+        if "stream" in operation and not self.streams:
+            return
+        from modelwire import records
+
+        self.script_success(server)
+        method, path = self._route_of(operation)
+
+        def hostile(request: Request) -> Reply:
+            headers = {"Content-Type": "application/json"}
+            if body == "echo":
+                return Reply.json({"error": {"message": dict(request.headers)}}, status)
+            if body == "deep":
+                return Reply(status, headers, b'{"error": ' * 50_000 + b"1" + b"}" * 50_000)
+            if body == "odd-codes":
+                error = {"code": [1, True], "message": 3.5, "status": False}
+                return Reply.json({"error": error, "code": 7, "message": None}, status)
+            if body == "invalid-utf8":
+                return Reply(status, headers, b'{"error": {"message": "\xff\xfe\xfd"}}')
+            echoed = "".join(f"<p>{k}: {v}</p>" for k, v in request.headers.items())
+            return Reply.html(f"<html><body>{echoed}</body></html>", status)
+
+        server.route(method, path, hostile)
+        model = self.load(server, retry={"max_retries": 1, "initial_delay": 0.01})
+        path_records = tmp_path / "records.jsonl"
+        records.configure(path_records)
+        started = time.perf_counter()
+        try:
+            with pytest.raises(ProviderError) as info:
+                self._run(model, operation)
+        finally:
+            records.configure(None)
+        assert time.perf_counter() - started < 10
+        error = info.value
+        # typed by its status where the SDK could still read one (not always, for bytes
+        # that are not UTF-8)
+        assert error.status in (status, None)
+        assert any(_carries(request, self.secret) for request in server.requests)
+        for text in (str(error), repr(error), "".join(traceback.format_exception(error))):
+            assert self.secret not in text
+        assert self.secret not in path_records.read_text()
+        assert model.tracker.reserved == 0 and model.tracker._in_flight == 0
+        (line,) = path_records.read_text().splitlines()
+        assert json.loads(line)["status"] == "error"
+
 
 def _outcome(model: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     try:

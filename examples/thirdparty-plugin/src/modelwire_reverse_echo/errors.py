@@ -24,7 +24,7 @@ def map_error(exc: Exception) -> ModelWireError | None:
         reply = exc.response
         try:
             message = reply.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             message = reply.reason_phrase or f"HTTP {reply.status_code}"
         return error_for_status(
             reply.status_code, str(message), headers=dict(reply.headers), body=reply.text
