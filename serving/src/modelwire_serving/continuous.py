@@ -22,7 +22,10 @@ What the engine cannot do, the static `BatchWorker` does: a request with a
 `repetition_penalty` or a `seed` (the engine has no per-request penalty and one
 random generator for all rows), a temperature float32 cannot divide by, or
 every request when the engine could not start for this model. (Greedy
-requests with a seed stay on the engine: greedy ignores the seed.) The start-up log
+requests with a seed stay on the engine: greedy ignores the seed.) The engine
+pauses while a static batch runs: concurrent forward passes on one CPU model
+gave a later greedy batch wrong tokens in a test, and both draw samples from
+torch's one global random generator. The start-up log
 says which, and the first request of each kind logs it again.
 """
 
@@ -217,8 +220,8 @@ class ContinuousWorker:
                 f"(up to {self.fallback.max_batch_size} requests per batch)"
             )
             return
-        # A seeded static batch pauses the engine: they share torch's random generator.
-        self.fallback.seed_guard = self._engine.pause
+        # A static batch pauses the engine: one model, one forward pass at a time.
+        self.fallback.model_guard = self._engine.pause
         self._router.start()
         log(
             f"Scheduler: continuous batching (transformers' engine; up to {self.max_batch_size} "

@@ -193,10 +193,11 @@ class BatchWorker:
         self._thread = threading.Thread(target=self._loop, name="generation-worker", daemon=True)
         self.stats = WorkerStats()
         self.failure: str | None = None
-        #: Held while a seeded batch samples: torch's random generator is global, and
-        #: anything else sampling at the same time (the continuous engine) would draw
-        #: from it and change the answer.
-        self.seed_guard: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext
+        #: Held while a batch runs, so nothing else uses the model at the same time (the
+        #: continuous engine sets it to its pause): concurrent forward passes on one CPU
+        #: model gave a later greedy batch wrong tokens, and torch's random generator is
+        #: global, so a seeded sample must not share it with another sampler.
+        self.model_guard: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext
 
     # -- request side ------------------------------------------------------------------
 
@@ -296,9 +297,8 @@ class BatchWorker:
         try:
             input_ids, attention_mask = self._left_pad(jobs)
             kwargs = self._generate_kwargs(jobs)
-            seeded = jobs[0].sampling.seed is not None
-            with self.seed_guard() if seeded else contextlib.nullcontext(), torch.inference_mode():
-                if seeded:
+            with self.model_guard(), torch.inference_mode():
+                if jobs[0].sampling.seed is not None:
                     torch.manual_seed(jobs[0].sampling.seed)
                 self._model.generate(
                     input_ids=input_ids,
