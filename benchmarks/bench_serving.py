@@ -1,22 +1,28 @@
-"""Serving throughput and latency: modelwire-serve vs a seed-style service vs `transformers serve`.
+"""Serving throughput and latency: modelwire-serve vs a seed-style service vs its peers.
 
-One model, three services, the same 8 chat prompts, greedy, the same
-`max_new_tokens` (32), at 1, 4, 8 and 16 concurrent clients:
+One model, the same 8 chat prompts, greedy, the same `max_new_tokens` (32), at
+1, 4, 8, 16 and 32 concurrent clients, then one row of answers of mixed lengths
+(`max_new_tokens` from 8 to 128, at 16 clients), every service in one run:
 
-  baseline            the seed's Flask script: one `model.generate` per request
-                      under a lock (concurrent generate calls on one CPU model only
-                      thrash), in this process, behind waitress
-  serving             modelwire-serve's app (one worker batching concurrent
-                      requests), in this process, behind waitress, on the same
-                      loaded model object as the baseline
-  transformers-serve  the peer: `transformers serve` in its own process, in its
-                      default mode (one `generate` at a time on its inference
-                      thread); `--peer-modes sequential,continuous` adds
-                      `transformers serve --continuous-batching` (paged attention)
+  baseline               the seed's Flask script: one `model.generate` per request
+                         under a lock (concurrent generate calls on one CPU model only
+                         thrash), in this process, behind waitress
+  serving                modelwire-serve's app on its default scheduler (continuous
+                         batching on transformers' engine; `--scheduler static` for the
+                         static batches), in this process, behind waitress, on the same
+                         loaded model object as the baseline
+  serving-static         `--with-static`: the same app on `--scheduler static`
+  transformers-serve-cb  the peer: `transformers serve --continuous-batching` in its own
+                         process (`--peer-modes sequential,continuous` adds its default,
+                         one-at-a-time mode as `transformers-serve`)
+  vllm                   `--with-vllm`: `modelwire-serve vllm` (vLLM's CPU build,
+                         `--enforce-eager`, same dtype) from the engines venv
+                         (`make test-engines` builds `.venv-engines`); skipped with a
+                         message when that venv is absent
 
-The baseline and ours get the same chat-formatted strings on POST /llm/ (a string
-`inputs` is used as it is); the peer gets the same user messages on POST
-/v1/chat/completions and applies the same chat template (same tokenizer) itself.
+The baseline and ours get the same chat-formatted strings on POST /llm/ (`"raw":
+true`, so the string is used as it is); the peers get the same user messages on
+POST /v1/chat/completions and apply the same chat template (same tokenizer).
 
 `transformers serve` cannot load the bundled GGUF file itself (for a GGUF config
 it looks up `config.architectures`, which the GGUF reader leaves empty, and fails);
@@ -26,17 +32,22 @@ the same class and saved with `save_pretrained` to a temporary folder under /tmp
 next to the GGUF's own tokenizer; the peer loads that folder with
 `--dtype float32 --device cpu`. Same weights, same tokenizer and chat template;
 the folder is deleted at the end. A checkpoint that is not GGUF (a folder, or a
-hub id in the local cache) is given to the peer as it is.
+hub id in the local cache) is given to the peer as it is. vLLM gets the model spec
+itself (`modelwire-serve vllm` converts a GGUF the same way, once, in its cache).
 
 Per request: client-side wall time and the completion tokens the service
-reports in `usage.completion_tokens` (the peer counts the end-of-sequence token
+reports in `usage.completion_tokens` (the peers count the end-of-sequence token
 of an answer that ends before the limit; that token is subtracted so that all
-three count alike; the raw count is kept in the JSON). Per (service, clients):
+count alike; the raw count is kept in the JSON). Per (service, clients):
 tokens/s and requests/s over the run's wall time, p50 and p95 latency (nearest
 rank). Every service is warmed up untimed; the order of the services rotates
 from one client count to the next, so drift on the shared machine hits all.
+Targets (issue 22): tokens/s >= 1.0x the peer at every client count, >= 5x the
+seed-style service at 16 clients, p95 latency at 16 clients no worse than the
+peer's; vLLM >= 0.8x is the goal past that.
 
-Run:  HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_serving.py [--clients 1,4,8,16] [--json]
+Run:  HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_serving.py [--clients 1,4,8,16,32] [--json]
+      (--requests 4 --clients 1,16 --mixed-clients 0 for a short check)
 """
 
 from __future__ import annotations
@@ -73,14 +84,20 @@ PROMPTS = [
     "Explain gravity to a child.",
 ]
 
-BASELINE, SERVING, PEER, PEER_CB = (
+BASELINE, SERVING, SERVING_STATIC, PEER, PEER_CB, VLLM = (
     "baseline",
     "serving",
+    "serving-static",
     "transformers-serve",
     "transformers-serve-cb",
+    "vllm",
 )
 PEER_MODES = {"sequential": PEER, "continuous": PEER_CB}
-TARGET_CLIENTS, TARGET_RATIO = 8, 3.0
+#: The seed-style target: ours / baseline tokens/s at this many clients.
+TARGET_CLIENTS, TARGET_RATIO = 16, 5.0
+#: max_new_tokens of the mixed-length row, cycled over its requests (8..128).
+MIXED_LENGTHS = [8, 128, 16, 96, 32, 64, 24, 112, 48, 80, 40, 120, 56, 72, 88, 104]
+ENGINES_VENV = Path(__file__).resolve().parent.parent / ".venv-engines"
 
 
 # -- measurements ----------------------------------------------------------------------------
@@ -139,7 +156,8 @@ class Run:
 
 
 # -- the services ----------------------------------------------------------------------------
-Send = Callable[[httpx.Client, int], Reply]
+#: Send request number `number` (its prompt is PROMPTS[number % 8]) with this token budget.
+Send = Callable[[httpx.Client, int, int], Reply]
 
 
 @dataclass
@@ -192,9 +210,11 @@ def start_waitress(app: Any, threads: int) -> tuple[str, Callable[[], None]]:
 def llm_sender(rendered: list[str], settings: dict[str, Any]) -> Send:
     """POST /llm/ with a chat-formatted string (the baseline's and our route)."""
 
-    def send(session: httpx.Client, index: int) -> Reply:
+    def send(session: httpx.Client, number: int, max_new_tokens: int) -> Reply:
+        index = number % len(PROMPTS)
+        body = {"inputs": rendered[index], **settings, "max_new_tokens": max_new_tokens}
         started = time.perf_counter()
-        reply = session.post("/llm/", json={"inputs": rendered[index], **settings})
+        reply = session.post("/llm/", json=body)
         latency = time.perf_counter() - started
         reply.raise_for_status()
         body = reply.json()
@@ -205,15 +225,18 @@ def llm_sender(rendered: list[str], settings: dict[str, Any]) -> Send:
     return send
 
 
-def chat_sender(max_new_tokens: int, counts_eos: bool) -> Send:
+def chat_sender(counts_eos: bool, model: str | None = None) -> Send:
     """POST /v1/chat/completions with the user message, greedy (temperature 0)."""
 
-    def send(session: httpx.Client, index: int) -> Reply:
-        payload = {
+    def send(session: httpx.Client, number: int, max_new_tokens: int) -> Reply:
+        index = number % len(PROMPTS)
+        payload: dict[str, Any] = {
             "messages": [{"role": "user", "content": PROMPTS[index]}],
             "max_tokens": max_new_tokens,
             "temperature": 0,
         }
+        if model:
+            payload["model"] = model
         started = time.perf_counter()
         reply = session.post("/v1/chat/completions", json=payload)
         latency = time.perf_counter() - started
@@ -221,8 +244,8 @@ def chat_sender(max_new_tokens: int, counts_eos: bool) -> Send:
         body = reply.json()
         choice = body["choices"][0]
         reported = int(body["usage"]["completion_tokens"])
-        # transformers serve counts the end-of-sequence token of an answer that stops
-        # early; ours and the baseline count the answer's tokens only.
+        # transformers serve and vLLM count the end-of-sequence token of an answer that
+        # stops early; ours and the baseline count the answer's tokens only.
         tokens = reported - 1 if counts_eos and choice["finish_reason"] == "stop" else reported
         text = choice["message"]["content"] or ""
         return Reply(index, latency, tokens, body["usage"].get("prompt_tokens"), text, reported)
@@ -230,8 +253,11 @@ def chat_sender(max_new_tokens: int, counts_eos: bool) -> Send:
     return send
 
 
-def drive(target: Target, clients: int, per_client: int) -> Run:
-    """`clients` threads, each sending `per_client` requests back to back."""
+def drive(target: Target, clients: int, per_client: int, budget: Callable[[int], int]) -> Run:
+    """`clients` threads, each sending `per_client` requests back to back.
+
+    Request number `index + step * clients` gets `budget(number)` new tokens.
+    """
     # Clients are created before the clock starts: creating one is not free (SSL context).
     sessions = [httpx.Client(base_url=target.url, timeout=600) for _ in range(clients)]
     replies: list[list[Reply]] = [[] for _ in range(clients)]
@@ -243,9 +269,8 @@ def drive(target: Target, clients: int, per_client: int) -> Run:
             for step in range(per_client):
                 if stopping.is_set():  # the run was interrupted
                     return
-                replies[index].append(
-                    target.send(sessions[index], (index + step * clients) % len(PROMPTS))
-                )
+                number = index + step * clients
+                replies[index].append(target.send(sessions[index], number, budget(number)))
         except BaseException as exc:  # re-raised in the main thread
             errors.append(exc)
 
@@ -331,12 +356,49 @@ def _die_with_parent() -> Callable[[], None] | None:
 
 
 class PeerProcess:
-    """One `transformers serve` process; `stop()` always ends its whole process group."""
+    """One peer server process; `stop()` always ends its whole process group."""
 
-    def __init__(self, folder: str, dtype: str, continuous: bool, log_dir: str) -> None:
-        self.port = free_port()
+    def __init__(
+        self,
+        name: str,
+        command: list[str],
+        port: int,
+        ready_path: str,
+        log_dir: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.port = port
+        self.command = command
+        self.ready_path = ready_path
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = os.path.join(log_dir, f"{name}-{self.port}.log")
+        self.started = time.perf_counter()
+        self.ready_seconds: float | None = None
+        full_env = {
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+            **(env or {}),
+        }
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=full_env,
+                start_new_session=True,  # its own group: stop() ends it and any child
+                preexec_fn=_die_with_parent(),
+            )
+
+    @classmethod
+    def transformers_serve(
+        cls, folder: str, dtype: str, continuous: bool, log_dir: str
+    ) -> PeerProcess:
+        port = free_port()
         cli = Path(sys.executable).with_name("transformers")
-        self.command = [
+        command = [
             str(cli) if cli.exists() else shutil.which("transformers") or "transformers",
             "serve",
             folder,
@@ -347,41 +409,44 @@ class PeerProcess:
             "--host",
             "127.0.0.1",
             "--port",
-            str(self.port),
+            str(port),
         ]
         if continuous:
-            self.command.append("--continuous-batching")
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = os.path.join(log_dir, f"transformers-serve-{self.port}.log")
-        self.started = time.perf_counter()
-        self.ready_seconds: float | None = None
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                self.command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,  # its own group: stop() ends it and any child
-                preexec_fn=_die_with_parent(),
-            )
+            command.append("--continuous-batching")
+        name = PEER_CB if continuous else PEER
+        return cls(name, command, port, "/health", log_dir)
+
+    @classmethod
+    def vllm(cls, spec: str, dtype: str, log_dir: str) -> PeerProcess:
+        """`modelwire-serve vllm` from the engines venv, as its README starts it."""
+        port = free_port()
+        command = [
+            str(ENGINES_VENV / "bin" / "modelwire-serve"),
+            "vllm",
+            "--model_name_or_path",
+            spec,
+            "--port",
+            str(port),
+            "--enforce-eager",
+            "--dtype",
+            dtype,
+        ]
+        env = {"VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2")}
+        return cls(VLLM, command, port, "/v1/models", log_dir, env)
 
     def wait_ready(self, timeout: float = 300.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(
-                    f"transformers serve exited with {self.process.returncode}:\n{self.log_tail()}"
+                    f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}"
                 )
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                if httpx.get(f"{self.url}{self.ready_path}", timeout=2).status_code == 200:
                     self.ready_seconds = time.perf_counter() - self.started
                     return
             time.sleep(0.25)
-        raise RuntimeError(
-            f"transformers serve not ready after {timeout:.0f} s:\n{self.log_tail()}"
-        )
+        raise RuntimeError(f"{self.name} not ready after {timeout:.0f} s:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -458,7 +523,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gguf_file", default=None)
     parser.add_argument("--dtype", default="auto", help="auto (float32 on cpu) or bfloat16")
     parser.add_argument(
-        "--clients", default="1,4,8,16", help="comma-separated client counts (default 1,4,8,16)"
+        "--clients",
+        default="1,4,8,16,32",
+        help="comma-separated client counts (default 1,4,8,16,32)",
     )
     parser.add_argument(
         "--requests",
@@ -468,22 +535,49 @@ def main(argv: list[str] | None = None) -> int:
         "and at least 2 per client",
     )
     parser.add_argument("--max-new-tokens", type=int, default=32)
-    parser.add_argument("--max-batch-size", type=int, default=8, help="modelwire-serve's default")
+    parser.add_argument(
+        "--mixed-clients",
+        type=int,
+        default=16,
+        help="clients of the mixed-length row, max_new_tokens 8..128 (default 16; 0 = no row)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        choices=("continuous", "static"),
+        default="continuous",
+        help="modelwire-serve's scheduler (default continuous, its default)",
+    )
+    parser.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=None,
+        help="modelwire-serve's --max-batch-size (default: its own, 32 continuous / 8 static)",
+    )
     parser.add_argument(
         "--batch-window-ms", type=float, default=30.0, help="modelwire-serve's default"
     )
     parser.add_argument(
+        "--with-static",
+        action="store_true",
+        help="also run modelwire-serve's app on --scheduler static (row serving-static)",
+    )
+    parser.add_argument(
         "--peer-modes",
-        default="sequential",
-        help="transformers serve modes to run: sequential (its default), continuous "
-        "(--continuous-batching), both comma-separated, or none",
+        default="continuous",
+        help="transformers serve modes to run: continuous (--continuous-batching, the "
+        "default), sequential (its default mode), both comma-separated, or none",
+    )
+    parser.add_argument(
+        "--with-vllm",
+        action="store_true",
+        help="add vLLM (modelwire-serve vllm from .venv-engines, --enforce-eager) as a peer",
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
     levels = [int(value) for value in args.clients.split(",") if value.strip()]
     modes = [m.strip() for m in args.peer_modes.split(",") if m.strip() and m.strip() != "none"]
     unknown = [m for m in modes if m not in PEER_MODES]
-    if not levels or min(levels) < 1 or unknown:
+    if not levels or min(levels) < 1 or unknown or args.mixed_clients < 0:
         parser.error(f"bad --clients or --peer-modes ({', '.join(unknown) or args.clients})")
     os.environ["HF_HUB_OFFLINE"] = "1"
     began = time.perf_counter()
@@ -505,11 +599,35 @@ def main(argv: list[str] | None = None) -> int:
         # and tearing torch down under it aborts the process.
         os._exit(code)
     report["seconds"] = round(time.perf_counter() - began, 1)
+    report["command"] = "benchmarks/bench_serving.py " + " ".join(argv or sys.argv[1:])
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
     else:
         print_table(report)
-    return 0
+    sys.stdout.flush()
+    # The engine's generation thread is not a daemon; skip teardown as on errors.
+    os._exit(0)
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def build_ours(
+    text: Any, prompter: Any, scheduler: str, args: argparse.Namespace, max_request: int
+) -> Any:
+    """modelwire-serve's worker as `modelwire-serve --scheduler ...` builds it."""
+    from modelwire_serving.continuous import DEFAULT_MAX_BATCH_SIZE, build_worker
+
+    worker_args = argparse.Namespace(
+        scheduler=scheduler,
+        max_batch_size=args.max_batch_size or DEFAULT_MAX_BATCH_SIZE[scheduler],
+        batch_window_ms=args.batch_window_ms,
+        max_queue=256,
+        max_input_tokens=max_request,
+        max_new_tokens=max(512, args.max_new_tokens, max(MIXED_LENGTHS)),
+    )
+    return build_worker(worker_args, text, prompter)
 
 
 def sweep(args: argparse.Namespace, levels: list[int], modes: list[str]) -> dict[str, Any]:
@@ -522,10 +640,6 @@ def sweep(args: argparse.Namespace, levels: list[int], modes: list[str]) -> dict
     )
     from modelwire_serving.prompts import Prompter
     from modelwire_serving.service import Limits, Service
-    from modelwire_serving.worker import BatchWorker
-
-    def say(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
 
     location = resolve_location(args.model_name_or_path, args.gguf_file)
     started = time.perf_counter()
@@ -534,13 +648,20 @@ def sweep(args: argparse.Namespace, levels: list[int], modes: list[str]) -> dict
     prompter = Prompter(text.tokenizer)
     # The same chat-formatted strings go to the baseline and to ours ("inputs" used as they are).
     rendered = [prompter.render_messages([{"role": "user", "content": p}]) for p in PROMPTS]
-    settings = {"max_new_tokens": args.max_new_tokens, "do_sample": False}
+    settings = {"do_sample": False}
+    ours_settings = {**settings, "raw": True}  # the string is already chat-formatted
+
+    vllm_note = None
+    if args.with_vllm and not (ENGINES_VENV / "bin" / "modelwire-serve").exists():
+        vllm_note = f"no vLLM row: {ENGINES_VENV} is absent (make test-engines builds it)"
+        say(vllm_note)
 
     remove_stale_workdirs()
     workdir = tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-")
     peers: dict[str, PeerProcess] = {}
     stops: list[Callable[[], None]] = []
     export_seconds = 0.0
+    ours: dict[str, Any] = {}
     try:
         if modes:
             # Started before any server thread of ours (preexec_fn runs in the forked child).
@@ -552,96 +673,119 @@ def sweep(args: argparse.Namespace, levels: list[int], modes: list[str]) -> dict
                 export_plain_copy(text, folder, source, location.gguf_file)
                 export_seconds = time.perf_counter() - started
             for mode in modes:
-                peers[PEER_MODES[mode]] = PeerProcess(
+                peer = PeerProcess.transformers_serve(
                     folder, text.dtype, mode == "continuous", workdir
                 )
-        worker = BatchWorker(
-            text.model,
-            prompter,
-            eos_token_ids=text.eos_token_ids,
-            pad_token_id=text.pad_token_id,
-            device="cpu",
-            max_batch_size=args.max_batch_size,
-            batch_window=args.batch_window_ms / 1000,
-        )
-        worker.start()
-        stops.append(worker.stop)
-        service = Service(
-            model_name=location.served_name,
-            prompter=prompter,
-            worker=worker,
-            limits=Limits(max_new_tokens=max(512, args.max_new_tokens)),
-            context_length=text.context_length,
-            default_do_sample=False,
-            device="cpu",
-        )
-        threads = max(16, 2 * max(levels))
+                peers[peer.name] = peer
+        if args.with_vllm and vllm_note is None:
+            peers[VLLM] = PeerProcess.vllm(args.model_name_or_path, text.dtype, workdir)
+        max_request = min(4096, text.context_length)
+        schedulers = {SERVING: args.scheduler}
+        if args.with_static and args.scheduler != "static":
+            schedulers[SERVING_STATIC] = "static"
+        threads = max(16, 2 * max([*levels, args.mixed_clients]))
+        targets: list[Target] = []
         baseline_url, stop = start_waitress(
             seed_style_app(text.model, text.tokenizer, text.eos_token_ids), threads
         )
         stops.append(stop)
-        serving_url, stop = start_waitress(create_app(service), threads)
-        stops.append(stop)
-        targets = [
+        targets.append(
             Target(
                 BASELINE,
                 baseline_url,
                 llm_sender(rendered, settings),
                 "seed Flask script: one generate per request, under a lock (waitress, in process)",
-            ),
-            Target(
-                SERVING,
-                serving_url,
-                llm_sender(rendered, settings),
-                f"modelwire-serve app, POST /llm/ (waitress, in process; batches of up to "
-                f"{args.max_batch_size}, {args.batch_window_ms:g} ms window)",
-            ),
-        ]
+            )
+        )
+        for name, scheduler in schedulers.items():
+            worker = build_ours(text, prompter, scheduler, args, max_request)
+            worker.start()
+            stops.append(worker.stop)
+            ours[name] = worker
+            service = Service(
+                model_name=location.served_name,
+                prompter=prompter,
+                worker=worker,
+                limits=Limits(max_new_tokens=max(512, args.max_new_tokens, max(MIXED_LENGTHS))),
+                context_length=text.context_length,
+                default_do_sample=False,
+                device="cpu",
+            )
+            url, stop = start_waitress(create_app(service), threads)
+            stops.append(stop)
+            shape = (
+                f"continuous batching, up to {worker.max_batch_size} requests in flight"
+                if scheduler == "continuous"
+                else f"static batches of up to {worker.max_batch_size}, "
+                f"{args.batch_window_ms:g} ms window"
+            )
+            targets.append(
+                Target(
+                    name,
+                    url,
+                    llm_sender(rendered, ours_settings),
+                    f"modelwire-serve app, --scheduler {scheduler}, POST /llm/ (waitress, in "
+                    f"process; {shape})",
+                )
+            )
         # Warm-up, untimed: two concurrent requests per service. Our chat route is checked
         # once too.
+        fixed = lambda number: args.max_new_tokens  # noqa: E731 - the budget of the sweep
         for target in targets:
-            drive(target, 2, 1)
-        with httpx.Client(base_url=serving_url, timeout=600) as session:
-            chat = chat_sender(args.max_new_tokens, counts_eos=False)(session, 0)
-            llm = llm_sender(rendered, settings)(session, 0)
+            drive(target, 2, 1, fixed)
+        with httpx.Client(base_url=targets[1].url, timeout=600) as session:
+            chat = chat_sender(counts_eos=False)(session, 0, args.max_new_tokens)
+            llm = llm_sender(rendered, ours_settings)(session, 0, args.max_new_tokens)
         chat_route = {
             "same_text_as_llm_route": chat.text == llm.text,
             "completion_tokens": [chat.completion_tokens, llm.completion_tokens],
             "prompt_tokens": [chat.prompt_tokens, llm.prompt_tokens],
         }
+        descriptions = {
+            PEER: "transformers serve (default mode, sequential), POST /v1/chat/completions "
+            "(own process)",
+            PEER_CB: "transformers serve --continuous-batching, POST /v1/chat/completions "
+            "(own process)",
+            VLLM: f"vLLM CPU build via modelwire-serve vllm --enforce-eager --dtype {text.dtype}"
+            f", POST /v1/chat/completions (own processes, from {ENGINES_VENV.name})",
+        }
         for name, peer in peers.items():
-            peer.wait_ready()
+            peer.wait_ready(timeout=900 if name == VLLM else 300)
             say(f"{name} ready {peer.ready_seconds:.1f} s after its start")
-            mode = "--continuous-batching" if name == PEER_CB else "default mode, sequential"
+            model = location.served_name if name == VLLM else None
             targets.append(
                 Target(
-                    name,
-                    peer.url,
-                    chat_sender(args.max_new_tokens, counts_eos=True),
-                    f"transformers serve ({mode}), POST /v1/chat/completions (own process)",
+                    name, peer.url, chat_sender(counts_eos=True, model=model), descriptions[name]
                 )
             )
-            drive(targets[-1], 2, 1)  # warm-up (continuous batching starts on a first request)
-        batches_before = dict(worker.stats.batch_sizes)
+            drive(
+                targets[-1], 2, 1, fixed
+            )  # warm-up (continuous batching starts on a first request)
+        stats_before = {name: dict(w.stats.batch_sizes) for name, w in ours.items()}
 
         runs: list[Run] = []
         for position, clients in enumerate(levels):
-            count = per_client(clients, args.requests)
-            shift = position % len(targets)
-            for target in targets[shift:] + targets[:shift]:
-                say(f"{target.name}: {clients} clients x {count} requests...")
-                run = drive(target, clients, count)
-                say(
-                    f"  {run.seconds:.1f} s, {run.tokens_per_second:.1f} tokens/s, "
-                    f"p50 {run.latency(0.5):.2f} s, p95 {run.latency(0.95):.2f} s"
-                )
-                runs.append(run)
+            runs += run_level(targets, position, clients, per_client(clients, args.requests), fixed)
+        mixed_runs: list[Run] = []
+        if args.mixed_clients:
+            clients = args.mixed_clients
+            mixed_runs = run_level(
+                targets,
+                len(levels),
+                clients,
+                per_client(clients, max(args.requests, 2 * clients)),
+                lambda number: MIXED_LENGTHS[number % len(MIXED_LENGTHS)],
+            )
         time.sleep(0.2)  # the last batch's bookkeeping ends just after its replies
         batch_sizes = {
-            size: n - batches_before.get(size, 0)
-            for size, n in sorted(worker.stats.batch_sizes.items())
-            if n - batches_before.get(size, 0)
+            name: {
+                size: n - stats_before[name].get(size, 0)
+                for size, n in sorted(worker.stats.batch_sizes.items())
+                if n - stats_before[name].get(size, 0)
+            }
+            for name, worker in ours.items()
         }
+        schedulers_seen = {name: worker.describe() for name, worker in ours.items()}
     finally:
         for peer in peers.values():
             peer.stop()
@@ -651,33 +795,34 @@ def sweep(args: argparse.Namespace, levels: list[int], modes: list[str]) -> dict
         shutil.rmtree(workdir, ignore_errors=True)
 
     by_key = {(run.service, run.clients): run for run in runs}
-    level_reports = []
-    for clients in levels:
-        ours = by_key[(SERVING, clients)]
-        entry: dict[str, Any] = {
-            "clients": clients,
-            "requests_per_client": per_client(clients, args.requests),
-            "runs": {t.name: by_key[(t.name, clients)].to_dict() for t in targets},
-            "ratios": {
-                f"{SERVING}/{t.name}": ratio(ours, by_key[(t.name, clients)])
-                for t in targets
-                if t.name != SERVING
-            },
+    names = [t.name for t in targets]
+    level_reports = [level_report(by_key, names, clients, args.requests) for clients in levels]
+    mixed_report = None
+    if mixed_runs:
+        mixed_key = {(run.service, run.clients): run for run in mixed_runs}
+        mixed_report = {
+            **level_report(mixed_key, names, args.mixed_clients, 2 * args.mixed_clients),
+            "max_new_tokens": f"{min(MIXED_LENGTHS)}..{max(MIXED_LENGTHS)}, cycled",
         }
-        level_reports.append(entry)
-    target_run = by_key.get((SERVING, TARGET_CLIENTS))
-    target_ratio = ratio(target_run, by_key[(BASELINE, TARGET_CLIENTS)]) if target_run else None
+    report_targets = targets_met(by_key, levels, mixed_runs, args.mixed_clients)
+    seed_target = next(
+        (t for t in report_targets if t["figure"].startswith(f"{SERVING}/{BASELINE}")), None
+    )
     return {
         "model": location.served_name,
         "dtype": text.dtype,
         "settings": {
             **settings,
+            "max_new_tokens": args.max_new_tokens,
             "clients": levels,
+            "mixed_clients": args.mixed_clients,
             "min_requests": args.requests,
             "prompts": len(PROMPTS),
-            "max_batch_size": args.max_batch_size,
+            "scheduler": args.scheduler,
+            "max_batch_size": {name: w.max_batch_size for name, w in ours.items()},
             "batch_window_ms": args.batch_window_ms,
             "peer_modes": modes,
+            "with_vllm": args.with_vllm,
         },
         "services": {t.name: t.description for t in targets},
         "peer_commands": {name: peer.command for name, peer in peers.items()},
@@ -688,24 +833,109 @@ def sweep(args: argparse.Namespace, levels: list[int], modes: list[str]) -> dict
             if location.gguf_file
             else "the same checkpoint"
         ),
+        "notes": [note for note in (vllm_note,) if note],
         "load_seconds": {
             "ours": round(load_seconds, 1),
             "export_for_peer": round(export_seconds, 1),
             **{f"{n} (ready by)": round(p.ready_seconds or 0, 1) for n, p in peers.items()},
         },
         "levels": level_reports,
-        "target": {
-            "figure": f"{SERVING}/{BASELINE} tokens/s at {TARGET_CLIENTS} clients",
-            "ratio": TARGET_RATIO,
-            "value": target_ratio,
-            "met": None if target_ratio is None else target_ratio >= TARGET_RATIO,
-        },
+        "mixed": mixed_report,
+        "target": seed_target or {"figure": "", "ratio": TARGET_RATIO, "value": None, "met": None},
+        "targets": report_targets,
         "batch_sizes": batch_sizes,
+        "schedulers": schedulers_seen,
         "chat_route": chat_route,
         "agreement": agreement(runs),
         "token_counting": "usage.completion_tokens as each service reports it; for transformers "
-        "serve minus 1 when finish_reason is 'stop' (it counts the end-of-sequence token)",
+        "serve and vLLM minus 1 when finish_reason is 'stop' (they count the end-of-sequence "
+        "token)",
     }
+
+
+def run_level(
+    targets: list[Target],
+    position: int,
+    clients: int,
+    count: int,
+    budget: Callable[[int], int],
+) -> list[Run]:
+    """Every service at one client count, in an order that rotates with `position`."""
+    runs = []
+    shift = position % len(targets)
+    for target in targets[shift:] + targets[:shift]:
+        say(f"{target.name}: {clients} clients x {count} requests...")
+        run = drive(target, clients, count, budget)
+        say(
+            f"  {run.seconds:.1f} s, {run.tokens_per_second:.1f} tokens/s, "
+            f"p50 {run.latency(0.5):.2f} s, p95 {run.latency(0.95):.2f} s"
+        )
+        runs.append(run)
+    return runs
+
+
+def level_report(
+    by_key: dict[tuple[str, int], Run], names: list[str], clients: int, requests: int
+) -> dict[str, Any]:
+    ours = by_key[(SERVING, clients)]
+    return {
+        "clients": clients,
+        "requests_per_client": per_client(clients, requests),
+        "runs": {name: by_key[(name, clients)].to_dict() for name in names},
+        "ratios": {
+            f"{SERVING}/{name}": ratio(ours, by_key[(name, clients)])
+            for name in names
+            if name != SERVING
+        },
+    }
+
+
+def targets_met(
+    by_key: dict[tuple[str, int], Run], levels: list[int], mixed: list[Run], mixed_clients: int
+) -> list[dict[str, Any]]:
+    """The issue's targets that this run can judge (a missing service or level is skipped)."""
+    out: list[dict[str, Any]] = []
+
+    def add(figure: str, value: float | None, threshold: float) -> None:
+        if value is not None:
+            out.append(
+                {"figure": figure, "ratio": threshold, "value": value, "met": value >= threshold}
+            )
+
+    for clients in levels:
+        ours = by_key[(SERVING, clients)]
+        add(
+            f"{SERVING}/{PEER_CB} tokens/s at {clients} clients",
+            ratio(ours, by_key.get((PEER_CB, clients))),
+            1.0,
+        )
+        if clients == TARGET_CLIENTS:
+            add(
+                f"{SERVING}/{BASELINE} tokens/s at {clients} clients",
+                ratio(ours, by_key.get((BASELINE, clients))),
+                TARGET_RATIO,
+            )
+            peer = by_key.get((PEER_CB, clients))
+            if peer is not None:
+                add(
+                    f"{PEER_CB} p95 / {SERVING} p95 latency at {clients} clients",
+                    round(peer.latency(0.95) / ours.latency(0.95), 3),
+                    1.0,
+                )
+        if clients in (8, 16):
+            add(
+                f"{SERVING}/{VLLM} tokens/s at {clients} clients (goal)",
+                ratio(ours, by_key.get((VLLM, clients))),
+                0.8,
+            )
+    if mixed:
+        mixed_key = {run.service: run for run in mixed}
+        add(
+            f"{SERVING}/{PEER_CB} tokens/s, mixed lengths at {mixed_clients} clients",
+            ratio(mixed_key[SERVING], mixed_key.get(PEER_CB)),
+            1.0,
+        )
+    return out
 
 
 def print_table(report: dict[str, Any]) -> None:
@@ -715,13 +945,22 @@ def print_table(report: dict[str, Any]) -> None:
         f"{settings['max_new_tokens']}, greedy, {settings['prompts']} prompts; "
         f"{report['seconds']:.0f} s in all"
     )
+    print(f"command: {report['command']}")
     for name, description in report["services"].items():
         print(f"  {name}: {description}")
-    print(
+    for note in report["notes"]:
+        print(f"  note: {note}")
+    header = (
         f"\n{'clients':>7}  {'service':<22}{'requests':>9}{'seconds':>9}{'req/s':>8}"
         f"{'tokens':>8}{'tok/s':>8}{'p50 s':>8}{'p95 s':>8}"
     )
-    for level in report["levels"]:
+    print(header)
+    levels = list(report["levels"])
+    if report["mixed"]:
+        levels.append(report["mixed"])
+    for level in levels:
+        if level is report["mixed"]:
+            print(f"mixed lengths (max_new_tokens {level['max_new_tokens']}):")
         for run in level["runs"].values():
             print(
                 f"{run['clients']:>7}  {run['service']:<22}{run['requests']:>9}"
@@ -733,15 +972,14 @@ def print_table(report: dict[str, Any]) -> None:
             f"{name} {value:.2f}x" for name, value in level["ratios"].items() if value is not None
         )
         print(f"{'':>9}tokens/s ratios: {ratios}")
-    target = report["target"]
-    if target["value"] is not None:
+    print("\ntargets:")
+    for target in report["targets"]:
         met = "yes" if target["met"] else "NO"
-        print(
-            f"\ntarget: {target['figure']} >= {target['ratio']:g}x: "
-            f"{target['value']:.2f}x, met: {met}"
-        )
-    sizes = ", ".join(f"{n}x{size}" for size, n in report["batch_sizes"].items())
-    print(f"serving batches in the sweep (count x size): {sizes}")
+        print(f"  {target['figure']} >= {target['ratio']:g}: {target['value']:.2f}, met: {met}")
+    for name, sizes in report["batch_sizes"].items():
+        shown = ", ".join(f"{n}x{size}" for size, n in sizes.items())
+        print(f"{name} batches in the sweep (count x size): {shown}")
+    print(f"schedulers: {report['schedulers']}")
     same = ", ".join(
         f"{name} {a['same_text_as_baseline']}" for name, a in report["agreement"].items()
     )
