@@ -36,6 +36,21 @@ from modelwire.message import Msg, iter_msgs
 from modelwire.response import ModelChunk, ModelResponse, Usage
 
 if TYPE_CHECKING:
+    from modelwire.blocks import (
+        Base64Source,
+        ContentBlock,
+        ImageBlock,
+        ImageSource,
+        TextBlock,
+        ThinkingBlock,
+        ToolResultBlock,
+        ToolUseBlock,
+        URLSource,
+        acollect,
+        collect,
+        content_of,
+        tool_result,
+    )
     from modelwire.calls import Call, Stream
     from modelwire.clients import SDKClients
     from modelwire.config import ConfigSource
@@ -47,6 +62,8 @@ if TYPE_CHECKING:
     from modelwire.retry import RetryPolicy
     from modelwire.schema import check_value, did_you_mean
     from modelwire.spend import Pricing
+    from modelwire.structured import parse_structured, structured_schema
+    from modelwire.tools import ToolCallAssembler, ToolSpec, normalize_tools, parse_tool_arguments
     from modelwire.transport import AsyncGuardedTransport, GuardedTransport
     from modelwire.wrapper import ModelWrapper
 
@@ -55,6 +72,25 @@ __version__ = "0.1.0"
 #: Names loaded on first use, by the module that defines them: importing pluggy,
 #: inspect and the wrapper machinery waits until something needs them.
 _LAZY = {
+    "Base64Source": "modelwire.blocks",
+    "ContentBlock": "modelwire.blocks",
+    "ImageBlock": "modelwire.blocks",
+    "ImageSource": "modelwire.blocks",
+    "TextBlock": "modelwire.blocks",
+    "ThinkingBlock": "modelwire.blocks",
+    "ToolCallAssembler": "modelwire.tools",
+    "ToolResultBlock": "modelwire.blocks",
+    "ToolSpec": "modelwire.tools",
+    "ToolUseBlock": "modelwire.blocks",
+    "URLSource": "modelwire.blocks",
+    "acollect": "modelwire.blocks",
+    "collect": "modelwire.blocks",
+    "content_of": "modelwire.blocks",
+    "normalize_tools": "modelwire.tools",
+    "parse_structured": "modelwire.structured",
+    "parse_tool_arguments": "modelwire.tools",
+    "structured_schema": "modelwire.structured",
+    "tool_result": "modelwire.blocks",
     "Call": "modelwire.calls",
     "Stream": "modelwire.calls",
     "SDKClients": "modelwire.clients",
@@ -82,11 +118,15 @@ __all__ = [
     "AsyncGuardedTransport",
     "AuthenticationError",
     "BadRequestError",
+    "Base64Source",
     "BudgetExceededError",
     "Call",
     "ConfigError",
     "ConfigIssue",
+    "ContentBlock",
     "GuardedTransport",
+    "ImageBlock",
+    "ImageSource",
     "Media",
     "ModelChunk",
     "ModelRegistry",
@@ -106,11 +146,21 @@ __all__ = [
     "ScrubbedError",
     "ServiceUnavailableError",
     "Stream",
+    "TextBlock",
+    "ThinkingBlock",
+    "ToolCallAssembler",
+    "ToolResultBlock",
+    "ToolSpec",
+    "ToolUseBlock",
+    "URLSource",
     "UnknownModelTypeError",
     "UnsupportedOperationError",
     "Usage",
+    "acollect",
     "body_text",
     "check_value",
+    "collect",
+    "content_of",
     "data_url",
     "default_registry",
     "did_you_mean",
@@ -122,12 +172,17 @@ __all__ = [
     "iter_msgs",
     "load_model",
     "load_model_by_config_name",
+    "normalize_tools",
     "parse_retry_after",
+    "parse_structured",
+    "parse_tool_arguments",
     "plugin_manager",
     "read_media",
     "read_model_configs",
     "redacted",
+    "structured_schema",
     "text_of",
+    "tool_result",
     "usage",
 ]
 

@@ -24,6 +24,7 @@ from modelwire.errors import (
     ProviderError,
     ResponseParseError,
     ServiceUnavailableError,
+    error_for_status,
     scrubbed_chain,
 )
 from modelwire.limits import AttemptLimits, attempt_limits
@@ -239,19 +240,25 @@ class Call:
             try:
                 error = wrapper._map_error(exc) or _generic_error(exc)
             except Exception as mapper_failure:  # a mapper must never raise in its place
-                error = ProviderError(
+                message = (
                     f"{type(exc).__name__}: {exc} (and the error mapper of"
                     f" {wrapper.model_type!r} failed on it:"
                     f" {type(mapper_failure).__name__}: {mapper_failure})"
+                )
+                status = _http_status(exc)  # still typed (and retried) by its HTTP status
+                error = (
+                    ProviderError(message) if status is None else error_for_status(status, message)
                 )
         limits = self.limits
         if (
             limits is not None
             and isinstance(error, ProviderError)
-            and (error.retryable or isinstance(error, ModelTimeoutError))
+            and (error.retryable or error.status is None)
+            and not isinstance(error, ResponseParseError)
             and time.monotonic() >= limits.deadline
         ):
-            # the deadline cut the attempt short: whatever the SDK made of it, it timed out
+            # the deadline cut the attempt short (no HTTP status came back): whatever the
+            # SDK made of the cut connection or the cancelled task, it timed out
             error = limits.expired()
         if isinstance(error, ProviderError):
             error.config_name = error.config_name or wrapper.config_name
@@ -269,30 +276,87 @@ class Call:
 
 
 class Stream:
-    """What a stream delivered so far; ``state`` is the wrapper's per-stream scratch space."""
+    """What a stream delivered so far; ``state`` is the wrapper's per-stream scratch space.
+
+    A plugin hands tool-call fragments to ``tool_call_delta`` in ``_parse_chunk``;
+    from the chunk that brings the ``finish_reason`` on, every chunk carries the
+    complete ``tool_calls``. A plugin that sets ``structured_model`` gets the
+    validated object in that chunk's ``parsed`` (and the response's).
+    """
 
     def __init__(self, wrapper: ModelWrapper, request: Any) -> None:
         self.wrapper = wrapper
         self.request = request
         self.state: dict[str, Any] = {}
         self.parts: list[str] = []
+        self.thinking_parts: list[str] = []
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
         self.model_name: str | None = None
         self.chunks = 0
+        self.structured_model: Any = None
+        self.parsed: Any = None
+        self._assembler: Any = None
+        self._tool_calls: list[dict[str, Any]] | None = None
+
+    def tool_call_delta(
+        self,
+        *,
+        index: int | None = None,
+        id: str | None = None,
+        name: str | None = None,
+        arguments: Any = None,
+    ) -> None:
+        """Add one fragment of a tool call (see ``modelwire.ToolCallAssembler``)."""
+        if self._assembler is None:
+            from modelwire.tools import ToolCallAssembler
+
+            self._assembler = ToolCallAssembler()
+        self._assembler.add(index=index, id=id, name=name, arguments=arguments)
+        self._tool_calls = None
 
     def add(self, chunk: ModelChunk) -> ModelChunk:
         self.chunks += 1
         if chunk.text:
             self.parts.append(chunk.text)
+        if chunk.thinking:
+            self.thinking_parts.append(chunk.thinking)
         self.usage = chunk.usage or self.usage
+        newly_finished = chunk.finish_reason is not None and self.finish_reason is None
         self.finish_reason = chunk.finish_reason or self.finish_reason
         self.model_name = chunk.model_name or self.model_name
+        if self.finish_reason is not None:
+            if self._assembler and chunk.tool_calls is None:
+                chunk.tool_calls = self.tool_calls()
+            if newly_finished and self.structured_model is not None and chunk.parsed is None:
+                from modelwire.structured import parse_structured
+
+                self.parsed = parse_structured(self.text, self.structured_model)
+            if chunk.parsed is None:
+                chunk.parsed = self.parsed
         return chunk
+
+    def tool_calls(self, *, lenient: bool = False) -> list[dict[str, Any]] | None:
+        """The assembled calls (``ResponseParseError`` for unreadable arguments, unless
+        ``lenient``: then ``None``)."""
+        if self._assembler is None:
+            return None
+        if self._tool_calls is None:
+            try:
+                self._tool_calls = self._assembler.result()
+            except ResponseParseError:
+                if lenient:
+                    return None
+                raise
+        return self._tool_calls
 
     @property
     def text(self) -> str:
         return "".join(self.parts)
+
+    @property
+    def thinking(self) -> str | None:
+        return "".join(self.thinking_parts) or None
 
     def check_complete(self) -> None:
         """A stream that ends before the service said it was done is an error."""
@@ -308,6 +372,9 @@ class Stream:
             usage=self.usage,
             model_name=self.model_name or self.wrapper.model_name,
             finish_reason=finish_reason or self.finish_reason,
+            tool_calls=self.tool_calls(lenient=True),  # type: ignore[arg-type]
+            thinking=self.thinking,
+            parsed=self.parsed,
         )
 
 
@@ -372,6 +439,17 @@ class _ReadingTheReply:
 reading_the_reply = _ReadingTheReply()
 
 
+def _http_status(exc: BaseException) -> int | None:
+    """The HTTP status an SDK exception carries, where it says (``status_code``,
+    ``status``, or its ``response``'s)."""
+    for holder in (exc, getattr(exc, "response", None)):
+        for name in ("status_code", "status"):
+            value = getattr(holder, name, None)
+            if isinstance(value, int) and not isinstance(value, bool) and 100 <= value < 600:
+                return value
+    return None
+
+
 def _raised_by_modelwire(exc: BaseException) -> ModelWireError | None:
     """``exc`` itself or the first modelwire error in the chain an SDK wrapped it in."""
     seen = 0
@@ -387,6 +465,9 @@ def _raised_by_modelwire(exc: BaseException) -> ModelWireError | None:
 def _generic_error(exc: Exception) -> ModelWireError:
     """Map exceptions no plugin recognised, by what they are rather than who raised them."""
     name = f"{type(exc).__name__}: {exc}"
+    status = _http_status(exc)
+    if status is not None:  # an SDK's HTTP error the plugin left unmapped
+        return error_for_status(status, name)
     if isinstance(exc, TimeoutError):  # socket.timeout and asyncio's are aliases of it
         return ModelTimeoutError(f"the service did not answer in time ({name})")
     if isinstance(exc, ConnectionError):

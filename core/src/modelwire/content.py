@@ -25,15 +25,25 @@ def text_of(content: Any) -> str:
     """The text of a message's content.
 
     A string as is; ``None`` as ``""``; a list of content blocks as the
-    concatenation of its text blocks; anything else as JSON (never a Python repr).
+    concatenation of its text blocks and of the text of ``tool_result`` outputs (what
+    a tool said is a tool message's text), leaving out images, ``tool_use`` and
+    ``thinking`` blocks; anything else as JSON (never a Python repr).
     """
     if isinstance(content, str):
         return content
     if content is None:
         return ""
     if isinstance(content, list) and content and all(_is_block(part) for part in content):
-        return "".join(part.get("text", "") for part in content if part["type"] == "text")
+        return "".join(_block_text(part) for part in content)
     return json.dumps(content, ensure_ascii=False, default=str)
+
+
+def _block_text(block: dict[str, Any]) -> str:
+    if block["type"] == "text":
+        return block.get("text", "")
+    if block["type"] == "tool_result":
+        return text_of(block.get("output"))
+    return ""
 
 
 def _is_block(part: Any) -> bool:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelwire.blocks import ContentBlock, ToolUseBlock
+    from modelwire.message import Msg
 
 __all__ = ["ModelChunk", "ModelResponse", "Usage"]
 
@@ -94,6 +98,12 @@ class ModelResponse:
 
     ``raw`` is the service's reply as plain JSON-like data, for what modelwire does
     not read itself; ``extra`` holds provider-specific fields a plugin documents.
+
+    For chat, ``content`` is the blocks the model produced (thinking, text,
+    ``tool_use``), ``tool_calls`` its ``tool_use`` blocks, ``thinking`` the reasoning
+    text and ``parsed`` the validated ``structured_model`` object. A plugin sets either
+    side: ``content`` is built from ``text``/``tool_calls``/``thinking``, or those are
+    read from ``content``, so that both always agree.
     """
 
     text: str | None = None
@@ -104,12 +114,52 @@ class ModelResponse:
     model_name: str | None = None
     finish_reason: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    content: list[ContentBlock] | None = None
+    tool_calls: list[ToolUseBlock] | None = None
+    thinking: str | None = None
+    parsed: Any = None
+
+    def __post_init__(self) -> None:
+        if self.content is None:
+            if self.text is not None or self.tool_calls or self.thinking:
+                from modelwire.blocks import content_of
+
+                self.content = content_of(self.text, self.tool_calls, self.thinking)
+            return
+        blocks = [block for block in self.content if isinstance(block, dict)]
+        if self.text is None:
+            self.text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
+        if self.tool_calls is None:
+            calls = [b for b in blocks if b.get("type") == "tool_use"]
+            self.tool_calls = calls or None  # type: ignore[assignment]
+        if self.thinking is None:
+            thinking = "".join(b.get("thinking", "") for b in blocks if b.get("type") == "thinking")
+            self.thinking = thinking or None
+
+    def to_msg(self, name: str = "assistant") -> Msg:
+        """The reply as an assistant ``Msg`` (content: the block list), to send back
+        with the tool results that answer its ``tool_calls``."""
+        import copy
+
+        from modelwire.message import Msg
+
+        blocks = self.content
+        if blocks is None:
+            blocks = [{"type": "text", "text": self.text or ""}]
+        return Msg(name, copy.deepcopy(blocks), role="assistant")
 
     def __repr__(self) -> str:
         shown = []
         if self.text is not None:
             text = self.text if len(self.text) <= 60 else self.text[:57] + "..."
             shown.append(f"text={text!r}")
+        if self.tool_calls:
+            names = ", ".join(str(call.get("name")) for call in self.tool_calls)
+            shown.append(f"tool_calls=<{names}>")
+        if self.thinking:
+            shown.append(f"thinking=<{len(self.thinking)} chars>")
+        if self.parsed is not None:
+            shown.append(f"parsed=<{type(self.parsed).__name__}>")
         if self.embedding is not None:
             dims = len(self.embedding[0]) if self.embedding else 0
             shown.append(f"embedding=<{len(self.embedding)} x {dims}>")
@@ -129,7 +179,9 @@ class ModelChunk:
     """One piece of a streamed reply.
 
     A stream is complete only once a chunk carries a ``finish_reason``; the last
-    chunk carries ``usage`` when the service reports it.
+    chunk carries ``usage`` when the service reports it, and the complete
+    ``tool_calls`` (assembled by the stream from the fragments a plugin hands to
+    ``Stream.tool_call_delta``). ``thinking`` is a reasoning delta.
     """
 
     text: str = ""
@@ -137,3 +189,6 @@ class ModelChunk:
     usage: Usage | None = None
     model_name: str | None = None
     finish_reason: str | None = None
+    thinking: str = ""
+    tool_calls: list[ToolUseBlock] | None = None
+    parsed: Any = None

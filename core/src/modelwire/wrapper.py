@@ -281,8 +281,8 @@ class ModelWrapper:
             try:
                 if delay:
                     await asyncio.sleep(delay)
-                async with asyncio.timeout(self.timeout):
-                    with call.attempt(self.timeout):
+                with call.attempt(self.timeout) as limits:
+                    async with asyncio.timeout_at(limits.deadline):  # the loop's clock
                         reply = await self._asend(call.request)
                         response = self._parsed(reply, call.request)
                 return call.finish(response)
@@ -346,8 +346,8 @@ class ModelWrapper:
             try:
                 if delay:
                     await asyncio.sleep(delay)
-                async with asyncio.timeout(self.timeout):
-                    with call.attempt(self.timeout):
+                with call.attempt(self.timeout) as limits:
+                    async with asyncio.timeout_at(limits.deadline):
                         events = aiter(self._asend_stream(call.request))
                         chunk = await self._anext_chunk(events, stream)
                 break
@@ -363,8 +363,8 @@ class ModelWrapper:
                     # loop shutdown, by a task that may be cancelled): book what it got.
                     call.abandon(stream)
                     raise
-                async with asyncio.timeout(self.stream_idle_timeout):
-                    with call.limited(self.stream_idle_timeout, "stream_idle_timeout"):
+                with call.limited(self.stream_idle_timeout, "stream_idle_timeout") as limits:
+                    async with asyncio.timeout_at(limits.deadline):
                         chunk = await self._anext_chunk(events, stream)
             stream.check_complete()
         except GeneratorExit:

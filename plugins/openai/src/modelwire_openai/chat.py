@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from modelwire import (
+    BadRequestError,
+    ConfigIssue,
     ModelChunk,
     ModelResponse,
     Msg,
@@ -15,6 +17,10 @@ from modelwire import (
     Stream,
     data_url,
     iter_msgs,
+    normalize_tools,
+    parse_structured,
+    parse_tool_arguments,
+    structured_schema,
     text_of,
 )
 from modelwire_openai.client import OpenAIWrapper, body_of, payload_of, usage_of
@@ -41,21 +47,54 @@ _NAME_FORBIDDEN = r"[\s<|\\/>]+"
 class OpenAIChatWrapper(OpenAIWrapper):
     """Chat completions: ``model(model.format(msgs), **generate_args)`` -> text.
 
-    ``generate_args`` go into every request and a call's kwargs override them; tool
-    and function calls are returned as the service sent them, in ``raw`` (and in
-    ``extra["tool_calls"]``).
+    ``generate_args`` go into every request and a call's kwargs override them.
+    ``tools``, ``tool_choice`` and ``structured_model`` (per call or in
+    ``generate_args``) become OpenAI's ``tools``, ``tool_choice`` and a strict
+    ``json_schema`` ``response_format``; the reply's tool calls are in
+    ``response.tool_calls`` (and, as the service sent them, in ``extra["tool_calls"]``),
+    its ``reasoning_content`` (DeepSeek, Qwen, vLLM) in ``response.thinking``.
     """
 
     model_type = "openai"
     pricing_table = CHAT_PRICES
     reserved_args: ClassVar[tuple[str, ...]] = ("model", "messages", "stream")
 
+    @classmethod
+    def validate_params(cls, params: Mapping[str, Any]) -> list[ConfigIssue]:
+        """Tools, a tool choice and a structured model in ``generate_args`` are checked
+        at load, like every other key: a bad one fails the config, not its first call."""
+        issues = super().validate_params(params)
+        generate_args = params.get("generate_args")
+        if not isinstance(generate_args, Mapping):
+            return issues
+        try:
+            tools = _wire_tools(generate_args.get("tools") or [])
+            if generate_args.get("tool_choice") is not None:
+                _wire_tool_choice(generate_args["tool_choice"], tools)
+            if generate_args.get("structured_model") is not None:
+                structured_schema(generate_args["structured_model"])
+        except BadRequestError as exc:
+            issues.append(ConfigIssue("?", "generate_args", exc.message))
+        return issues
+
     # -- input --------------------------------------------------------------------------
     def format(self, *args: Msg | list[Msg] | None) -> list[dict[str, Any]]:
-        """OpenAI messages: role, content and a sanitised ``name``; images for user messages."""
+        """OpenAI messages: role, content and a sanitised ``name``; images for user
+        messages; ``tool_use`` blocks as ``tool_calls`` and ``tool_result`` blocks as
+        ``role: "tool"`` messages (thinking blocks are not sent back)."""
         messages = []
         for msg in iter_msgs(*args):
+            blocks = _blocks(msg.content)
+            results = [block for block in blocks if block["type"] == "tool_result"]
+            if results or msg.role == "tool":
+                messages += _tool_messages(msg, results)
+                continue
             message: dict[str, Any] = {"role": msg.role, "content": self._content(msg)}
+            calls = [block for block in blocks if block["type"] == "tool_use"]
+            if calls:
+                message["tool_calls"] = [_wire_tool_call(call) for call in calls]
+                if not message["content"]:
+                    message["content"] = None
             name = re.sub(_NAME_FORBIDDEN, "_", str(msg.name or "")).strip("_")[:64]
             if name:
                 message["name"] = name
@@ -70,15 +109,17 @@ class OpenAIChatWrapper(OpenAIWrapper):
 
     def _content(self, msg: Msg) -> str | list[dict[str, Any]]:
         text = text_of(msg.content)
+        blocks = _blocks(msg.content)
+        images = [block for block in blocks if block["type"] == "image"]
         urls = msg.urls
-        if not urls:
+        if not urls and not images:
             return text
         if msg.role != "user":
             _logger().warning(
                 "%s: OpenAI takes images in user messages only; %d image(s) of a %s message"
                 " were left out",
                 self.config_name,
-                len(urls),
+                len(urls) + len(images),
                 msg.role,
             )
             return text
@@ -87,16 +128,45 @@ class OpenAIChatWrapper(OpenAIWrapper):
                 "%s: model %r does not take images; %d image(s) were left out",
                 self.config_name,
                 self.model_name,
-                len(urls),
+                len(urls) + len(images),
             )
             return text
-        parts: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+        parts: list[dict[str, Any]] = []
+        if blocks:
+            for block in blocks:
+                if block["type"] == "text" and block.get("text"):
+                    parts.append({"type": "text", "text": block["text"]})
+                elif block["type"] == "image":
+                    parts.append({"type": "image_url", "image_url": {"url": _image_url(block)}})
+        elif text:
+            parts.append({"type": "text", "text": text})
         parts += [{"type": "image_url", "image_url": {"url": data_url(url)}} for url in urls]
         return parts
 
     # -- the provider step -----------------------------------------------------------
     def _request(self, messages: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
-        return {"messages": messages, **self.call_args(kwargs)}
+        request = {"messages": messages, **self.call_args(kwargs)}
+        tools = request.pop("tools", None)
+        if tools is not None:
+            wire_tools = _wire_tools(tools)
+            if wire_tools:  # OpenAI refuses an empty list
+                request["tools"] = wire_tools
+        if request.get("tool_choice") is not None:
+            request["tool_choice"] = _wire_tool_choice(request["tool_choice"], request.get("tools"))
+        structured_model = request.pop("structured_model", None)
+        if structured_model is not None:
+            if request.get("response_format") is not None:
+                raise BadRequestError(
+                    "give `structured_model` or `response_format`, not both:"
+                    " structured_model sets the response format"
+                )
+            name, schema = structured_schema(structured_model)
+            request["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": name, "schema": _strict(schema), "strict": True},
+            }
+            request[_STRUCTURED] = structured_model
+        return request
 
     def _send(self, request: dict[str, Any]) -> Any:
         create = self.clients.sync.chat.completions.with_raw_response.create
@@ -119,13 +189,26 @@ class OpenAIChatWrapper(OpenAIWrapper):
         for key in ("tool_calls", "function_call"):
             if message.get(key):
                 extra[key] = message[key]
+        text = _reply_text(message.get("content"))
+        structured_model = request.get(_STRUCTURED)
+        parsed = None
+        if structured_model is not None:
+            if message.get("refusal"):
+                raise ResponseParseError(
+                    f"the model refused to answer in the schema: {message['refusal']}",
+                    body=_dump(payload),
+                )
+            parsed = parse_structured(text, structured_model)
         return ModelResponse(
-            text=_reply_text(message.get("content")),
+            text=text,
             raw=payload,
             usage=usage_of(payload),
             model_name=payload.get("model") or self.model_name,
             finish_reason=choice.get("finish_reason"),
             extra=extra,
+            tool_calls=_tool_calls(message.get("tool_calls")),
+            thinking=_thinking(message),
+            parsed=parsed,
         )
 
     def _send_stream(self, request: dict[str, Any]) -> Iterator[Any]:
@@ -147,12 +230,16 @@ class OpenAIChatWrapper(OpenAIWrapper):
     def _parse_chunk(self, event: Any, stream: Stream) -> ModelChunk | None:
         """A chunk from one SDK stream event (its JSON, as the service sent it)."""
         payload = payload_of(event)
-        text, finish_reason = "", None
+        text, thinking, finish_reason = "", "", None
+        stream.structured_model = stream.request.get(_STRUCTURED)
         for choice in payload.get("choices") or ():
             if isinstance(choice, Mapping) and choice.get("index", 0) in (0, None):
                 delta = choice.get("delta")
                 if isinstance(delta, Mapping):
                     text = _reply_text(delta.get("content"))
+                    thinking = _thinking(delta) or ""
+                    for fragment in delta.get("tool_calls") or ():
+                        _add_fragment(stream, fragment)
                 finish_reason = choice.get("finish_reason")
         return ModelChunk(
             text=text,
@@ -160,19 +247,171 @@ class OpenAIChatWrapper(OpenAIWrapper):
             usage=usage_of(payload),
             model_name=payload.get("model") or self.model_name,
             finish_reason=finish_reason,
+            thinking=thinking,
         )
+
+
+#: The request key holding the call's ``structured_model``; never sent.
+_STRUCTURED = "structured_model"
+
+
+def _blocks(content: Any) -> list[dict[str, Any]]:
+    """The content blocks of a message (none for text content)."""
+    if not isinstance(content, list):
+        return []
+    return [
+        part for part in content if isinstance(part, dict) and isinstance(part.get("type"), str)
+    ]
+
+
+def _image_url(block: Mapping[str, Any]) -> str:
+    source = block.get("source")
+    if not isinstance(source, Mapping):
+        raise ValueError(f"an image block needs a source, not {source!r}")
+    if source.get("type") == "base64":
+        return f"data:{source.get('media_type') or 'image/png'};base64,{source['data']}"
+    return data_url(source["url"])
+
+
+def _wire_tool_call(call: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": call["id"],
+        "type": "function",
+        "function": {
+            "name": call["name"],
+            "arguments": json.dumps(call.get("input") or {}, ensure_ascii=False),
+        },
+    }
+
+
+def _tool_messages(msg: Msg, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One ``role: "tool"`` message per result (OpenAI answers each call separately)."""
+    if not results:
+        call_id = (msg.metadata or {}).get("tool_call_id")
+        if not isinstance(call_id, str):
+            raise ValueError(
+                "a tool message needs tool_result blocks (modelwire.tool_result(call, output))"
+                " or metadata={'tool_call_id': ...}"
+            )
+        return [{"role": "tool", "tool_call_id": call_id, "content": text_of(msg.content)}]
+    return [
+        {"role": "tool", "tool_call_id": result["id"], "content": text_of(result.get("output"))}
+        for result in results
+    ]
+
+
+def _wire_tools(tools: Any) -> list[dict[str, Any]]:
+    """OpenAI function dicts as given; functions and pydantic classes described."""
+    if isinstance(tools, Iterable) and not isinstance(tools, (str, bytes, Mapping)):
+        tools = list(tools)
+    specs = normalize_tools(tools)
+    wire = []
+    for tool, spec in zip(tools, specs, strict=True):
+        if isinstance(tool, Mapping) and tool.get("type") == "function":
+            wire.append(dict(tool))
+            continue
+        function: dict[str, Any] = {"name": spec["name"], "parameters": spec["parameters"]}
+        if spec["description"]:
+            function["description"] = spec["description"]
+        if "strict" in spec:
+            function["strict"] = spec["strict"]
+        wire.append({"type": "function", "function": function})
+    return wire
+
+
+def _wire_tool_choice(choice: Any, tools: list[dict[str, Any]] | None) -> Any:
+    """``"auto"``/``"none"``/``"required"``, or a tool's name as OpenAI's named choice."""
+    if not isinstance(choice, str) or choice in ("auto", "none", "required"):
+        return choice
+    names = [tool["function"]["name"] for tool in tools or ()]
+    if choice not in names:
+        raise BadRequestError(
+            f"tool_choice {choice!r} names no tool of the call"
+            f" ({', '.join(map(repr, names)) or 'no tools given'})"
+        )
+    return {"type": "function", "function": {"name": choice}}
+
+
+def _strict(schema: Any) -> Any:
+    """A schema as OpenAI's strict mode takes it: every object closed, every property
+    required, no ``default: null`` (the reply is still validated against the original)."""
+    if not isinstance(schema, Mapping):
+        return schema
+    strict = {
+        key: value for key, value in schema.items() if not (key == "default" and value is None)
+    }
+    for key in ("properties", "$defs", "definitions"):
+        if isinstance(strict.get(key), Mapping):
+            strict[key] = {name: _strict(value) for name, value in strict[key].items()}
+    for key in ("items", "additionalProperties", "not"):
+        if isinstance(strict.get(key), Mapping):
+            strict[key] = _strict(strict[key])
+    for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
+        if isinstance(strict.get(key), list):
+            strict[key] = [_strict(value) for value in strict[key]]
+    if strict.get("type") == "object" or "properties" in strict:
+        strict["additionalProperties"] = False
+        strict["required"] = list(strict.get("properties") or {})
+    return strict
+
+
+def _add_fragment(stream: Stream, fragment: Any) -> None:
+    if not isinstance(fragment, Mapping):
+        raise ResponseParseError(f"a tool-call fragment is {fragment!r}, not an object")
+    function = fragment.get("function") or {}
+    stream.tool_call_delta(
+        index=fragment.get("index"),
+        id=fragment.get("id"),
+        name=function.get("name"),
+        arguments=function.get("arguments"),
+    )
+
+
+def _tool_calls(calls: Any) -> list[dict[str, Any]] | None:
+    """A message's function calls as ``tool_use`` blocks, arguments parsed."""
+    if not calls:
+        return None
+    if not isinstance(calls, list):
+        raise ResponseParseError(f"the reply's tool_calls are {calls!r}, not a list")
+    blocks = []
+    for position, call in enumerate(calls):
+        if isinstance(call, Mapping) and call.get("type", "function") != "function":
+            continue  # other kinds of call (custom tools) stay in extra["tool_calls"]
+        function = call.get("function") if isinstance(call, Mapping) else None
+        if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
+            raise ResponseParseError(f"tool call {call!r} has no function name")
+        call_id = call.get("id") or f"call_{position}"
+        arguments = parse_tool_arguments(
+            function.get("arguments"), name=function["name"], call_id=call_id
+        )
+        blocks.append(
+            {"type": "tool_use", "id": call_id, "name": function["name"], "input": arguments}
+        )
+    return blocks
+
+
+def _thinking(message: Mapping[str, Any]) -> str | None:
+    """Reasoning of OpenAI-compatible servers: ``reasoning_content`` (DeepSeek, Qwen,
+    vLLM) or ``reasoning`` (some newer servers)."""
+    for key in ("reasoning_content", "reasoning"):
+        value = message.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def _plain(request: dict[str, Any]) -> dict[str, Any]:
     """A plain call's arguments: ``stream_options`` in ``generate_args`` is for streams."""
     args = dict(request)
     args.pop("stream_options", None)
+    args.pop(_STRUCTURED, None)
     return args
 
 
 def _streamed(request: dict[str, Any]) -> dict[str, Any]:
     """A stream's arguments, asking for usage in its last event unless told otherwise."""
     args = dict(request)
+    args.pop(_STRUCTURED, None)
     options = args.pop("stream_options", {})
     if options is not None:  # None: the server must not be sent stream_options at all
         args["stream_options"] = {"include_usage": True, **options}
