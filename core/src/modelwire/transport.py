@@ -201,6 +201,10 @@ class _Decoder:
                 f" (it accepts {ACCEPT_ENCODING})"
             )
 
+    def finish(self) -> bytes:
+        """What the decompressor still holds once the body has ended."""
+        return b"" if self._zlib is None else self.feed_decoded(self._zlib.flush())
+
     def feed(self, data: bytes) -> bytes:
         if self._zlib is not None:
             # at most one byte past the cap: enough to tell that it is exceeded
@@ -209,6 +213,9 @@ class _Decoder:
                 data = self._zlib.decompress(data, room)
             except zlib.error as exc:
                 raise ResponseParseError(f"the reply's compressed body is broken ({exc})") from exc
+        return self.feed_decoded(data)
+
+    def feed_decoded(self, data: bytes) -> bytes:
         self.size += len(data)
         if self.limit is not None and self.size > self.limit:
             raise ResponseParseError(
@@ -229,10 +236,13 @@ class _Body(httpx.SyncByteStream):
             with _deadline_errors:
                 part = next(parts, None)
             if part is None:
-                return
+                break
             data = self._decoder.feed(part)
             if data:
                 yield data
+        tail = self._decoder.finish()
+        if tail:
+            yield tail
 
     def close(self) -> None:
         self._inner.close()
@@ -249,10 +259,13 @@ class _AsyncBody(httpx.AsyncByteStream):
             with _deadline_errors:
                 part = await anext(parts, None)
             if part is None:
-                return
+                break
             data = self._decoder.feed(part)
             if data:
                 yield data
+        tail = self._decoder.finish()
+        if tail:
+            yield tail
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -317,7 +330,11 @@ class GuardedTransport(httpx.HTTPTransport):
         if refused is not None:
             response.close()
             raise refused
-        return _guarded(response, _Body)
+        try:
+            return _guarded(response, _Body)
+        except BaseException:
+            response.close()
+            raise
 
 
 class AsyncGuardedTransport(httpx.AsyncHTTPTransport):
@@ -340,4 +357,8 @@ class AsyncGuardedTransport(httpx.AsyncHTTPTransport):
         if refused is not None:
             await response.aclose()
             raise refused
-        return _guarded(response, _AsyncBody)
+        try:
+            return _guarded(response, _AsyncBody)
+        except BaseException:
+            await response.aclose()
+            raise
