@@ -276,6 +276,15 @@ def _prepare(request: httpx.Request) -> None:
     request.headers["Accept-Encoding"] = ACCEPT_ENCODING
 
 
+def _checked(request: httpx.Request, response: httpx.Response, body: Any) -> httpx.Response:
+    """The response, unless it redirects to another origin, with its body under the cap;
+    the caller closes it when this raises."""
+    refused = _refused_redirect(request, response)
+    if refused is not None:
+        raise refused
+    return _guarded(response, body)
+
+
 def _guarded(response: httpx.Response, body: Any) -> httpx.Response:
     """The response with its body read through the size cap (and decompressed here, so
     that the cap counts what the body really is)."""
@@ -308,12 +317,15 @@ def _environment_mounts(transport: type, options: dict[str, Any]) -> dict[str, A
     }
 
 
-class GuardedTransport(httpx.HTTPTransport):
-    """``httpx.HTTPTransport`` keeping the attempt's deadline, size cap and origin."""
+class _Guarded:
+    """What both transports add to httpx's: the guarded network backend, proxy mounts."""
+
+    _backend: type[_Backend] | type[_AsyncBackend]
+    _pool: Any
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        _guard(self._pool, _Backend)
+        _guard(self._pool, self._backend)
 
     @classmethod
     def proxy_mounts(cls, **options: Any) -> dict[str, Any]:
@@ -322,43 +334,34 @@ class GuardedTransport(httpx.HTTPTransport):
         a client given a transport no longer reads them."""
         return _environment_mounts(cls, options)
 
+
+class GuardedTransport(_Guarded, httpx.HTTPTransport):
+    """``httpx.HTTPTransport`` keeping the attempt's deadline, size cap and origin."""
+
+    _backend = _Backend
+
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         _prepare(request)
         with _deadline_errors:
             response = super().handle_request(request)
-        refused = _refused_redirect(request, response)
-        if refused is not None:
-            response.close()
-            raise refused
         try:
-            return _guarded(response, _Body)
+            return _checked(request, response, _Body)
         except BaseException:
             response.close()
             raise
 
 
-class AsyncGuardedTransport(httpx.AsyncHTTPTransport):
+class AsyncGuardedTransport(_Guarded, httpx.AsyncHTTPTransport):
     """``GuardedTransport`` for ``httpx.AsyncClient``."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        _guard(self._pool, _AsyncBackend)
-
-    @classmethod
-    def proxy_mounts(cls, **options: Any) -> dict[str, Any]:
-        """``GuardedTransport.proxy_mounts`` for ``httpx.AsyncClient``."""
-        return _environment_mounts(cls, options)
+    _backend = _AsyncBackend
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         _prepare(request)
         with _deadline_errors:
             response = await super().handle_async_request(request)
-        refused = _refused_redirect(request, response)
-        if refused is not None:
-            await response.aclose()
-            raise refused
         try:
-            return _guarded(response, _AsyncBody)
+            return _checked(request, response, _AsyncBody)
         except BaseException:
             await response.aclose()
             raise
