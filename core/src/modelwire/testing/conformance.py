@@ -83,7 +83,7 @@ def _normalize(name: str) -> str:
 
 
 class ConformanceSuite:
-    """Checks one model type against the contract in DESIGN.md."""
+    """Checks one model type against the plugin contract (docs/plugins.md)."""
 
     #: The model type under test, and the distribution whose entry point registers it.
     model_type: ClassVar[str]
