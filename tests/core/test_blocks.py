@@ -22,7 +22,11 @@ from modelwire import (
     ToolCallAssembler,
     Usage,
     acollect,
+    blocks_of,
+    check_tool_choice,
     collect,
+    image_media,
+    image_url,
     normalize_tools,
     parse_structured,
     parse_tool_arguments,
@@ -191,6 +195,15 @@ def test_complete_object_arguments_and_missing_ids() -> None:
     assembler.add(index=None, id=None, name=None, arguments=None)
     assert assembler.result() == [
         {"type": "tool_use", "id": "call_0", "name": "f", "input": {"x": 1}}
+    ]
+
+
+def test_provider_fields_of_a_fragment_are_kept_in_the_block() -> None:
+    assembler = ToolCallAssembler()
+    assembler.add(index=0, id="a", name="f", arguments='{"x"', extra={"signature": "sig-1"})
+    assembler.add(index=0, arguments=": 1}")
+    assert assembler.result() == [
+        {"type": "tool_use", "id": "a", "name": "f", "input": {"x": 1}, "signature": "sig-1"}
     ]
 
 
@@ -431,3 +444,39 @@ def test_long_hostile_arguments_are_read_in_linear_time() -> None:
     with pytest.raises(ResponseParseError):
         parse_tool_arguments('{"a": [' + many + '"x}')
     assert time.monotonic() - started < 20  # quadratic repair would take hours
+
+
+# -- shared helpers for plugins ------------------------------------------------------------
+def test_blocks_of_keeps_only_blocks() -> None:
+    text = {"type": "text", "text": "hi"}
+    assert blocks_of("hi") == []
+    assert blocks_of([text, "stray", {"no": "type"}]) == [text]
+
+
+def test_image_blocks_as_urls_and_media(tmp_path: Any) -> None:
+    png = tmp_path / "dot.png"
+    png.write_bytes(b"\x89PNG-bytes")
+    web = {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}
+    inline = {
+        "type": "image",
+        "source": {"type": "base64", "media_type": "image/gif", "data": "R0lG"},
+    }
+    local = {"type": "image", "source": {"type": "url", "url": str(png)}}
+    assert image_url(web) == "https://example.com/a.png"
+    assert image_url(inline) == "data:image/gif;base64,R0lG"
+    assert image_url(local).startswith("data:image/png;base64,")
+    assert image_media(local).data == b"\x89PNG-bytes"
+    assert image_media(inline).mime_type == "image/gif"
+    with pytest.raises(ValueError, match="web URL"):
+        image_media(web)
+    with pytest.raises(ValueError, match="needs a source"):
+        image_url({"type": "image", "source": "x.png"})
+
+
+def test_tool_choice_is_checked_against_the_calls_tools() -> None:
+    assert check_tool_choice("required", []) == "required"
+    assert check_tool_choice("get_weather", ["get_weather"]) == "get_weather"
+    with pytest.raises(BadRequestError, match="names no tool"):
+        check_tool_choice("search", ["get_weather"])
+    with pytest.raises(BadRequestError, match="tool_choice must be"):
+        check_tool_choice(3, ["get_weather"])

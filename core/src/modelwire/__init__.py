@@ -54,7 +54,16 @@ if TYPE_CHECKING:
     from modelwire.calls import Call, Stream
     from modelwire.clients import SDKClients
     from modelwire.config import ConfigSource
-    from modelwire.content import Media, data_url, is_web_url, read_media, text_of
+    from modelwire.content import (
+        Media,
+        blocks_of,
+        data_url,
+        image_media,
+        image_url,
+        is_web_url,
+        read_media,
+        text_of,
+    )
     from modelwire.hookspecs import hookimpl
     from modelwire.plugins import PluginManager, plugin_manager
     from modelwire.redact import is_secret_key, redacted
@@ -63,7 +72,13 @@ if TYPE_CHECKING:
     from modelwire.schema import check_value, did_you_mean
     from modelwire.spend import Pricing
     from modelwire.structured import parse_structured, structured_schema
-    from modelwire.tools import ToolCallAssembler, ToolSpec, normalize_tools, parse_tool_arguments
+    from modelwire.tools import (
+        ToolCallAssembler,
+        ToolSpec,
+        check_tool_choice,
+        normalize_tools,
+        parse_tool_arguments,
+    )
     from modelwire.transport import AsyncGuardedTransport, GuardedTransport
     from modelwire.wrapper import ModelWrapper
 
@@ -86,6 +101,7 @@ _LAZY = {
     "acollect": "modelwire.blocks",
     "collect": "modelwire.blocks",
     "content_of": "modelwire.blocks",
+    "check_tool_choice": "modelwire.tools",
     "normalize_tools": "modelwire.tools",
     "parse_structured": "modelwire.structured",
     "parse_tool_arguments": "modelwire.tools",
@@ -95,7 +111,10 @@ _LAZY = {
     "Stream": "modelwire.calls",
     "SDKClients": "modelwire.clients",
     "Media": "modelwire.content",
+    "blocks_of": "modelwire.content",
     "data_url": "modelwire.content",
+    "image_media": "modelwire.content",
+    "image_url": "modelwire.content",
     "is_web_url": "modelwire.content",
     "read_media": "modelwire.content",
     "text_of": "modelwire.content",
@@ -157,7 +176,9 @@ __all__ = [
     "UnsupportedOperationError",
     "Usage",
     "acollect",
+    "blocks_of",
     "body_text",
+    "check_tool_choice",
     "check_value",
     "collect",
     "content_of",
@@ -166,6 +187,8 @@ __all__ = [
     "did_you_mean",
     "error_for_status",
     "hookimpl",
+    "image_media",
+    "image_url",
     "init",
     "is_secret_key",
     "is_web_url",

@@ -31,6 +31,8 @@ from modelwire.limits import AttemptLimits, attempt_limits
 from modelwire.response import ModelChunk, ModelResponse, Usage
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from pluggy import HookRelay
 
     from modelwire.wrapper import ModelWrapper
@@ -306,13 +308,14 @@ class Stream:
         id: str | None = None,
         name: str | None = None,
         arguments: Any = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         """Add one fragment of a tool call (see ``modelwire.ToolCallAssembler``)."""
         if self._assembler is None:
             from modelwire.tools import ToolCallAssembler
 
             self._assembler = ToolCallAssembler()
-        self._assembler.add(index=index, id=id, name=name, arguments=arguments)
+        self._assembler.add(index=index, id=id, name=name, arguments=arguments, extra=extra)
         self._tool_calls = None
 
     def add(self, chunk: ModelChunk) -> ModelChunk:

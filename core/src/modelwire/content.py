@@ -13,12 +13,22 @@ import binascii
 import json
 import mimetypes
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["Media", "data_url", "is_web_url", "read_media", "text_of"]
+__all__ = [
+    "Media",
+    "blocks_of",
+    "data_url",
+    "image_media",
+    "image_url",
+    "is_web_url",
+    "read_media",
+    "text_of",
+]
 
 
 def text_of(content: Any) -> str:
@@ -36,6 +46,13 @@ def text_of(content: Any) -> str:
     if isinstance(content, list) and content and all(_is_block(part) for part in content):
         return "".join(_block_text(part) for part in content)
     return json.dumps(content, ensure_ascii=False, default=str)
+
+
+def blocks_of(content: Any) -> list[dict[str, Any]]:
+    """The content blocks of a message's content (none for text content)."""
+    if not isinstance(content, list):
+        return []
+    return [part for part in content if _is_block(part)]
 
 
 def _block_text(block: dict[str, Any]) -> str:
@@ -108,3 +125,38 @@ def _local_path(location: str) -> Path:
     if location.startswith("file://"):
         location = unquote(urlsplit(location).path)
     return Path(location).expanduser()
+
+
+def image_url(block: Mapping[str, Any]) -> str:
+    """An image block as a URL to send: a web URL as it is, anything else a data URL."""
+    source = _image_source(block)
+    if source.get("type") == "base64":
+        return f"data:{source.get('media_type') or 'image/png'};base64,{source.get('data', '')}"
+    return data_url(source["url"])
+
+
+def image_media(block: Mapping[str, Any]) -> Media:
+    """An image block's bytes and MIME type, for services that take only inline images.
+
+    Raises ``ValueError`` for a web URL (modelwire does not download media) and for
+    a block without a usable source.
+    """
+    source = _image_source(block)
+    if source.get("type") == "base64":
+        return read_media(
+            f"data:{source.get('media_type') or 'image/png'};base64,{source.get('data', '')}"
+        )
+    return read_media(source["url"])
+
+
+def _image_source(block: Mapping[str, Any]) -> Mapping[str, Any]:
+    source = block.get("source")
+    if not isinstance(source, Mapping) or not (
+        (source.get("type") == "base64" and isinstance(source.get("data"), str))
+        or isinstance(source.get("url"), str)
+    ):
+        raise ValueError(
+            "an image block needs a source: {'type': 'url', 'url': ...} or"
+            f" {{'type': 'base64', 'media_type': ..., 'data': ...}}, not {source!r}"[:200]
+        )
+    return source

@@ -22,7 +22,13 @@ from modelwire.errors import BadRequestError, ResponseParseError
 if TYPE_CHECKING:
     from modelwire.blocks import ToolUseBlock
 
-__all__ = ["ToolCallAssembler", "ToolSpec", "normalize_tools", "parse_tool_arguments"]
+__all__ = [
+    "ToolCallAssembler",
+    "ToolSpec",
+    "check_tool_choice",
+    "normalize_tools",
+    "parse_tool_arguments",
+]
 
 
 class ToolSpec(TypedDict):
@@ -55,6 +61,31 @@ def normalize_tools(tools: Iterable[Any] | None) -> list[ToolSpec]:
         seen.add(spec["name"])
         specs.append(spec)
     return specs
+
+
+#: The tool choices every chat type takes, besides the name of one of the call's tools.
+TOOL_CHOICES = ("auto", "none", "required")
+
+
+def check_tool_choice(choice: Any, names: Iterable[str]) -> str:
+    """``choice`` checked: ``"auto"``, ``"none"``, ``"required"`` or a tool's name.
+
+    A plugin maps the answer to its service's shape; ``BadRequestError`` for a
+    choice that is none of these, before anything is sent.
+    """
+    if not isinstance(choice, str):
+        raise BadRequestError(
+            f"tool_choice must be 'auto', 'none', 'required' or a tool's name, not {choice!r}"[:200]
+        )
+    if choice in TOOL_CHOICES:
+        return choice
+    names = list(names)
+    if choice not in names:
+        raise BadRequestError(
+            f"tool_choice {choice!r} names no tool of the call"
+            f" ({', '.join(map(repr, names)) or 'no tools given'})"
+        )
+    return choice
 
 
 _TOOL_NAME = r"[A-Za-z0-9_-]{1,64}"
@@ -355,8 +386,13 @@ class ToolCallAssembler:
         id: str | None = None,
         name: str | None = None,
         arguments: str | Mapping[str, Any] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
+        """Add one fragment; ``extra`` holds provider fields kept in the block (a
+        Gemini thought signature, say), so that the call can be sent back as it came."""
         call = self._find(index, id)
+        if extra:
+            call["extra"].update(extra)
         if id and not call["id"]:
             call["id"] = id
             self._by_id[id] = call
@@ -381,6 +417,7 @@ class ToolCallAssembler:
             "name": "",
             "parts": [],
             "object": None,
+            "extra": {},
             "order": len(self._calls),
         }
         self._calls.append(call)
@@ -409,7 +446,6 @@ class ToolCallAssembler:
                 arguments = parse_tool_arguments(
                     "".join(call["parts"]), name=call["name"], call_id=call_id
                 )
-            blocks.append(
-                {"type": "tool_use", "id": call_id, "name": call["name"], "input": arguments}
-            )
+            block = {"type": "tool_use", "id": call_id, "name": call["name"], "input": arguments}
+            blocks.append({**call["extra"], **block})  # type: ignore[typeddict-item]
         return blocks

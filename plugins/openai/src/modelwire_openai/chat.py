@@ -15,7 +15,10 @@ from modelwire import (
     Msg,
     ResponseParseError,
     Stream,
+    blocks_of,
+    check_tool_choice,
     data_url,
+    image_url,
     iter_msgs,
     normalize_tools,
     parse_structured,
@@ -84,7 +87,7 @@ class OpenAIChatWrapper(OpenAIWrapper):
         ``role: "tool"`` messages (thinking blocks are not sent back)."""
         messages = []
         for msg in iter_msgs(*args):
-            blocks = _blocks(msg.content)
+            blocks = blocks_of(msg.content)
             results = [block for block in blocks if block["type"] == "tool_result"]
             if results or msg.role == "tool":
                 messages += _tool_messages(msg, results)
@@ -109,7 +112,7 @@ class OpenAIChatWrapper(OpenAIWrapper):
 
     def _content(self, msg: Msg) -> str | list[dict[str, Any]]:
         text = text_of(msg.content)
-        blocks = _blocks(msg.content)
+        blocks = blocks_of(msg.content)
         images = [block for block in blocks if block["type"] == "image"]
         urls = msg.urls
         if not urls and not images:
@@ -137,7 +140,7 @@ class OpenAIChatWrapper(OpenAIWrapper):
                 if block["type"] == "text" and block.get("text"):
                     parts.append({"type": "text", "text": block["text"]})
                 elif block["type"] == "image":
-                    parts.append({"type": "image_url", "image_url": {"url": _image_url(block)}})
+                    parts.append({"type": "image_url", "image_url": {"url": image_url(block)}})
         elif text:
             parts.append({"type": "text", "text": text})
         parts += [{"type": "image_url", "image_url": {"url": data_url(url)}} for url in urls]
@@ -255,24 +258,6 @@ class OpenAIChatWrapper(OpenAIWrapper):
 _STRUCTURED = "structured_model"
 
 
-def _blocks(content: Any) -> list[dict[str, Any]]:
-    """The content blocks of a message (none for text content)."""
-    if not isinstance(content, list):
-        return []
-    return [
-        part for part in content if isinstance(part, dict) and isinstance(part.get("type"), str)
-    ]
-
-
-def _image_url(block: Mapping[str, Any]) -> str:
-    source = block.get("source")
-    if not isinstance(source, Mapping):
-        raise ValueError(f"an image block needs a source, not {source!r}")
-    if source.get("type") == "base64":
-        return f"data:{source.get('media_type') or 'image/png'};base64,{source['data']}"
-    return data_url(source["url"])
-
-
 def _wire_tool_call(call: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "id": call["id"],
@@ -321,14 +306,11 @@ def _wire_tools(tools: Any) -> list[dict[str, Any]]:
 
 def _wire_tool_choice(choice: Any, tools: list[dict[str, Any]] | None) -> Any:
     """``"auto"``/``"none"``/``"required"``, or a tool's name as OpenAI's named choice."""
-    if not isinstance(choice, str) or choice in ("auto", "none", "required"):
+    if isinstance(choice, Mapping):  # OpenAI's own shape, passed through
+        return dict(choice)
+    choice = check_tool_choice(choice, [tool["function"]["name"] for tool in tools or ()])
+    if choice in ("auto", "none", "required"):
         return choice
-    names = [tool["function"]["name"] for tool in tools or ()]
-    if choice not in names:
-        raise BadRequestError(
-            f"tool_choice {choice!r} names no tool of the call"
-            f" ({', '.join(map(repr, names)) or 'no tools given'})"
-        )
     return {"type": "function", "function": {"name": choice}}
 
 
