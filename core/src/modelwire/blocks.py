@@ -12,6 +12,8 @@ import json
 from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
 
+from modelwire.response import content_of
+
 if TYPE_CHECKING:
     from modelwire.response import ModelChunk, ModelResponse
 
@@ -95,24 +97,6 @@ def tool_result(call: Mapping[str, Any], output: Any) -> ToolResultBlock:
     if not isinstance(output, (str, list)):
         output = json.dumps(output, ensure_ascii=False, default=str)
     return {"type": "tool_result", "id": call["id"], "name": call["name"], "output": output}
-
-
-def content_of(
-    text: str | None,
-    tool_calls: list[ToolUseBlock] | None = None,
-    thinking: str | None = None,
-) -> list[ContentBlock]:
-    """The blocks of a reply in the order models produce them: thinking, text, tool calls.
-
-    One rule for plain calls and ``collect``, so that both give the same ``content``.
-    """
-    blocks: list[ContentBlock] = []
-    if thinking:
-        blocks.append({"type": "thinking", "thinking": thinking})
-    if text:
-        blocks.append({"type": "text", "text": text})
-    blocks.extend(tool_calls or ())
-    return blocks
 
 
 # -- streams -----------------------------------------------------------------------------

@@ -386,30 +386,32 @@ class Stream:
 MAX_INPUT_DEPTH = 64
 
 
-def _check_input(value: Any, depth: int = 0) -> None:
+def _check_input(value: Any) -> None:
     """Refuse input no service could be sent: nested past ``MAX_INPUT_DEPTH``, or text
     with a lone surrogate (which no UTF-8 encoder takes)."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
+    pending = [(value, 0)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise BadRequestError(
+                    f"the call's input holds a lone surrogate ({value[exc.start]!r}), which"
+                    " is not valid Unicode text; nothing was sent"
+                ) from None
+            continue
+        if isinstance(value, dict):
+            items: Any = value.values()
+        elif isinstance(value, (list, tuple)):
+            items = value
+        else:
+            continue
+        if depth >= MAX_INPUT_DEPTH:
             raise BadRequestError(
-                f"the call's input holds a lone surrogate ({value[exc.start]!r}), which is"
-                " not valid Unicode text; nothing was sent"
-            ) from None
-        return
-    if isinstance(value, dict):
-        items: Any = value.values()
-    elif isinstance(value, (list, tuple)):
-        items = value
-    else:
-        return
-    if depth >= MAX_INPUT_DEPTH:
-        raise BadRequestError(
-            f"the call's input nests deeper than {MAX_INPUT_DEPTH} levels; nothing was sent"
-        )
-    for item in items:
-        _check_input(item, depth + 1)
+                f"the call's input nests deeper than {MAX_INPUT_DEPTH} levels; nothing was sent"
+            )
+        pending.extend((item, depth + 1) for item in items)
 
 
 #: What goes wrong while reading a reply's data: a missing key, a wrong type, a nesting

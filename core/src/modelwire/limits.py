@@ -37,10 +37,6 @@ class AttemptLimits:
             f"the service did not answer within {self.setting}={self.seconds:g}s"
         )
 
-    def bound(self, timeout: float | None) -> float:
-        left = self.left()
-        return left if timeout is None else min(timeout, left)
-
 
 _current: ContextVar[AttemptLimits | None] = ContextVar("modelwire_attempt", default=None)
 

@@ -9,7 +9,25 @@ if TYPE_CHECKING:
     from modelwire.blocks import ContentBlock, ToolUseBlock
     from modelwire.message import Msg
 
-__all__ = ["ModelChunk", "ModelResponse", "Usage"]
+__all__ = ["ModelChunk", "ModelResponse", "Usage", "content_of"]
+
+
+def content_of(
+    text: str | None,
+    tool_calls: list[ToolUseBlock] | None = None,
+    thinking: str | None = None,
+) -> list[ContentBlock]:
+    """The blocks of a reply in the order models produce them: thinking, text, tool calls.
+
+    One rule for plain calls and ``collect``, so that both give the same ``content``.
+    """
+    blocks: list[ContentBlock] = []
+    if thinking:
+        blocks.append({"type": "thinking", "thinking": thinking})
+    if text:
+        blocks.append({"type": "text", "text": text})
+    blocks.extend(tool_calls or ())
+    return blocks
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +91,8 @@ class Usage:
 
 
 def _count(name: str, value: Any) -> int:
+    if type(value) is int and 0 <= value <= 10**15:
+        return value
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -122,8 +142,6 @@ class ModelResponse:
     def __post_init__(self) -> None:
         if self.content is None:
             if self.text is not None or self.tool_calls or self.thinking:
-                from modelwire.blocks import content_of
-
                 self.content = content_of(self.text, self.tool_calls, self.thinking)
             return
         blocks = [block for block in self.content if isinstance(block, dict)]

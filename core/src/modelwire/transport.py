@@ -39,8 +39,14 @@ ACCEPT_ENCODING = "gzip, deflate"
 
 
 def _bound(timeout: float | None) -> float | None:
+    """``timeout`` cut to the time the attempt has left (``ModelTimeoutError`` at none)."""
     limits = current_limits()
-    return timeout if limits is None else limits.bound(timeout)
+    if limits is None:
+        return timeout
+    left = limits.deadline - time.monotonic()
+    if left <= 0:
+        raise limits.expired()
+    return left if timeout is None or timeout > left else timeout
 
 
 class _DeadlineErrors:
@@ -160,10 +166,16 @@ def _guard(pool: Any, backend: type[_Backend] | type[_AsyncBackend]) -> None:
 
 
 # -- the HTTP layer: redirects, encodings, size ---------------------------------------------
+#: The statuses httpx follows as redirects (``Response.is_redirect``).
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
 def _refused_redirect(request: httpx.Request, response: httpx.Response) -> ProviderError | None:
     """The error for a redirect to another origin (``None`` for any other reply)."""
+    if response.status_code not in _REDIRECTS:
+        return None
     location = response.headers.get("location")
-    if not response.is_redirect or location is None:
+    if location is None:
         return None
     default = {"http": 80, "https": 443}
     try:
