@@ -237,7 +237,8 @@ def test_chat_thinking_is_kept(server: FakeServer) -> None:
     model = load(server, "ollama_chat")
     response = model(*call_args(model))
     assert response.text == "42"
-    assert response.extra["thinking"] == "six times seven"
+    assert response.thinking == "six times seven"
+    assert "thinking" not in response.extra
     assert (response.usage.prompt_tokens, response.usage.completion_tokens) == (5, 1)
 
 

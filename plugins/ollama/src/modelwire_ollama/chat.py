@@ -2,48 +2,359 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from typing import Any, TypedDict
 
-from modelwire import ModelResponse, Msg, iter_msgs, text_of
+from modelwire import (
+    BadRequestError,
+    ConfigIssue,
+    ModelChunk,
+    ModelResponse,
+    Msg,
+    ResponseParseError,
+    Stream,
+    Usage,
+    blocks_of,
+    check_tool_choice,
+    image_media,
+    iter_msgs,
+    normalize_tools,
+    parse_structured,
+    parse_tool_arguments,
+    structured_schema,
+    text_of,
+)
 from modelwire_ollama.client import OllamaWrapper, OutputFormat, images_of
 
-__all__ = ["OllamaChatWrapper"]
+__all__ = ["OllamaChatArgs", "OllamaChatWrapper"]
+
+
+class OllamaChatArgs(TypedDict, total=False):
+    """What ``generate_args`` may hold: arguments every call gets (a call's own win)."""
+
+    tools: list[Any]
+    tool_choice: str
+    structured_model: Any
+    #: ``True``/``False``, or a level (``"low"``, ``"medium"``, ``"high"``) for models that
+    #: take one; passed through, so the server judges the level.
+    think: bool | str
+
+
+#: The per-call arguments ``ollama_chat`` takes, besides the messages.
+CALL_ARGS = tuple(OllamaChatArgs.__annotations__)
+
+#: The request key holding the call's ``structured_model``; never sent.
+_STRUCTURED = "structured_model"
 
 
 class OllamaChatWrapper(OllamaWrapper):
-    """Chat with an Ollama model. Adds the config key ``format`` (structured output).
+    """Chat with an Ollama model. Adds the config keys ``format`` and ``generate_args``.
 
-    Call it with ``model.format(*msgs)``: a list of ``{"role", "content", "images"}``.
+    Call it with ``model.format(*msgs)`` and, per call or in ``generate_args``,
+    ``tools``, ``tool_choice`` (``"auto"`` or ``"none"``: Ollama cannot force a
+    tool), ``structured_model`` (sent as Ollama's ``format`` schema, the reply
+    validated into ``response.parsed``) and ``think``.
     """
 
     model_type = "ollama_chat"
     _method = "chat"
 
     def __init__(
-        self, config_name: str, *, format: OutputFormat | None = None, **kwargs: Any
+        self,
+        config_name: str,
+        *,
+        format: OutputFormat | None = None,
+        generate_args: OllamaChatArgs | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(config_name, **kwargs)
         # Not ``self.format``: that name is the method turning Msgs into messages.
         self.output_format = format
+        self.generate_args: dict[str, Any] = dict(generate_args or {})
 
+    @classmethod
+    def validate_params(cls, params: Mapping[str, Any]) -> list[ConfigIssue]:
+        """Tools, a tool choice, a structured model and ``think`` in ``generate_args``
+        are checked at load: a bad one fails the config, not its first call."""
+        issues = super().validate_params(params)
+        generate_args = params.get("generate_args")
+        if isinstance(generate_args, Mapping):
+            try:
+                # unknown keys are the schema's to report (with a did-you-mean)
+                known = {key: generate_args[key] for key in CALL_ARGS if key in generate_args}
+                _call_args({}, known)
+            except (BadRequestError, TypeError) as exc:
+                message = exc.message if isinstance(exc, BadRequestError) else str(exc)
+                issues.append(ConfigIssue("?", "generate_args", message))
+        return issues
+
+    # -- input --------------------------------------------------------------------------
     def format(self, *args: Msg | list[Msg] | None) -> list[dict[str, Any]]:
-        """Ollama messages; a ``Msg``'s ``url``s become the message's base64 images."""
+        """Ollama messages: a ``Msg``'s ``url``s and image blocks become the message's
+        base64 ``images``; ``tool_use`` blocks its ``tool_calls`` (arguments as
+        objects), thinking blocks of an assistant its ``thinking``; each
+        ``tool_result`` block a ``role: "tool"`` message with its ``tool_name``."""
         messages = []
         for msg in iter_msgs(*args):
-            message: dict[str, Any] = {"role": msg.role, "content": text_of(msg.content)}
-            if msg.urls:
-                message["images"] = images_of(msg.urls)
-            messages.append(message)
+            blocks = blocks_of(msg.content)
+            if not blocks and msg.role != "tool":  # plain text: the common case, kept cheap
+                message: dict[str, Any] = {"role": msg.role, "content": text_of(msg.content)}
+                if msg.urls:
+                    message["images"] = images_of(msg.urls)
+                messages.append(message)
+                continue
+            results = [block for block in blocks if block["type"] == "tool_result"]
+            if results or msg.role == "tool":
+                messages += _tool_messages(msg, results)
+                continue
+            messages.append(_message(msg, blocks))
         return messages
 
-    def _request(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
-        return {**self._common(), "messages": messages, "format": self.output_format}
+    # -- the provider step -----------------------------------------------------------
+    def _request(self, messages: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
+        request = {**self._common(), "messages": messages, "format": self.output_format}
+        if kwargs or self.generate_args:  # tools and schemas cost only the calls using them
+            _call_args(request, {**self.generate_args, **kwargs} if self.generate_args else kwargs)
+        return request
+
+    def _send(self, request: dict[str, Any]) -> Any:
+        return super()._send(_sent(request))
+
+    async def _asend(self, request: dict[str, Any]) -> Any:
+        return await super()._asend(_sent(request))
+
+    def _send_stream(self, request: dict[str, Any]) -> Iterator[Any]:
+        return super()._send_stream(_sent(request))
+
+    def _asend_stream(self, request: dict[str, Any]) -> AsyncIterator[Any]:
+        return super()._asend_stream(_sent(request))
 
     def _parse(self, reply: Any, request: dict[str, Any]) -> ModelResponse:
-        response = super()._parse(reply, request)
-        if reply.message.thinking:
-            response.extra["thinking"] = reply.message.thinking
-        return response
+        """Text, thinking and tool calls of the reply, and ``parsed`` when the call
+        gave a ``structured_model``."""
+        try:
+            message = reply.message
+            text = message.content or ""
+            calls = _tool_calls(message.tool_calls) if message.tool_calls else None
+            fields = {
+                "raw": reply.model_dump(exclude_none=True),
+                "usage": Usage.of(reply.prompt_eval_count, reply.eval_count),
+                "model_name": reply.model or self.model_name,
+                "finish_reason": reply.done_reason,
+            }
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise ResponseParseError(
+                f"Ollama's reply does not have the expected shape: {exc}"
+            ) from exc
+        structured_model = request.get(_STRUCTURED)
+        parsed = None if structured_model is None else parse_structured(text, structured_model)
+        return ModelResponse(
+            text=text, tool_calls=calls, thinking=message.thinking or None, parsed=parsed, **fields
+        )
+
+    def _parse_chunk(self, event: Any, stream: Stream) -> ModelChunk | None:
+        """One NDJSON line: a text or thinking delta, or complete tool calls (Ollama
+        sends each call whole, in one line; several lines may bring several)."""
+        chunk = super()._parse_chunk(event, stream)
+        message = event.message
+        if message.thinking:
+            chunk.thinking = message.thinking
+        for call in message.tool_calls or ():
+            count = stream.state.get("tool_calls", 0)
+            stream.state["tool_calls"] = count + 1
+            stream.tool_call_delta(
+                index=count, name=call.function.name, arguments=call.function.arguments
+            )
+        if stream.structured_model is None and _STRUCTURED in stream.request:
+            stream.structured_model = stream.request[_STRUCTURED]
+        return chunk
 
     def _text(self, reply: Any) -> str | None:
         return reply.message.content
+
+
+# -- per-call arguments ------------------------------------------------------------------
+def _call_args(request: dict[str, Any], args: dict[str, Any]) -> None:
+    """``tools``, ``tool_choice``, ``structured_model`` and ``think`` put into
+    ``request`` as Ollama takes them; ``BadRequestError`` for what it cannot take."""
+    unknown = [key for key in args if key not in CALL_ARGS]
+    if unknown:
+        raise TypeError(
+            f"ollama_chat takes no argument {unknown[0]!r} (it takes the messages and"
+            f" {', '.join(CALL_ARGS)})"
+        )
+    tools = _wire_tools(args["tools"]) if args.get("tools") is not None else []
+    choice = args.get("tool_choice")
+    if choice is not None:
+        choice = check_tool_choice(choice, [tool["function"]["name"] for tool in tools])
+        if choice not in ("auto", "none"):
+            raise BadRequestError(
+                f"tool_choice {choice!r}: Ollama cannot force a tool call (its API has no"
+                " tool_choice); use 'auto', or 'none' to send no tools"
+            )
+    if tools and choice != "none":
+        request["tools"] = tools
+    think = args.get("think")
+    if think is not None:
+        if not isinstance(think, (bool, str)):
+            raise BadRequestError(
+                f"think must be true, false or a level such as 'high', not {think!r}"[:200]
+            )
+        request["think"] = think
+    structured_model = args.get("structured_model")
+    if structured_model is not None:
+        request["format"] = structured_schema(structured_model)[1]  # replaces config `format`
+        request[_STRUCTURED] = structured_model
+
+
+def _sent(request: dict[str, Any]) -> dict[str, Any]:
+    """The SDK's arguments: the request without the private ``structured_model``."""
+    if _STRUCTURED not in request:
+        return request
+    return {key: value for key, value in request.items() if key != _STRUCTURED}
+
+
+# -- tools -------------------------------------------------------------------------------
+def _wire_tools(tools: Any) -> list[dict[str, Any]]:
+    """Ollama's tools (OpenAI-style function dicts), with parameters the SDK keeps."""
+    if isinstance(tools, Iterable) and not isinstance(tools, (str, bytes, Mapping)):
+        tools = list(tools)
+    wire = []
+    for spec in normalize_tools(tools):
+        function: dict[str, Any] = {
+            "name": spec["name"],
+            "parameters": _ollama_parameters(spec["name"], spec["parameters"]),
+        }
+        if spec["description"]:
+            function["description"] = spec["description"]
+        wire.append({"type": "function", "function": function})
+    return wire
+
+
+def _ollama_parameters(name: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    """A tool's parameters as Ollama's tool schema can hold them.
+
+    Ollama (server and SDK) keeps, per parameter, only ``type``, ``items``,
+    ``description`` and ``enum``: a local ``$ref`` is replaced by what it names and
+    an ``anyOf`` of plain types (``str | None``) becomes a list of types, so that
+    they are not sent as ``{}``. A schema the SDK would refuse is refused here,
+    naming the tool, before anything is sent.
+    """
+    kind = parameters.get("type", "object")
+    if kind != "object":
+        raise BadRequestError(
+            f"tool {name!r}: Ollama takes parameters of type 'object' only, not {kind!r}"
+        )
+    properties = parameters.get("properties")
+    if properties is None:
+        return parameters
+    if not isinstance(properties, Mapping):
+        raise BadRequestError(f"tool {name!r}: `properties` must be an object")
+    shaped = {}
+    for key, schema in properties.items():
+        if not isinstance(schema, Mapping):
+            raise BadRequestError(f"tool {name!r}, parameter {key!r}: not a JSON schema")
+        schema = _dereferenced(schema, parameters)
+        if "type" not in schema:
+            types = _plain_types(schema.get("anyOf") or schema.get("oneOf"))
+            if types:
+                schema = {**schema, "type": types}
+        kind = schema.get("type")
+        if kind is not None and not (
+            isinstance(kind, str)
+            or (isinstance(kind, list) and all(isinstance(k, str) for k in kind))
+        ):
+            raise BadRequestError(
+                f"tool {name!r}, parameter {key!r}: `type` must be a string or a list of them"
+            )
+        shaped[key] = schema
+    return {**parameters, "properties": shaped}
+
+
+def _dereferenced(schema: Mapping[str, Any], root: Mapping[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref")
+    if not (isinstance(ref, str) and ref.startswith("#/")):
+        return dict(schema)
+    target: Any = root
+    for part in ref[2:].split("/"):
+        target = target.get(part) if isinstance(target, Mapping) else None
+    if not isinstance(target, Mapping):
+        return dict(schema)
+    merged = {**target, **{key: value for key, value in schema.items() if key != "$ref"}}
+    return merged
+
+
+def _plain_types(options: Any) -> list[str] | None:
+    if not isinstance(options, list) or not options:
+        return None
+    types = [option.get("type") for option in options if isinstance(option, Mapping)]
+    if len(types) != len(options) or not all(isinstance(kind, str) for kind in types):
+        return None
+    return types
+
+
+def _tool_calls(calls: Any) -> list[dict[str, Any]]:
+    """A reply's tool calls as ``tool_use`` blocks. Ollama gives them no ids (the SDK
+    keeps none): they are numbered ``call_0``, ``call_1``... in the reply's order."""
+    blocks = []
+    for position, call in enumerate(calls):
+        call_id = f"call_{position}"
+        name = call.function.name
+        arguments = parse_tool_arguments(call.function.arguments, name=name, call_id=call_id)
+        blocks.append({"type": "tool_use", "id": call_id, "name": name, "input": arguments})
+    return blocks
+
+
+# -- messages ----------------------------------------------------------------------------
+def _message(msg: Msg, blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    """A message with content blocks: text, images, tool calls and thinking."""
+    message: dict[str, Any] = {"role": msg.role, "content": text_of(msg.content)}
+    images = [_image(block) for block in blocks if block["type"] == "image"]
+    if msg.urls:
+        images += images_of(msg.urls)
+    if images:
+        message["images"] = images
+    calls = [block for block in blocks if block["type"] == "tool_use"]
+    if calls:
+        message["tool_calls"] = [
+            {"function": {"name": call["name"], "arguments": dict(call.get("input") or {})}}
+            for call in calls
+        ]
+    if msg.role == "assistant":
+        thinking = "".join(
+            str(block.get("thinking") or "") for block in blocks if block["type"] == "thinking"
+        )
+        if thinking:
+            message["thinking"] = thinking
+    return message
+
+
+def _tool_messages(msg: Msg, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One ``role: "tool"`` message per result, named by ``tool_name`` (Ollama matches
+    results to calls by name and order; it has no call ids)."""
+    if not results:
+        message: dict[str, Any] = {"role": "tool", "content": text_of(msg.content)}
+        tool_name = (msg.metadata or {}).get("tool_name")
+        if isinstance(tool_name, str):
+            message["tool_name"] = tool_name
+        return [message]
+    messages = []
+    for result in results:
+        output = result.get("output")
+        message = {"role": "tool", "content": text_of(output), "tool_name": result["name"]}
+        images = [_image(block) for block in blocks_of(output) if block["type"] == "image"]
+        if images:
+            message["images"] = images
+        messages.append(message)
+    return messages
+
+
+def _image(block: Mapping[str, Any]) -> str:
+    """An image block as the base64 Ollama takes; it never fetches a URL, nor does
+    modelwire, so a web URL is refused."""
+    try:
+        return image_media(block).base64
+    except (ValueError, OSError) as exc:
+        raise BadRequestError(
+            f"Ollama takes images as base64, local files or data: URLs, not this one: {exc}"
+        ) from exc

@@ -67,6 +67,9 @@ def map_error(
     if isinstance(exc, (json.JSONDecodeError, httpx.DecodingError)):
         return ResponseParseError(f"Ollama's reply is not valid JSON: {exc}")
     if isinstance(exc, pydantic.ValidationError):
+        bad_call = _bad_tool_call(exc)
+        if bad_call is not None:
+            return bad_call
         return ResponseParseError(
             f"Ollama's reply does not have the expected shape: {exc.error_count()} problem(s),"
             f" first: {_first_problem(exc)}"
@@ -96,6 +99,30 @@ def _response_error(exc: Any, model: str | None, httpx: Any) -> ProviderError:
             f" pull it first with `ollama pull {name}`"
         )
     return error_for_status(status, message, headers=headers, body=body)
+
+
+def _bad_tool_call(exc: Any) -> ResponseParseError | None:
+    """The error for a tool call the SDK could not read (arguments that are not an
+    object, a missing name), carrying the raw ``arguments``: never a silent ``{}``.
+
+    The SDK validates the reply before modelwire sees it, so nothing can be repaired.
+    """
+    for problem in exc.errors():
+        location = tuple(problem.get("loc", ()))
+        if location[:2] != ("message", "tool_calls") or len(location) < 3:
+            continue
+        where = f"tool call {location[2]}" if isinstance(location[2], int) else "a tool call"
+        field = ".".join(str(part) for part in location[3:]) or "function"
+        raw = problem.get("input")
+        shown = raw if isinstance(raw, str) else json.dumps(raw, default=str)
+        error = ResponseParseError(
+            f"{where} of Ollama's reply cannot be read ({field}: {problem.get('msg', '')}):"
+            f" {shown[:200]}",
+            body=shown,
+        )
+        error.arguments = raw if field.endswith("arguments") else None  # type: ignore[attr-defined]
+        return error
+    return None
 
 
 def _first_problem(exc: Any) -> str:
