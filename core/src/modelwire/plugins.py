@@ -45,6 +45,7 @@ FIRST_PARTY_TYPES: dict[str, str] = {
     "openai_embedding": "modelwire-openai",
     "openai_dall_e": "modelwire-openai",
     "dashscope_chat": "modelwire-dashscope",
+    "dashscope_multimodal": "modelwire-dashscope",
     "dashscope_image_synthesis": "modelwire-dashscope",
     "dashscope_text_embedding": "modelwire-dashscope",
     "gemini_chat": "modelwire-gemini",

@@ -124,6 +124,55 @@ class DashScopeWire:
         return events
 
     @classmethod
+    def message_reply(
+        cls,
+        message: dict[str, Any],
+        usage: tuple[int, int] = (12, 5),
+        finish: str = "stop",
+        **usage_extra: Any,
+    ) -> Reply:
+        """A plain call's reply carrying ``message`` (tool calls, reasoning...) as given."""
+        payload = cls.chat_payload("", usage, finish)
+        payload["output"]["choices"][0]["message"] = {"role": "assistant", **message}
+        payload["usage"].update(usage_extra)
+        return Reply.json(payload)
+
+    @classmethod
+    def message_stream(
+        cls,
+        deltas: list[dict[str, Any]],
+        usage: tuple[int, int] = (12, 5),
+        finish: str = "stop",
+    ) -> Reply:
+        """An incremental SSE stream of these message deltas, the last one finishing."""
+        request_id = cls.request_id()
+        events = []
+        for index, delta in enumerate(deltas, 1):
+            last = index == len(deltas)
+            payload = {
+                "output": {
+                    "choices": [
+                        {
+                            "message": {"role": "assistant", "content": "", **delta},
+                            "finish_reason": finish if last else "null",
+                        }
+                    ]
+                },
+                "usage": {
+                    "input_tokens": usage[0],
+                    "output_tokens": usage[1] if last else 0,
+                    "total_tokens": usage[0] + (usage[1] if last else 0),
+                },
+                "request_id": request_id,
+            }
+            events.append(
+                RawEvent(
+                    f"id:{index}\nevent:result\n:HTTP_STATUS/200\ndata:{json.dumps(payload)}\n\n"
+                )
+            )
+        return Reply.sse(events, headers={"Content-Type": "text/event-stream;charset=UTF-8"})
+
+    @classmethod
     def sse_error(cls, status: int, code: str, message: str = "failed") -> RawEvent:
         body = json.dumps(cls.error_body(code, message))
         return RawEvent(f"id:1\nevent:error\n:HTTP_STATUS/{status}\ndata:{body}\n\n")

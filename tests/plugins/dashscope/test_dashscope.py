@@ -141,7 +141,7 @@ def test_format_with_media_uses_parts_and_reaches_the_multimodal_endpoint(
     server: FakeServer, wire: Any
 ) -> None:
     wire.chat("A cat on a mat.", path=MULTIMODAL_PATH)
-    model = chat(server, "qwen-max")
+    model = load(server, "dashscope_multimodal", "qwen-vl-max")
     messages = model.format(
         Msg("system", "Describe.", role="system"),
         user("What is this?", url=["https://x.example/cat.PNG", "https://x.example/clip.mp4"]),
@@ -164,6 +164,13 @@ def test_format_with_media_uses_parts_and_reaches_the_multimodal_endpoint(
     sent = server.requests_to(MULTIMODAL_PATH)[-1].json()
     assert sent["input"]["messages"] == messages
     assert server.requests_to(CHAT_PATH) == []
+
+
+def test_media_for_a_text_model_is_refused_naming_dashscope_multimodal(server: FakeServer) -> None:
+    model = chat(server, "qwen-max")
+    with pytest.raises(BadRequestError, match="dashscope_multimodal"):
+        model.format(user("What is this?", url="https://x.example/cat.png"))
+    assert server.requests == []
 
 
 def test_vision_models_always_use_parts_and_the_multimodal_endpoint(

@@ -1,4 +1,4 @@
-"""modelwire's conformance suite for the three DashScope model types, over real HTTP."""
+"""modelwire's conformance suite for the four DashScope model types, over real HTTP."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ API = "/api/v1"
 
 
 class DashScopeSuite(ConformanceSuite):
-    """What the three types share: the distribution, the SDK, DashScope-shaped errors."""
+    """What the four types share: the distribution, the SDK, DashScope-shaped errors."""
 
     distribution = "modelwire-dashscope"
     env_secret_var = "DASHSCOPE_API_KEY"
@@ -54,6 +54,32 @@ class TestDashScopeChatConformance(DashScopeSuite):
 
     def script_success(self, server: FakeServer) -> None:
         self.wire_type(server).chat(self.expected_text, (12, 5))
+
+
+class TestDashScopeMultiModalConformance(DashScopeSuite):
+    """``dashscope_multimodal``: a vision model at the multimodal-generation endpoint."""
+
+    model_type = "dashscope_multimodal"
+    output = "text"
+    streams = True
+    expected_text = "Hello from Qwen-VL"
+    expected_usage = Usage(12, 5, 17)
+    routes = [("POST", f"{API}/services/aigc/multimodal-generation/generation")]
+    generation_config = {"generate_args": {"temperature": 0.25}}
+
+    def config(self, server: FakeServer) -> dict[str, Any]:
+        return {
+            **self.base_config(server),
+            "model_name": "qwen-vl-max",
+            "generate_args": {"temperature": 0.5},
+        }
+
+    def script_success(self, server: FakeServer) -> None:
+        self.wire_type(server).chat(
+            self.expected_text,
+            (12, 5),
+            path=f"{API}/services/aigc/multimodal-generation/generation",
+        )
 
 
 class TestDashScopeTextEmbeddingConformance(DashScopeSuite):

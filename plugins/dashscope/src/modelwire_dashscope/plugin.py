@@ -10,6 +10,7 @@ from modelwire import hookimpl
 @hookimpl
 def register_model_types(register: Any) -> None:
     register("dashscope_chat", "modelwire_dashscope.chat:DashScopeChatWrapper")
+    register("dashscope_multimodal", "modelwire_dashscope.multimodal:DashScopeMultiModalWrapper")
     register(
         "dashscope_image_synthesis", "modelwire_dashscope.image:DashScopeImageSynthesisWrapper"
     )
