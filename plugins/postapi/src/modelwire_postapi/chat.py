@@ -2,28 +2,156 @@
 
 ``format(*msgs)`` gives ``[{"role", "content"}]`` dicts, the shape the seed's Flask
 service, the serving distribution's ``/llm/``, vLLM and FastChat take; media URLs
-attached to a message become OpenAI ``image_url`` parts.
+attached to a message and image blocks become OpenAI ``image_url`` parts.
+
+Tools, a tool choice and a ``structured_model`` (per call, or in ``json_args``) are
+sent in OpenAI's shape (``tools``, ``tool_choice``, a ``json_schema``
+``response_format``), since the services this type talks to are OpenAI-compatible
+when they take them at all; tool calls and reasoning are read from OpenAI-shaped
+replies (see ``parsing``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
 
-from modelwire import Msg, data_url, iter_msgs, text_of
-from modelwire_postapi.client import PostAPIWrapper
+from modelwire import (
+    BadRequestError,
+    ConfigIssue,
+    Msg,
+    blocks_of,
+    check_tool_choice,
+    data_url,
+    image_url,
+    iter_msgs,
+    normalize_tools,
+    structured_schema,
+    text_of,
+)
+from modelwire_postapi.client import PostAPIWrapper, PostRequest
 
 __all__ = ["PostAPIChatWrapper"]
+
+#: The call arguments modelwire turns into OpenAI's request fields (never sent as given).
+_TOOL_KEYS = frozenset({"tools", "tool_choice", "structured_model"})
 
 
 class PostAPIChatWrapper(PostAPIWrapper):
     """A chat service taking message lists; see the README for every config key."""
 
     model_type = "post_api_chat"
+    outputs: ClassVar[frozenset[str]] = frozenset({"text", "tool_calls"})
 
+    @classmethod
+    def validate_params(cls, params: Mapping[str, Any]) -> list[ConfigIssue]:
+        """Tools, a tool choice and a structured model in ``json_args`` are checked at
+        load, like every other key: a bad one fails the config, not its first call."""
+        issues = super().validate_params(params)
+        json_args = params.get("json_args")
+        if isinstance(json_args, Mapping) and not _TOOL_KEYS.isdisjoint(json_args):
+            try:
+                _tool_fields(json_args)
+            except BadRequestError as exc:
+                issues.append(ConfigIssue("?", "json_args", exc.message))
+        return issues
+
+    # -- input --------------------------------------------------------------------------
     def format(self, *args: Msg | list[Msg] | None) -> list[dict[str, Any]]:
-        return [_message(msg) for msg in iter_msgs(*args)]
+        """OpenAI messages: role and content; images as ``image_url`` parts;
+        ``tool_use`` blocks as ``tool_calls`` and ``tool_result`` blocks as
+        ``role: "tool"`` messages (thinking blocks are not sent back: OpenAI-compatible
+        servers do not take them in the input)."""
+        messages: list[dict[str, Any]] = []
+        for msg in iter_msgs(*args):
+            blocks = blocks_of(msg.content)
+            if not blocks and msg.role != "tool":
+                messages.append(_message(msg))
+            else:
+                messages += _block_messages(msg, blocks)
+        return messages
+
+    # -- the provider step -----------------------------------------------------------
+    def _request(self, inputs: Any, **kwargs: Any) -> PostRequest:
+        """The bodies, with ``tools``/``tool_choice``/``structured_model`` (of the call,
+        else of ``json_args``) in OpenAI's shape; calls without them take the plain path."""
+        if _TOOL_KEYS.isdisjoint(kwargs) and _TOOL_KEYS.isdisjoint(self.json_args):
+            return self._bodies(inputs, self.json_args, kwargs)
+        json_args = {k: v for k, v in self.json_args.items() if k not in _TOOL_KEYS}
+        given = {k: v for k, v in self.json_args.items() if k in _TOOL_KEYS}
+        call_args = {k: v for k, v in kwargs.items() if k not in _TOOL_KEYS}
+        given.update((k, v) for k, v in kwargs.items() if k in _TOOL_KEYS)
+        structured_model = given.get("structured_model")
+        if structured_model is not None and (
+            call_args.get("response_format") is not None
+            or json_args.get("response_format") is not None
+        ):
+            raise BadRequestError(
+                "give `structured_model` or `response_format`, not both:"
+                " structured_model sets the response format"
+            )
+        call_args.update(_tool_fields(given))
+        return self._bodies(inputs, json_args, call_args, structured_model)
 
 
+def _tool_fields(given: Mapping[str, Any]) -> dict[str, Any]:
+    """``tools``, ``tool_choice`` and ``structured_model`` as OpenAI's request fields;
+    ``BadRequestError`` naming what is wrong, before anything is sent."""
+    fields: dict[str, Any] = {}
+    tools = _wire_tools(given.get("tools") or [])
+    if tools:  # OpenAI-compatible servers refuse an empty list
+        fields["tools"] = tools
+    choice = given.get("tool_choice")
+    if choice is not None:
+        choice = _wire_tool_choice(choice, tools)
+        if tools or not isinstance(choice, str):
+            fields["tool_choice"] = choice
+        elif choice == "required":
+            raise BadRequestError("tool_choice 'required' needs tools, and the call has none")
+        # "auto"/"none" without tools mean nothing, and OpenAI-compatible servers refuse
+        # a tool_choice without tools: left out (a call's tools=[] turns json_args' off)
+    if given.get("structured_model") is not None:
+        name, schema = structured_schema(given["structured_model"])
+        # Not strict: vLLM, TGI, llama.cpp and the like enforce the schema as given, and
+        # OpenAI's strict rewrite (every property required) would change what it means.
+        fields["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": name, "schema": schema},
+        }
+    return fields
+
+
+def _wire_tools(tools: Any) -> list[dict[str, Any]]:
+    """OpenAI function dicts as given; functions and pydantic classes described."""
+    if isinstance(tools, Iterable) and not isinstance(tools, (str, bytes, Mapping)):
+        tools = list(tools)
+    specs = normalize_tools(tools)
+    wire = []
+    for tool, spec in zip(tools, specs, strict=True):
+        if isinstance(tool, Mapping) and tool.get("type") == "function":
+            wire.append(dict(tool))
+            continue
+        function: dict[str, Any] = {"name": spec["name"], "parameters": spec["parameters"]}
+        if spec["description"]:
+            function["description"] = spec["description"]
+        if "strict" in spec:
+            function["strict"] = spec["strict"]
+        wire.append({"type": "function", "function": function})
+    return wire
+
+
+def _wire_tool_choice(choice: Any, tools: list[dict[str, Any]]) -> Any:
+    """``"auto"``/``"none"``/``"required"``, or a tool's name as OpenAI's named choice."""
+    if isinstance(choice, Mapping):  # OpenAI's own shape, passed through
+        return dict(choice)
+    choice = check_tool_choice(choice, [tool["function"]["name"] for tool in tools])
+    if choice in ("auto", "none", "required"):
+        return choice
+    return {"type": "function", "function": {"name": choice}}
+
+
+# -- messages ----------------------------------------------------------------------------
 def _message(msg: Msg) -> dict[str, Any]:
     text = text_of(msg.content)
     if not msg.urls:
@@ -31,6 +159,59 @@ def _message(msg: Msg) -> dict[str, Any]:
     parts: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
     parts += [{"type": "image_url", "image_url": {"url": _url(url)}} for url in msg.urls]
     return {"role": msg.role, "content": parts}
+
+
+def _block_messages(msg: Msg, blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The OpenAI messages of one ``Msg`` whose content is a list of blocks."""
+    results = [block for block in blocks if block["type"] == "tool_result"]
+    if results or msg.role == "tool":
+        return _tool_messages(msg, results)
+    parts: list[dict[str, Any]] = []
+    calls = []
+    for block in blocks:
+        if block["type"] == "text" and block.get("text"):
+            parts.append({"type": "text", "text": block["text"]})
+        elif block["type"] == "image":
+            parts.append({"type": "image_url", "image_url": {"url": _block_url(block)}})
+        elif block["type"] == "tool_use":
+            calls.append(_wire_tool_call(block))
+    parts += [{"type": "image_url", "image_url": {"url": _url(url)}} for url in msg.urls]
+    content: Any = parts
+    if all(part["type"] == "text" for part in parts):
+        content = "".join(part["text"] for part in parts)
+    message: dict[str, Any] = {"role": msg.role, "content": content}
+    if calls:
+        message["tool_calls"] = calls
+        if not content:
+            message["content"] = None  # OpenAI's shape of a turn of calls only
+    return [message]
+
+
+def _wire_tool_call(call: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": call["id"],
+        "type": "function",
+        "function": {
+            "name": call["name"],
+            "arguments": json.dumps(call.get("input") or {}, ensure_ascii=False),
+        },
+    }
+
+
+def _tool_messages(msg: Msg, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One ``role: "tool"`` message per result (OpenAI answers each call separately)."""
+    if not results:
+        call_id = (msg.metadata or {}).get("tool_call_id")
+        if not isinstance(call_id, str):
+            raise ValueError(
+                "a tool message needs tool_result blocks (modelwire.tool_result(call, output))"
+                " or metadata={'tool_call_id': ...}"
+            )
+        return [{"role": "tool", "tool_call_id": call_id, "content": text_of(msg.content)}]
+    return [
+        {"role": "tool", "tool_call_id": result["id"], "content": text_of(result.get("output"))}
+        for result in results
+    ]
 
 
 def _url(url: str) -> str:
@@ -41,3 +222,11 @@ def _url(url: str) -> str:
         raise ValueError(
             f"Msg.url {url!r} is neither an http(s)/data URL nor a readable file"
         ) from exc
+
+
+def _block_url(block: Mapping[str, Any]) -> str:
+    """An image block as a URL: a web URL as it is, anything else a data URL."""
+    try:
+        return image_url(block)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"image block cannot be sent: {exc}") from exc

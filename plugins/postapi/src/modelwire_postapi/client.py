@@ -30,6 +30,7 @@ from modelwire import (
     SDKClients,
     Stream,
     is_secret_key,
+    parse_structured,
 )
 from modelwire_postapi.errors import map_error
 from modelwire_postapi.parsing import Path, ReplyParser
@@ -260,13 +261,33 @@ class PostAPIWrapper(ModelWrapper):
     # -- the provider step ---------------------------------------------------------------
     def _request(self, inputs: Any, **kwargs: Any) -> PostRequest:
         """The JSON bodies of a call and, when the config streams, of a stream."""
+        if "structured_model" in kwargs:
+            raise BadRequestError(
+                f"model_type {self.model_type!r} does not take `structured_model`:"
+                " use post_api_chat with an OpenAI-compatible service"
+            )
+        return self._bodies(inputs, self.json_args, kwargs)
+
+    def _bodies(
+        self,
+        inputs: Any,
+        json_args: Mapping[str, Any],
+        kwargs: Mapping[str, Any],
+        structured_model: Any = None,
+    ) -> PostRequest:
+        """``{messages_key: inputs, max_length, **json_args, **stream_args (streams),
+        **kwargs}`` encoded, for a plain call and for a stream."""
         body: dict[str, Any] = {self.messages_key: inputs}
         if self.max_length is not None:
             body["max_length"] = self.max_length
-        body.update(self.json_args)
+        body.update(json_args)
         stream_body = {**body, **self.stream_args, **kwargs} if self.streaming else None
         body.update(kwargs)
-        return PostRequest(_encode(body), None if stream_body is None else _encode(stream_body))
+        return PostRequest(
+            _encode(body),
+            None if stream_body is None else _encode(stream_body),
+            structured_model,
+        )
 
     def _send(self, request: PostRequest) -> httpx.Response:
         return self.clients.sync.post(self.api_url, content=request.body)
@@ -282,6 +303,14 @@ class PostAPIWrapper(ModelWrapper):
             return self._assembled(reply, request)
         payload = _json(reply)
         answer = self.parser.parse(payload)
+        parsed = None
+        if request.structured_model is not None:
+            if answer.refusal:
+                raise ResponseParseError(
+                    f"the model refused to answer in the schema: {answer.refusal}",
+                    body=reply.text,
+                )
+            parsed = parse_structured(answer.text, request.structured_model)
         return ModelResponse(
             text=answer.text,
             embedding=answer.embedding,
@@ -290,6 +319,10 @@ class PostAPIWrapper(ModelWrapper):
             usage=answer.usage,
             model_name=answer.model_name or self.model_name,
             finish_reason=answer.finish_reason,
+            extra={} if answer.raw_tool_calls is None else {"tool_calls": answer.raw_tool_calls},
+            tool_calls=answer.tool_calls,  # type: ignore[arg-type]
+            thinking=answer.thinking,
+            parsed=parsed,
         )
 
     def _send_stream(self, request: PostRequest) -> Iterator[Any]:
@@ -327,7 +360,9 @@ class PostAPIWrapper(ModelWrapper):
         if event is END or event is DONE_MARKER:
             chunk = self.parser.end(stream.state)
         else:
-            chunk = self.parser.chunk(event, stream.state)
+            # the stream validates its text against this once it is complete
+            stream.structured_model = stream.request.structured_model
+            chunk = self.parser.chunk(event, stream.state, stream.tool_call_delta)
         if chunk is not None:
             chunk.model_name = chunk.model_name or self.model_name
         return chunk
@@ -372,10 +407,12 @@ class PostAPIWrapper(ModelWrapper):
 
 @dataclass(frozen=True, slots=True)
 class PostRequest:
-    """What one call sends: the JSON body, and the body of a stream request."""
+    """What one call sends: the JSON body, and the body of a stream request; and the
+    call's ``structured_model`` (never sent), which the reply is validated against."""
 
     body: bytes
     stream_body: bytes | None
+    structured_model: Any = None
 
 
 def _encode(body: dict[str, Any]) -> bytes:

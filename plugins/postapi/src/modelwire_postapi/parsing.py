@@ -5,17 +5,22 @@ the answer is; without one, the shapes that the seed's Flask script, the serving
 distribution, OpenAI-compatible servers (vLLM, FastChat), Hugging Face's Inference
 API / TGI and Ollama reply with are recognised, and anything else fails with the
 reply's keys and the path to set, never with a silent empty answer.
+
+For ``post_api_chat`` the parser also reads what OpenAI-shaped replies carry beside
+the text: tool calls (``choices[0].message.tool_calls``, streamed as
+``choices[0].delta.tool_calls`` fragments), reasoning (``reasoning_content``) and a
+refusal. Those are read only at OpenAI's places, whatever ``response_path`` says.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from modelwire import ModelChunk, ProviderError, ResponseParseError, Usage
+from modelwire import ModelChunk, ProviderError, ResponseParseError, Usage, parse_tool_arguments
 from modelwire_postapi.errors import error_in
 from modelwire_postapi.streaming import Event
 
@@ -213,6 +218,13 @@ FINISH_SHAPES: Final = tuple(
 #: serving distribution): such a stream is complete only once the marker arrives.
 _MARKED_KEYS: Final = frozenset({"choices", "token", "done", "response", "message"})
 MODEL_SHAPES: Final = tuple(Path.parse(text) for text in ("model", "data.response.model"))
+#: Where an OpenAI-shaped reply keeps its message: OpenAI-compatible servers, and the
+#: completion the seed's shape (and the serving distribution's ``/llm/``) nests.
+MESSAGE_SHAPES: Final = tuple(
+    Path.parse(text) for text in ("choices.0.message", "data.response.choices.0.message")
+)
+#: What ``ReplyParser`` hands streamed tool-call fragments to (``Stream.tool_call_delta``).
+ToolCallSink = Callable[..., None]
 
 
 def _scan(shapes: tuple[Path, ...], payload: Any, convert: Callable[[Any], Any]) -> Any:
@@ -315,6 +327,11 @@ class Answer:
     usage: Usage | None = None
     finish_reason: str | None = None
     model_name: str | None = None
+    #: The OpenAI message's calls as ``tool_use`` blocks, and as the service sent them.
+    tool_calls: list[dict[str, Any]] | None = None
+    raw_tool_calls: list[Any] | None = None
+    thinking: str | None = None
+    refusal: str | None = None
 
 
 class ReplyParser:
@@ -342,16 +359,22 @@ class ReplyParser:
         text = self._text(payload)
         embedding = self._embedding(payload) if "embedding" in self.outputs else None
         image_urls = self._image_urls(payload) if "image_urls" in self.outputs else None
+        answer = Answer()
+        if "tool_calls" in self.outputs:
+            message = _scan(MESSAGE_SHAPES, payload, _mapping)
+            if message is not None:
+                _read_message(message, answer)
+                if text is None and (answer.tool_calls or answer.thinking or answer.refusal):
+                    text = ""  # a reply of tool calls only has ``content: null``
         if text is None and embedding is None and image_urls is None:
             raise self._unrecognised(payload)
-        return Answer(
-            text=text,
-            embedding=embedding,
-            image_urls=image_urls,
-            usage=self.usage(payload, strict=True),
-            finish_reason=_scan(FINISH_SHAPES, payload, _string),
-            model_name=_scan(MODEL_SHAPES, payload, _string),
-        )
+        answer.text = text
+        answer.embedding = embedding
+        answer.image_urls = image_urls
+        answer.usage = self.usage(payload, strict=True)
+        answer.finish_reason = _scan(FINISH_SHAPES, payload, _string)
+        answer.model_name = _scan(MODEL_SHAPES, payload, _string)
+        return answer
 
     def usage(self, payload: Any, *, strict: bool) -> Usage | None:
         if self.usage_path is None:
@@ -427,7 +450,7 @@ class ReplyParser:
             )
         wanted = "the generated text"
         options = '"response_path"'
-        if self.outputs != {"text"}:
+        if "embedding" in self.outputs or "image_urls" in self.outputs:
             wanted += ", embeddings or image URLs"
             options += ' (or "embedding_path" / "image_urls_path")'
         suggestion = _longest_string(payload)
@@ -443,9 +466,12 @@ class ReplyParser:
         )
 
     # -- streams -----------------------------------------------------------------------------
-    def chunk(self, event: Event, state: dict[str, Any]) -> ModelChunk | None:
+    def chunk(
+        self, event: Event, state: dict[str, Any], tool_calls: ToolCallSink | None = None
+    ) -> ModelChunk | None:
         """The chunk of one event of a stream, or ``None`` when it carries nothing (a role
-        delta, say); ``state`` is the stream's own scratch dict."""
+        delta, say); ``state`` is the stream's own scratch dict. Tool-call fragments go
+        to ``tool_calls`` (``Stream.tool_call_delta``), for the stream to assemble."""
         data = event.data
         state.setdefault("first", data)
         if event.name == "error":
@@ -459,6 +485,11 @@ class ReplyParser:
                 raise ProviderError(f"the service reported an error mid-stream: {error}")
         else:
             state["recognised"] = True
+        thinking = ""
+        if tool_calls is not None and "tool_calls" in self.outputs and isinstance(data, dict):
+            thinking, fragments = _read_delta(data, tool_calls)
+            if thinking or fragments:  # an answer without text is still an answer
+                state["recognised"] = True
         usage = self.usage(data, strict=False)
         finish_reason = _scan(FINISH_SHAPES, data, _string)
         if isinstance(data, dict):
@@ -466,7 +497,7 @@ class ReplyParser:
                 finish_reason = finish_reason or "stop"
             if self.stream_path is None and not _MARKED_KEYS.isdisjoint(data):
                 state["marked"] = True
-        if not text and usage is None and finish_reason is None:
+        if not text and not thinking and usage is None and finish_reason is None:
             return None
         state["usage"] = usage or state.get("usage")
         state["usage_sent"] = usage is not None
@@ -477,6 +508,7 @@ class ReplyParser:
             usage=usage,
             model_name=_scan(MODEL_SHAPES, data, _string),
             finish_reason=finish_reason,
+            thinking=thinking,
         )
 
     def end(self, state: dict[str, Any]) -> ModelChunk | None:
@@ -519,3 +551,99 @@ class ReplyParser:
         if isinstance(token, dict) and token.get("special") is True:
             return ""  # TGI's special tokens (</s>) are not text
         return _scan(DELTA_SHAPES, data, _string)
+
+
+# -- what OpenAI-shaped replies carry beside the text ----------------------------------------
+def _mapping(value: Any) -> Mapping[str, Any] | None:
+    return value if isinstance(value, Mapping) else None
+
+
+def _read_message(message: Mapping[str, Any], answer: Answer) -> None:
+    """Tool calls, reasoning and a refusal of an OpenAI ``message`` into ``answer``."""
+    calls = message.get("tool_calls")
+    if calls:
+        answer.tool_calls = _tool_calls(calls)
+        answer.raw_tool_calls = calls
+    answer.thinking = _thinking(message)
+    refusal = message.get("refusal")
+    answer.refusal = refusal if isinstance(refusal, str) and refusal else None
+
+
+def _tool_calls(calls: Any) -> list[dict[str, Any]] | None:
+    """OpenAI ``tool_calls`` as ``tool_use`` blocks, their JSON-string arguments parsed
+    (repaired when unambiguous, else ``ResponseParseError`` with the raw arguments)."""
+    if not isinstance(calls, list):
+        raise ResponseParseError(f"the reply's tool_calls are {describe(calls)}, not a list")
+    blocks = []
+    for position, call in enumerate(calls):
+        if isinstance(call, Mapping) and call.get("type", "function") != "function":
+            continue  # other kinds of call stay in ``extra["tool_calls"]``
+        function = call.get("function") if isinstance(call, Mapping) else None
+        if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
+            raise ResponseParseError(
+                f"tool call {position} of the reply has no function name", body=_dump(calls)
+            )
+        call_id = call.get("id") or f"call_{position}"
+        arguments = parse_tool_arguments(
+            function.get("arguments"), name=function["name"], call_id=call_id
+        )
+        blocks.append(
+            {"type": "tool_use", "id": call_id, "name": function["name"], "input": arguments}
+        )
+    return blocks or None
+
+
+def _thinking(message: Mapping[str, Any]) -> str | None:
+    """Reasoning of OpenAI-compatible servers: ``reasoning_content`` (DeepSeek, Qwen,
+    vLLM) or ``reasoning`` (some newer servers)."""
+    for key in ("reasoning_content", "reasoning"):
+        value = message.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _read_delta(data: dict[str, Any], sink: ToolCallSink) -> tuple[str, bool]:
+    """The reasoning piece of one OpenAI chunk (``""`` for none), and whether it had
+    tool-call fragments, which are handed to ``sink``.
+
+    A service that answers a stream request with one whole completion has a
+    ``message`` where chunks have a ``delta``: its calls are fed as whole fragments.
+    """
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
+        return "", False
+    choice = choices[0]
+    part, whole = choice.get("delta"), False
+    if not isinstance(part, Mapping):
+        part, whole = choice.get("message"), True
+        if not isinstance(part, Mapping):
+            return "", False
+    fragments = part.get("tool_calls")
+    if fragments:
+        if not isinstance(fragments, list):
+            raise ResponseParseError(
+                f"a streamed tool_calls is {describe(fragments)}, not a list", body=_dump(data)
+            )
+        for position, fragment in enumerate(fragments):
+            _add_fragment(fragment, position if whole else None, sink, data)
+    return _thinking(part) or "", bool(fragments)
+
+
+def _add_fragment(fragment: Any, position: int | None, sink: ToolCallSink, data: Any) -> None:
+    """One fragment to the sink, by its ``index`` (a whole message's calls by position)."""
+    function = (fragment.get("function") or {}) if isinstance(fragment, Mapping) else None
+    arguments = function.get("arguments") if isinstance(function, Mapping) else None
+    if not isinstance(function, Mapping) or not isinstance(arguments, (str, Mapping, type(None))):
+        raise ResponseParseError(
+            f"a streamed tool-call fragment is {describe(fragment)}, not an OpenAI"
+            ' {"index", "id", "function": {"name", "arguments"}} object',
+            body=_dump(data),
+        )
+    index = fragment.get("index")
+    sink(
+        index=index if isinstance(index, int) and not isinstance(index, bool) else position,
+        id=_string(fragment.get("id")),
+        name=_string(function.get("name")),
+        arguments=arguments,
+    )
