@@ -76,8 +76,11 @@ if TYPE_CHECKING:
         ToolCallAssembler,
         ToolSpec,
         check_tool_choice,
+        function_tool_call,
+        function_tools,
         normalize_tools,
         parse_tool_arguments,
+        tool_use_blocks,
     )
     from modelwire.transport import AsyncGuardedTransport, GuardedTransport
     from modelwire.wrapper import ModelWrapper
@@ -102,6 +105,9 @@ _LAZY = {
     "collect": "modelwire.blocks",
     "content_of": "modelwire.blocks",
     "check_tool_choice": "modelwire.tools",
+    "function_tool_call": "modelwire.tools",
+    "function_tools": "modelwire.tools",
+    "tool_use_blocks": "modelwire.tools",
     "normalize_tools": "modelwire.tools",
     "parse_structured": "modelwire.structured",
     "parse_tool_arguments": "modelwire.tools",
@@ -186,6 +192,8 @@ __all__ = [
     "default_registry",
     "did_you_mean",
     "error_for_status",
+    "function_tool_call",
+    "function_tools",
     "hookimpl",
     "image_media",
     "image_url",
@@ -206,6 +214,7 @@ __all__ = [
     "structured_schema",
     "text_of",
     "tool_result",
+    "tool_use_blocks",
     "usage",
 ]
 

@@ -26,8 +26,11 @@ __all__ = [
     "ToolCallAssembler",
     "ToolSpec",
     "check_tool_choice",
+    "function_tool_call",
+    "function_tools",
     "normalize_tools",
     "parse_tool_arguments",
+    "tool_use_blocks",
 ]
 
 
@@ -61,6 +64,67 @@ def normalize_tools(tools: Iterable[Any] | None) -> list[ToolSpec]:
         seen.add(spec["name"])
         specs.append(spec)
     return specs
+
+
+# -- OpenAI's function-calling shape, which most services share ------------------------------
+def function_tools(tools: Iterable[Any] | None) -> list[dict[str, Any]]:
+    """``tools`` as OpenAI-style ``{"type": "function", "function": {...}}`` dicts, the
+    shape OpenAI, DashScope, vLLM and most compatible servers take: function dicts as
+    given, functions and pydantic classes described (``normalize_tools``)."""
+    if isinstance(tools, Iterable) and not isinstance(tools, (str, bytes, Mapping)):
+        tools = list(tools)
+    specs = normalize_tools(tools)
+    wire = []
+    for tool, spec in zip(tools or (), specs, strict=True):
+        if isinstance(tool, Mapping) and tool.get("type") == "function":
+            wire.append(dict(tool))
+            continue
+        function: dict[str, Any] = {"name": spec["name"], "parameters": spec["parameters"]}
+        if spec["description"]:
+            function["description"] = spec["description"]
+        if "strict" in spec:
+            function["strict"] = spec["strict"]
+        wire.append({"type": "function", "function": function})
+    return wire
+
+
+def function_tool_call(block: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``tool_use`` block as an OpenAI-style ``tool_calls`` entry (JSON-text arguments)."""
+    return {
+        "id": block["id"],
+        "type": "function",
+        "function": {
+            "name": block["name"],
+            "arguments": json.dumps(block.get("input") or {}, ensure_ascii=False),
+        },
+    }
+
+
+def tool_use_blocks(calls: Any) -> list[ToolUseBlock] | None:
+    """OpenAI-style ``tool_calls`` (plain dicts) as ``tool_use`` blocks, arguments parsed.
+
+    Calls of another ``type`` (custom tools) are left out; a call without a function
+    name, or ``calls`` that are not a list, raise ``ResponseParseError``.
+    """
+    if not calls:
+        return None
+    if not isinstance(calls, list):
+        raise ResponseParseError(f"the reply's tool_calls are {calls!r}, not a list"[:300])
+    blocks: list[ToolUseBlock] = []
+    for position, call in enumerate(calls):
+        if isinstance(call, Mapping) and call.get("type", "function") != "function":
+            continue
+        function = call.get("function") if isinstance(call, Mapping) else None
+        if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
+            raise ResponseParseError(f"tool call {position} of the reply has no function name")
+        call_id = call.get("id") or f"call_{position}"
+        arguments = parse_tool_arguments(
+            function.get("arguments"), name=function["name"], call_id=call_id
+        )
+        blocks.append(
+            {"type": "tool_use", "id": call_id, "name": function["name"], "input": arguments}
+        )
+    return blocks or None
 
 
 #: The tool choices every chat type takes, besides the name of one of the call's tools.
@@ -400,8 +464,12 @@ class ToolCallAssembler:
             call["name"] = call["name"] + name if call["name"] else name
         if isinstance(arguments, Mapping):
             call["object"] = dict(arguments)
-        elif arguments:
+        elif isinstance(arguments, str):
             call["parts"].append(arguments)
+        elif arguments is not None:
+            raise _bad_arguments(
+                call["name"] or name or "?", call["id"] or id, arguments, "a fragment is not text"
+            )
 
     def _find(self, index: int | None, id: str | None) -> dict[str, Any]:
         if id and id in self._by_id:

@@ -13,7 +13,7 @@ the SDK always sets); they are worked out only for calls that give them.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from modelwire import (
@@ -28,9 +28,10 @@ from modelwire import (
     blocks_of,
     check_tool_choice,
     data_url,
+    function_tool_call,
+    function_tools,
     image_url,
     iter_msgs,
-    normalize_tools,
     parse_structured,
     parse_tool_arguments,
     structured_schema,
@@ -104,7 +105,7 @@ class DashScopeConversationWrapper(DashScopeWrapper):
                 turns += self._tool_messages(msg, results, as_parts)
                 continue
             content = self._content(msg, blocks, as_parts)
-            calls = [_wire_tool_call(block) for block in blocks if block["type"] == "tool_use"]
+            calls = [function_tool_call(block) for block in blocks if block["type"] == "tool_use"]
             if msg.role == "system":
                 system.append(content)
                 continue
@@ -326,7 +327,7 @@ def _agent_parameters(parameters: dict[str, Any], messages: Any) -> Any:
     instruction left under ``_SCHEMA_TEXT``. ``BadRequestError`` for what DashScope
     cannot be sent."""
     tools = parameters.pop("tools", None)
-    wire_tools = _wire_tools(tools) if tools is not None else []
+    wire_tools = function_tools(tools) if tools is not None else []
     if wire_tools:  # an empty list is not sent
         parameters["tools"] = wire_tools
     if parameters.get("tool_choice") is not None:
@@ -367,23 +368,6 @@ def _with_schema(messages: list[Message] | str, instruction: str) -> list[Messag
     return messages
 
 
-def _wire_tools(tools: Any) -> list[dict[str, Any]]:
-    """OpenAI-style function dicts as given; functions and pydantic classes described."""
-    if isinstance(tools, Iterable) and not isinstance(tools, (str, bytes, Mapping)):
-        tools = list(tools)
-    specs = normalize_tools(tools)
-    wire = []
-    for tool, spec in zip(tools, specs, strict=True):
-        if isinstance(tool, Mapping) and tool.get("type") == "function":
-            wire.append(dict(tool))
-            continue
-        function: dict[str, Any] = {"name": spec["name"], "parameters": spec["parameters"]}
-        if spec["description"]:
-            function["description"] = spec["description"]
-        wire.append({"type": "function", "function": function})
-    return wire
-
-
 def _wire_tool_choice(choice: Any, tools: list[dict[str, Any]]) -> Any:
     """``"auto"``/``"none"`` as they are, a tool's name as DashScope's named choice.
 
@@ -405,17 +389,6 @@ def _wire_tool_choice(choice: Any, tools: list[dict[str, Any]]) -> Any:
             )
         choice = names[0]
     return {"type": "function", "function": {"name": choice}}
-
-
-def _wire_tool_call(call: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "id": call["id"],
-        "type": "function",
-        "function": {
-            "name": call["name"],
-            "arguments": json.dumps(call.get("input") or {}, ensure_ascii=False),
-        },
-    }
 
 
 def _tool_calls(calls: list[Any]) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, ClassVar
 
 from modelwire import (
@@ -18,13 +18,14 @@ from modelwire import (
     blocks_of,
     check_tool_choice,
     data_url,
+    function_tool_call,
+    function_tools,
     image_url,
     iter_msgs,
-    normalize_tools,
     parse_structured,
-    parse_tool_arguments,
     structured_schema,
     text_of,
+    tool_use_blocks,
 )
 from modelwire_openai.client import OpenAIWrapper, body_of, payload_of, usage_of
 from modelwire_openai.pricing import CHAT_PRICES
@@ -71,7 +72,7 @@ class OpenAIChatWrapper(OpenAIWrapper):
         if not isinstance(generate_args, Mapping):
             return issues
         try:
-            tools = _wire_tools(generate_args.get("tools") or [])
+            tools = function_tools(generate_args.get("tools") or [])
             if generate_args.get("tool_choice") is not None:
                 _wire_tool_choice(generate_args["tool_choice"], tools)
             if generate_args.get("structured_model") is not None:
@@ -95,7 +96,7 @@ class OpenAIChatWrapper(OpenAIWrapper):
             message: dict[str, Any] = {"role": msg.role, "content": self._content(msg)}
             calls = [block for block in blocks if block["type"] == "tool_use"]
             if calls:
-                message["tool_calls"] = [_wire_tool_call(call) for call in calls]
+                message["tool_calls"] = [function_tool_call(call) for call in calls]
                 if not message["content"]:
                     message["content"] = None
             name = re.sub(_NAME_FORBIDDEN, "_", str(msg.name or "")).strip("_")[:64]
@@ -151,7 +152,7 @@ class OpenAIChatWrapper(OpenAIWrapper):
         request = {"messages": messages, **self.call_args(kwargs)}
         tools = request.pop("tools", None)
         if tools is not None:
-            wire_tools = _wire_tools(tools)
+            wire_tools = function_tools(tools)
             if wire_tools:  # OpenAI refuses an empty list
                 request["tools"] = wire_tools
         if request.get("tool_choice") is not None:
@@ -209,7 +210,7 @@ class OpenAIChatWrapper(OpenAIWrapper):
             model_name=payload.get("model") or self.model_name,
             finish_reason=choice.get("finish_reason"),
             extra=extra,
-            tool_calls=_tool_calls(message.get("tool_calls")),
+            tool_calls=tool_use_blocks(message.get("tool_calls")),
             thinking=_thinking(message),
             parsed=parsed,
         )
@@ -258,17 +259,6 @@ class OpenAIChatWrapper(OpenAIWrapper):
 _STRUCTURED = "structured_model"
 
 
-def _wire_tool_call(call: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "id": call["id"],
-        "type": "function",
-        "function": {
-            "name": call["name"],
-            "arguments": json.dumps(call.get("input") or {}, ensure_ascii=False),
-        },
-    }
-
-
 def _tool_messages(msg: Msg, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One ``role: "tool"`` message per result (OpenAI answers each call separately)."""
     if not results:
@@ -283,25 +273,6 @@ def _tool_messages(msg: Msg, results: list[dict[str, Any]]) -> list[dict[str, An
         {"role": "tool", "tool_call_id": result["id"], "content": text_of(result.get("output"))}
         for result in results
     ]
-
-
-def _wire_tools(tools: Any) -> list[dict[str, Any]]:
-    """OpenAI function dicts as given; functions and pydantic classes described."""
-    if isinstance(tools, Iterable) and not isinstance(tools, (str, bytes, Mapping)):
-        tools = list(tools)
-    specs = normalize_tools(tools)
-    wire = []
-    for tool, spec in zip(tools, specs, strict=True):
-        if isinstance(tool, Mapping) and tool.get("type") == "function":
-            wire.append(dict(tool))
-            continue
-        function: dict[str, Any] = {"name": spec["name"], "parameters": spec["parameters"]}
-        if spec["description"]:
-            function["description"] = spec["description"]
-        if "strict" in spec:
-            function["strict"] = spec["strict"]
-        wire.append({"type": "function", "function": function})
-    return wire
 
 
 def _wire_tool_choice(choice: Any, tools: list[dict[str, Any]] | None) -> Any:
@@ -347,29 +318,6 @@ def _add_fragment(stream: Stream, fragment: Any) -> None:
         name=function.get("name"),
         arguments=function.get("arguments"),
     )
-
-
-def _tool_calls(calls: Any) -> list[dict[str, Any]] | None:
-    """A message's function calls as ``tool_use`` blocks, arguments parsed."""
-    if not calls:
-        return None
-    if not isinstance(calls, list):
-        raise ResponseParseError(f"the reply's tool_calls are {calls!r}, not a list")
-    blocks = []
-    for position, call in enumerate(calls):
-        if isinstance(call, Mapping) and call.get("type", "function") != "function":
-            continue  # other kinds of call (custom tools) stay in extra["tool_calls"]
-        function = call.get("function") if isinstance(call, Mapping) else None
-        if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
-            raise ResponseParseError(f"tool call {call!r} has no function name")
-        call_id = call.get("id") or f"call_{position}"
-        arguments = parse_tool_arguments(
-            function.get("arguments"), name=function["name"], call_id=call_id
-        )
-        blocks.append(
-            {"type": "tool_use", "id": call_id, "name": function["name"], "input": arguments}
-        )
-    return blocks
 
 
 def _thinking(message: Mapping[str, Any]) -> str | None:

@@ -13,8 +13,7 @@ replies (see ``parsing``).
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from modelwire import (
@@ -24,9 +23,10 @@ from modelwire import (
     blocks_of,
     check_tool_choice,
     data_url,
+    function_tool_call,
+    function_tools,
     image_url,
     iter_msgs,
-    normalize_tools,
     structured_schema,
     text_of,
 )
@@ -99,7 +99,7 @@ def _tool_fields(given: Mapping[str, Any]) -> dict[str, Any]:
     """``tools``, ``tool_choice`` and ``structured_model`` as OpenAI's request fields;
     ``BadRequestError`` naming what is wrong, before anything is sent."""
     fields: dict[str, Any] = {}
-    tools = _wire_tools(given.get("tools") or [])
+    tools = function_tools(given.get("tools") or [])
     if tools:  # OpenAI-compatible servers refuse an empty list
         fields["tools"] = tools
     choice = given.get("tool_choice")
@@ -120,25 +120,6 @@ def _tool_fields(given: Mapping[str, Any]) -> dict[str, Any]:
             "json_schema": {"name": name, "schema": schema},
         }
     return fields
-
-
-def _wire_tools(tools: Any) -> list[dict[str, Any]]:
-    """OpenAI function dicts as given; functions and pydantic classes described."""
-    if isinstance(tools, Iterable) and not isinstance(tools, (str, bytes, Mapping)):
-        tools = list(tools)
-    specs = normalize_tools(tools)
-    wire = []
-    for tool, spec in zip(tools, specs, strict=True):
-        if isinstance(tool, Mapping) and tool.get("type") == "function":
-            wire.append(dict(tool))
-            continue
-        function: dict[str, Any] = {"name": spec["name"], "parameters": spec["parameters"]}
-        if spec["description"]:
-            function["description"] = spec["description"]
-        if "strict" in spec:
-            function["strict"] = spec["strict"]
-        wire.append({"type": "function", "function": function})
-    return wire
 
 
 def _wire_tool_choice(choice: Any, tools: list[dict[str, Any]]) -> Any:
@@ -174,7 +155,7 @@ def _block_messages(msg: Msg, blocks: list[dict[str, Any]]) -> list[dict[str, An
         elif block["type"] == "image":
             parts.append({"type": "image_url", "image_url": {"url": _block_url(block)}})
         elif block["type"] == "tool_use":
-            calls.append(_wire_tool_call(block))
+            calls.append(function_tool_call(block))
     parts += [{"type": "image_url", "image_url": {"url": _url(url)}} for url in msg.urls]
     content: Any = parts
     if all(part["type"] == "text" for part in parts):
@@ -185,17 +166,6 @@ def _block_messages(msg: Msg, blocks: list[dict[str, Any]]) -> list[dict[str, An
         if not content:
             message["content"] = None  # OpenAI's shape of a turn of calls only
     return [message]
-
-
-def _wire_tool_call(call: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "id": call["id"],
-        "type": "function",
-        "function": {
-            "name": call["name"],
-            "arguments": json.dumps(call.get("input") or {}, ensure_ascii=False),
-        },
-    }
 
 
 def _tool_messages(msg: Msg, results: list[dict[str, Any]]) -> list[dict[str, Any]]:

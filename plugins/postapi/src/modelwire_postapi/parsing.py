@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from modelwire import ModelChunk, ProviderError, ResponseParseError, Usage, parse_tool_arguments
+from modelwire import ModelChunk, ProviderError, ResponseParseError, Usage, tool_use_blocks
 from modelwire_postapi.errors import error_in
 from modelwire_postapi.streaming import Event
 
@@ -562,35 +562,11 @@ def _read_message(message: Mapping[str, Any], answer: Answer) -> None:
     """Tool calls, reasoning and a refusal of an OpenAI ``message`` into ``answer``."""
     calls = message.get("tool_calls")
     if calls:
-        answer.tool_calls = _tool_calls(calls)
+        answer.tool_calls = tool_use_blocks(calls)
         answer.raw_tool_calls = calls
     answer.thinking = _thinking(message)
     refusal = message.get("refusal")
     answer.refusal = refusal if isinstance(refusal, str) and refusal else None
-
-
-def _tool_calls(calls: Any) -> list[dict[str, Any]] | None:
-    """OpenAI ``tool_calls`` as ``tool_use`` blocks, their JSON-string arguments parsed
-    (repaired when unambiguous, else ``ResponseParseError`` with the raw arguments)."""
-    if not isinstance(calls, list):
-        raise ResponseParseError(f"the reply's tool_calls are {describe(calls)}, not a list")
-    blocks = []
-    for position, call in enumerate(calls):
-        if isinstance(call, Mapping) and call.get("type", "function") != "function":
-            continue  # other kinds of call stay in ``extra["tool_calls"]``
-        function = call.get("function") if isinstance(call, Mapping) else None
-        if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
-            raise ResponseParseError(
-                f"tool call {position} of the reply has no function name", body=_dump(calls)
-            )
-        call_id = call.get("id") or f"call_{position}"
-        arguments = parse_tool_arguments(
-            function.get("arguments"), name=function["name"], call_id=call_id
-        )
-        blocks.append(
-            {"type": "tool_use", "id": call_id, "name": function["name"], "input": arguments}
-        )
-    return blocks or None
 
 
 def _thinking(message: Mapping[str, Any]) -> str | None:
