@@ -138,6 +138,15 @@ MUTANTS = {
         "    def _token_bounds(self, request):\n        return 1, 1\n",
         "test_budget_is_never_overspent_under_concurrency",
     ),
+    "accepts-tools-it-ignores": (
+        """
+    agent_arguments = frozenset({"tools", "tool_choice", "structured_model"})
+
+    def _request(self, text, **kwargs):
+        return super()._request(text)
+""",
+        "test_tools_reach_the_server_or_are_refused",
+    ),
     "close-forgets-the-pool": (
         """
     def __init__(self, config_name, **kwargs):
@@ -164,6 +173,87 @@ MUTANTS = {
 }
 
 
+#: A chat suite: the openai plugin's own, run against a mutant of its chat type.
+CHAT_SUITE = """
+from typing import Any
+
+from test_openai_conformance import TestOpenAIChatConformance as _OpenAIChat
+
+
+class TestMutantConformance(_OpenAIChat):
+    model_type = "mutant_chat"
+    distribution = "mutant-echo"
+"""
+
+CHAT_HEADER = """
+import json
+from modelwire_openai.chat import OpenAIChatWrapper
+
+
+class Mutant(OpenAIChatWrapper):
+    model_type = "mutant_chat"
+"""
+
+#: Bugs of a chat plugin that takes tools and structured output, each with the check
+#: that must catch it.
+CHAT_MUTANTS = {
+    "chat-control": ("", "test_a_tool_call_is_a_tool_use_block"),
+    "tools-never-sent": (
+        """
+    def _request(self, messages, **kwargs):
+        kwargs.pop("tools", None)
+        kwargs.pop("tool_choice", None)
+        return super()._request(messages, **kwargs)
+""",
+        "test_tools_reach_the_server_or_are_refused",
+    ),
+    "tool-calls-dropped": (
+        """
+    def _parse(self, reply, request):
+        response = super()._parse(reply, request)
+        response.content = [b for b in response.content if b["type"] != "tool_use"]
+        response.tool_calls = None
+        return response
+""",
+        "test_a_tool_call_is_a_tool_use_block",
+    ),
+    "tool-results-not-sent-back": (
+        """
+    def format(self, *args):
+        return [m for m in super().format(*args) if m["role"] != "tool"]
+""",
+        "test_tool_results_are_sent_back",
+    ),
+    "structured-reply-not-validated": (
+        """
+    def _parse(self, reply, request):
+        schema = request.pop("structured_model", None)
+        response = super()._parse(reply, request)
+        if schema is not None:
+            response.parsed = json.loads(response.text)
+        return response
+""",
+        "test_structured_output_is_validated",
+    ),
+}
+
+
+@pytest.mark.parametrize("mutant", sorted(CHAT_MUTANTS))
+def test_suite_fails_the_chat_mutant_on_the_rule_it_breaks(
+    mutant: str, tmp_path: Path, openai_tests: Path
+) -> None:
+    body, check = CHAT_MUTANTS[mutant]
+    _install_mutant(tmp_path, "mutant_chat", CHAT_HEADER + body)
+    (tmp_path / "test_mutant.py").write_text(textwrap.dedent(CHAT_SUITE))
+    (tmp_path / "conftest.py").write_text((openai_tests / "conftest.py").read_text())
+    _expect_failure_of(check, mutant == "chat-control", tmp_path, openai_tests)
+
+
+@pytest.fixture(scope="module")
+def openai_tests() -> Path:
+    return Path(__file__).resolve().parents[1] / "plugins" / "openai"
+
+
 @pytest.fixture(scope="module")
 def example_path() -> Path:
     return Path(__file__).resolve().parents[2] / "examples" / "thirdparty-plugin"
@@ -174,22 +264,35 @@ def test_suite_fails_the_mutant_on_the_rule_it_breaks(
     mutant: str, tmp_path: Path, example_path: Path
 ) -> None:
     body, check = MUTANTS[mutant]
+    _install_mutant(tmp_path, "mutant_echo", HEADER + body)
+    (tmp_path / "test_mutant.py").write_text(textwrap.dedent(SUITE))
+    _expect_failure_of(
+        check, mutant == "control", tmp_path, example_path / "src", example_path / "tests"
+    )
+
+
+def _install_mutant(tmp_path: Path, model_type: str, source: str) -> None:
+    """The mutant as a throwaway distribution ``mutant-echo`` registering ``model_type``."""
     make_distribution(
         tmp_path,
         "mutant-echo",
         {
-            "mutant_echo.plugin": """
+            "mutant_echo.plugin": f"""
                 from modelwire import hookimpl
 
                 @hookimpl
                 def register_model_types(register):
-                    register("mutant_echo", "mutant_echo.wrapper:Mutant")
+                    register("{model_type}", "mutant_echo.wrapper:Mutant")
             """,
-            "mutant_echo.wrapper": HEADER + body,
+            "mutant_echo.wrapper": source,
         },
         "[modelwire]\nmutant = mutant_echo.plugin\n",
     )
-    (tmp_path / "test_mutant.py").write_text(textwrap.dedent(SUITE))
+
+
+def _expect_failure_of(check: str, control: bool, tmp_path: Path, *paths: Path) -> None:
+    """Run ``check`` of the suite in ``tmp_path``: it must pass for the control and fail,
+    by that check's name, for a mutant."""
     result = subprocess.run(
         [
             sys.executable,
@@ -209,11 +312,11 @@ def test_suite_fails_the_mutant_on_the_rule_it_breaks(
         text=True,
         timeout=300,
         cwd=tmp_path,
-        env={**_env(), "PYTHONPATH": f"{tmp_path}:{example_path}/src:{example_path}/tests"},
+        env={**_env(), "PYTHONPATH": ":".join(map(str, [tmp_path, *paths]))},
         check=False,
     )
     output = result.stdout + result.stderr
-    if mutant == "control":
+    if control:
         assert result.returncode == 0, output
         assert " passed" in output, output
     else:

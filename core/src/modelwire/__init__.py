@@ -51,7 +51,7 @@ if TYPE_CHECKING:
         content_of,
         tool_result,
     )
-    from modelwire.calls import Call, Stream
+    from modelwire.calls import AGENT_ARGUMENTS, Call, Stream
     from modelwire.clients import SDKClients
     from modelwire.config import ConfigSource
     from modelwire.content import (
@@ -113,6 +113,7 @@ _LAZY = {
     "parse_tool_arguments": "modelwire.tools",
     "structured_schema": "modelwire.structured",
     "tool_result": "modelwire.blocks",
+    "AGENT_ARGUMENTS": "modelwire.calls",
     "Call": "modelwire.calls",
     "Stream": "modelwire.calls",
     "SDKClients": "modelwire.clients",
@@ -140,6 +141,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "AGENT_ARGUMENTS",
     "AsyncGuardedTransport",
     "AuthenticationError",
     "BadRequestError",

@@ -37,7 +37,11 @@ if TYPE_CHECKING:
 
     from modelwire.wrapper import ModelWrapper
 
-__all__ = ["Call", "Stream", "reading_the_reply"]
+__all__ = ["AGENT_ARGUMENTS", "Call", "Stream", "reading_the_reply"]
+
+#: The chat call arguments modelwire defines (blocks, tools, structured output); a
+#: wrapper names those it takes in ``agent_arguments``.
+AGENT_ARGUMENTS = frozenset({"tools", "tool_choice", "structured_model"})
 
 logger = logging.getLogger("modelwire")
 
@@ -121,6 +125,14 @@ class Call:
                             wrapper.config_name, "budget", "a budget needs a price: set `pricing`"
                         )
                     ]
+                )
+            )
+        refused = AGENT_ARGUMENTS.intersection(self.kwargs).difference(wrapper.agent_arguments)
+        if refused:
+            self._refuse(
+                BadRequestError(
+                    f"model_type {wrapper.model_type!r} takes no"
+                    f" {' or '.join(f'`{name}`' for name in sorted(refused))}; nothing was sent"
                 )
             )
         try:

@@ -91,6 +91,8 @@ class RecordsPlugin:
             "image_urls": response.image_urls,
             "model_name": response.model_name,
             "finish_reason": response.finish_reason,
+            "tool_calls": _tool_call_names(response.tool_calls),
+            "thinking": _clip(response.thinking),
         }
         record["usage"] = response.usage.to_dict() if response.usage else None
         record["cost_usd"] = call.wrapper.cost_of(response.usage)
@@ -123,6 +125,14 @@ def _base(call: Call) -> dict[str, Any]:
         "duration_s": round(call.elapsed, 6),
         "request": {"args": _jsonable(call.args), "kwargs": _jsonable(call.kwargs)},
     }
+
+
+def _tool_call_names(calls: list[Any] | None) -> list[dict[str, Any]] | None:
+    """The calls a reply made, by id and name: their arguments are the model's own
+    and may be large, so they stay in the response."""
+    if not calls:
+        return None
+    return [{"id": call.get("id"), "name": call.get("name")} for call in calls]
 
 
 def _clip(text: str | None) -> str | None:

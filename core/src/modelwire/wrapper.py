@@ -65,6 +65,10 @@ class ModelWrapper:
     #: Output tokens a budget reserves for a call that sets no cap of its own
     #: (``max_tokens`` and its kin); 0 for types that generate no tokens (embeddings).
     default_output_cap: ClassVar[int] = 4096
+    #: Which of modelwire's chat call arguments (``AGENT_ARGUMENTS``: ``tools``,
+    #: ``tool_choice``, ``structured_model``) the type takes; a call giving any other
+    #: is refused before anything is sent, rather than passed on to the service.
+    agent_arguments: ClassVar[frozenset[str]] = frozenset()
 
     model_name: str | None = None
     #: The SDK clients, for wrappers that hold some; ``close``/``aclose`` close them.

@@ -32,6 +32,12 @@ class TestReverseEchoConformance(ConformanceSuite):
     expected_usage = Usage(5, 5, 10)
     routes = [("POST", "/v1/reverse")]
     env_secret_var = "REVERSE_ECHO_API_KEY"
+    # What it takes beyond text: nothing. The suite then checks that a call with
+    # `tools` or `structured_model` is refused before anything is sent.
+    supports_tools = False
+    supports_structured_output = False
+    supports_images = False
+    supports_thinking = False
 
     def config(self, server: FakeServer) -> dict[str, Any]:
         return {

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from modelwire import Usage
-from modelwire.testing import FakeServer, Reply
+from modelwire.testing import FakeServer, Reply, Request
 from modelwire.testing.conformance import ConformanceSuite
 
 # google-genai subclasses aiohttp.ClientSession for its async transport; aiohttp frowns on it.
@@ -48,10 +49,64 @@ class TestGeminiChatConformance(_GeminiSuite):
     generation_config = {"generation_config": {"temperature": 0.25}}
     routes = [("POST", "/v1/models/{model}:generateContent")]
     stream_route = ("POST", "/v1/models/{model}:streamGenerateContent")
+    supports_tools = True
+    supports_structured_output = True
+    supports_images = True
+    supports_thinking = True
 
     def script_success(self, server: FakeServer) -> None:
         server.route("POST", self.wire.generate_path, self.wire.chat())
         server.route("POST", self.wire.stream_path, self.wire.stream())
+
+    def script_reply(
+        self,
+        server: FakeServer,
+        *,
+        text: str = "",
+        tool_calls: list[tuple[str, str, dict[str, Any]]] | None = None,
+        thinking: str = "",
+    ) -> None:
+        """Thought part, text part and functionCall parts, as Gemini sends them: its calls
+        carry no ids (the plugin numbers them), so the given ids are ignored. The stream
+        sends one part per event, the usage and finish reason on the last."""
+        wire = self.wire
+        parts: list[dict[str, Any]] = []
+        if thinking:
+            parts.append({"text": thinking, "thought": True})
+        if text:
+            parts.append({"text": text})
+        for _id, name, arguments in tool_calls or ():
+            parts.append({"functionCall": {"name": name, "args": arguments}})
+
+        def checked(build: Callable[[], Reply]) -> Callable[[Request], Reply]:
+            def respond(request: Request) -> Reply:
+                problem = wire.request_problem(request)
+                if problem:
+                    return wire.error(400, problem, status="INVALID_ARGUMENT")
+                return build()
+
+            return respond
+
+        def events() -> Reply:
+            return Reply.sse(
+                [
+                    wire.response(
+                        None,
+                        parts=[part],
+                        usage=wire.chat_usage if last else None,
+                        finish_reason="STOP" if last else None,
+                    )
+                    for index, part in enumerate(parts)
+                    for last in [index == len(parts) - 1]
+                ]
+            )
+
+        server.route(
+            "POST",
+            wire.generate_path,
+            checked(lambda: Reply.json(wire.response(None, parts=parts))),
+        )
+        server.route("POST", wire.stream_path, checked(events))
 
 
 class TestGeminiEmbeddingConformance(_GeminiSuite):

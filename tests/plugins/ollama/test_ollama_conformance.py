@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelwire import Usage
-from modelwire.testing import FakeServer, Reply
+from modelwire.testing import FakeServer, Reply, Request
 from modelwire.testing.conformance import ConformanceSuite
 
 from .conftest import (
@@ -17,6 +17,7 @@ from .conftest import (
     generate_service,
     ollama_error,
 )
+from .test_ollama_tools import line, reply, stream, wire_call
 
 
 class OllamaSuite(ConformanceSuite):
@@ -49,9 +50,39 @@ class TestOllamaChatConformance(OllamaSuite):
     expected_text = TEXT
     expected_usage = USAGE
     routes = [("POST", "/api/chat")]
+    supports_tools = True
+    supports_structured_output = True
+    supports_images = True
+    supports_thinking = True
 
     def script_success(self, server: FakeServer) -> None:
         server.route("POST", "/api/chat", chat_service())
+
+    def script_reply(
+        self,
+        server: FakeServer,
+        *,
+        text: str = "",
+        tool_calls: list[tuple[str, str, dict[str, Any]]] | None = None,
+        thinking: str = "",
+    ) -> None:
+        # Ollama gives its calls no ids (the wrapper numbers them): the ids are dropped.
+        calls = [wire_call(name, arguments) for _, name, arguments in tool_calls or ()]
+
+        def respond(request: Request) -> Reply:
+            if not request.json().get("stream"):
+                message: dict[str, Any] = {"content": text}
+                if thinking:
+                    message["thinking"] = thinking
+                if calls:
+                    message["tool_calls"] = calls
+                return reply(**message)
+            lines = [line(thinking=thinking)] if thinking else []
+            lines += [line(content=text)] if text else []
+            lines += [line(tool_calls=[call]) for call in calls]
+            return stream(*lines)
+
+        server.route("POST", "/api/chat", respond)
 
 
 class TestOllamaGenerateConformance(OllamaSuite):

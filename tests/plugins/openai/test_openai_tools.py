@@ -614,3 +614,42 @@ def test_the_readme_tool_loop_runs(
         "tool_call_id": "call_1",
         "content": "Sunny in Paris",
     }
+
+
+def test_reasoning_and_cached_tokens_are_in_usage(
+    server: FakeServer, wire: Any, load: Loader
+) -> None:
+    usage = {
+        "prompt_tokens": 20,
+        "completion_tokens": 30,
+        "total_tokens": 50,
+        "completion_tokens_details": {"reasoning_tokens": 24},
+        "prompt_tokens_details": {"cached_tokens": 16},
+    }
+    server.route("POST", CHAT, Reply.json(wire.completion("42", usage=usage)))
+    model = load(chat_config())
+    response = model(ask(model))
+    assert response.usage is not None
+    assert (response.usage.reasoning_tokens, response.usage.cached_tokens) == (24, 16)
+    assert response.usage.to_dict()["reasoning_tokens"] == 24
+
+
+def test_records_name_the_tool_calls_without_their_arguments(
+    server: FakeServer, wire: Any, load: Loader, tmp_path: Path
+) -> None:
+    from modelwire import records
+
+    server.route("POST", CHAT, tool_reply(wire, PARALLEL))
+    path = tmp_path / "records.jsonl"
+    records.configure(path)
+    try:
+        model = load(chat_config())
+        model(ask(model), tools=[get_weather, get_time])
+    finally:
+        records.configure(None)
+    record = json.loads(path.read_text())
+    assert record["response"]["tool_calls"] == [
+        {"id": "call_a", "name": "get_weather"},
+        {"id": "call_b", "name": "get_time"},
+    ]
+    assert "Paris" not in json.dumps(record["response"])

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from modelwire.testing import FakeServer, Reply
+from modelwire.testing import FakeServer, Reply, Request
 from modelwire.testing.conformance import ConformanceSuite
 
-from .conftest import USAGE, llm_service, openai_chat_service
+from .conftest import USAGE, USAGE_JSON, llm_service, openai_chat_service
+from .test_postapi_tools import completion, delta, event, finish, fragment, wire_call
 
 
 class _PostAPISuite(ConformanceSuite):
@@ -51,6 +53,10 @@ class TestPostAPIChatConformance(_PostAPISuite):
 
     model_type = "post_api_chat"
     routes = [("POST", "/v1/chat/completions")]
+    supports_tools = True
+    supports_structured_output = True
+    supports_images = True
+    supports_thinking = True
 
     def config(self, server: FakeServer) -> dict[str, Any]:
         return {
@@ -66,3 +72,39 @@ class TestPostAPIChatConformance(_PostAPISuite):
 
     def script_success(self, server: FakeServer) -> None:
         server.route("POST", "/v1/chat/completions", openai_chat_service())
+
+    def script_reply(
+        self,
+        server: FakeServer,
+        *,
+        text: str = "",
+        tool_calls: list[tuple[str, str, dict[str, Any]]] | None = None,
+        thinking: str = "",
+    ) -> None:
+        """A vLLM-style ``chat.completion``, or its SSE chunks when the body asks to stream."""
+        calls = [
+            wire_call(call_id, name, json.dumps(arguments))
+            for call_id, name, arguments in tool_calls or ()
+        ]
+        reason = "tool_calls" if calls else "stop"
+
+        def respond(request: Request) -> Reply:
+            if not request.json().get("stream"):
+                message: dict[str, Any] = {"reasoning_content": thinking} if thinking else {}
+                if calls:
+                    message["tool_calls"] = calls
+                return Reply.json(completion(text or None, finish_reason=reason, **message))
+            events: list[dict[str, Any]] = [delta(role="assistant", content="")]
+            if thinking:
+                events.append(delta(reasoning_content=thinking))
+            if text:
+                events.append(delta(content=text))
+            for index, call in enumerate(calls):
+                function = call["function"]
+                events.append(
+                    fragment(index, function["arguments"], id=call["id"], name=function["name"])
+                )
+            events += [finish(reason), event([], usage=USAGE_JSON)]
+            return Reply.sse(events, done="[DONE]")
+
+        server.route("POST", "/v1/chat/completions", respond)

@@ -548,7 +548,7 @@ def test_a_structured_stream_parses_its_last_chunk(server: FakeServer) -> None:
 
 def test_post_api_refuses_structured_model(server: FakeServer) -> None:
     model = post_api(server)
-    with pytest.raises(BadRequestError, match="post_api_chat"):
+    with pytest.raises(BadRequestError, match="'post_api' takes no `structured_model`"):
         model("hi", structured_model=City)
     assert server.requests == []
 

@@ -22,6 +22,13 @@ set the class attributes and implement ``config`` and ``script_success``::
 
 A capability the model type lacks is declared (``streams = False``, ``reports_usage
 = False``), and the suite then checks that using it fails cleanly: nothing is skipped.
+
+A chat type declares what it takes beyond text (``supports_tools``,
+``supports_structured_output``, ``supports_images``, ``supports_thinking``) and
+implements ``script_reply``, which scripts a reply in the provider's wire shape; the
+suite then holds it to the contract of ``docs/plugins.md`` ("Tools, structured output
+and content blocks"). A type that takes no tools or ``structured_model`` must refuse
+them before sending.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ import pytest
 
 from modelwire.errors import (
     AuthenticationError,
+    BadRequestError,
     BudgetExceededError,
     ConfigError,
     ModelTimeoutError,
@@ -72,6 +80,34 @@ HEAVY_MODULES = (
     "httpx",
     "httpx2",
     "aiohttp",
+)
+
+
+def get_weather(city: str) -> str:
+    """The weather in a city.
+
+    Args:
+        city: The city's name.
+    """
+    return f"21 degrees in {city}"
+
+
+def get_time() -> str:
+    """The time here."""
+    return "12:00"
+
+
+#: What ``structured_model`` asks for in the structured-output check.
+CITY_SCHEMA = {
+    "title": "City",
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "population": {"type": "integer"}},
+    "required": ["city", "population"],
+}
+#: A 1x1 PNG, for the image check.
+PNG_BASE64 = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQG"
+    "AhKmMIQAAAABJRU5ErkJggg=="
 )
 
 #: Retry settings that keep the suite fast while still exercising real retries.
@@ -118,6 +154,12 @@ class ConformanceSuite:
     #: Whether the plugin's own ``pricing_table`` prices the config's model (budgets
     #: then work without a ``pricing`` key); ``False`` for self-hosted services.
     priced_model: ClassVar[bool] = True
+    #: What a chat type takes beyond text (each needs ``script_reply``): ``tools`` and
+    #: ``tool_choice``; ``structured_model``; image blocks; reasoning in replies.
+    supports_tools: ClassVar[bool] = False
+    supports_structured_output: ClassVar[bool] = False
+    supports_images: ClassVar[bool] = False
+    supports_thinking: ClassVar[bool] = False
 
     # -- what a plugin implements -----------------------------------------------------
     def config(self, server: FakeServer) -> dict[str, Any]:
@@ -127,6 +169,22 @@ class ConformanceSuite:
     def script_success(self, server: FakeServer) -> None:
         """Script ``server`` so that a call (and a stream, if any) succeeds."""
         raise NotImplementedError
+
+    def script_reply(
+        self,
+        server: FakeServer,
+        *,
+        text: str = "",
+        tool_calls: list[tuple[str, str, dict[str, Any]]] | None = None,
+        thinking: str = "",
+    ) -> None:
+        """Script the reply of a plain call and of a stream (if the type streams) in the
+        provider's wire shape: this text, these tool calls ``(id, name, arguments)`` and
+        this reasoning. Needed by every ``supports_*`` capability the type declares."""
+        raise NotImplementedError(
+            "implement script_reply(server, text=..., tool_calls=..., thinking=...) for the"
+            " capabilities this suite declares"
+        )
 
     def error_reply(self, status: int, headers: dict[str, str]) -> Reply:
         """An error in the provider's own shape; the generic JSON error by default."""
@@ -436,6 +494,140 @@ class ConformanceSuite:
         assert booked["calls"] == 1
         assert booked["prompt_tokens"] == self.expected_usage.prompt_tokens  # type: ignore[union-attr]
         assert booked["total_tokens"] == self.expected_usage.total_tokens  # type: ignore[union-attr]
+
+    # -- tools, structured output, images, reasoning ------------------------------------------
+    def _ask(self, model: Any, *extra: Msg) -> Any:
+        if self.output != "text":
+            return self.call_args(model)[0][0]
+        return model.format(Msg("user", "What is the weather in Paris?", role="user"), *extra)
+
+    def test_tools_reach_the_server_or_are_refused(self, server: FakeServer) -> None:
+        model = self.load(server)
+        if not self.supports_tools:
+            self.script_success(server)
+            with pytest.raises((BadRequestError, ConfigError)):
+                model(self._ask(model), tools=[get_weather])
+            assert not server.requests, "a call with tools the type cannot take was sent"
+            return
+        self.script_reply(server, text="It is sunny.")
+        assert model(self._ask(model), tools=[get_weather]).text == "It is sunny."
+        assert model(self._ask(model), tools=[get_weather], tool_choice="auto").text
+        sent = [request.text for request in server.requests]
+        assert len(sent) == 2, "each call sends one request"
+        for body in sent:
+            assert "get_weather" in body and "city" in body, (
+                "the tool's name and parameters were not sent"
+            )
+
+    def test_a_tool_that_cannot_be_sent_is_refused_before_sending(self, server: FakeServer) -> None:
+        if not self.supports_tools:
+            pytest.skip("the type takes no tools (test_tools_reach_the_server_or_are_refused)")
+        self.script_reply(server, text="It is sunny.")
+        model = self.load(server)
+        bad = (
+            {"tools": [42]},
+            {"tools": [get_weather, get_weather]},
+            {"tools": [get_weather], "tool_choice": "no_such_tool"},
+        )
+        for kwargs in bad:
+            with pytest.raises(BadRequestError):
+                model(self._ask(model), **kwargs)
+        assert not server.requests, "a call with tools that cannot be sent was sent"
+
+    def test_a_tool_call_is_a_tool_use_block(self, server: FakeServer) -> None:
+        if not self.supports_tools:
+            pytest.skip("the type takes no tools (test_tools_reach_the_server_or_are_refused)")
+        calls = [("call_1", "get_weather", {"city": "Paris"}), ("call_2", "get_time", {})]
+        self.script_reply(server, tool_calls=calls)
+        model = self.load(server)
+        tools = [get_weather, get_time]
+        responses = [
+            model(self._ask(model), tools=tools),
+            asyncio.run(model.acall(self._ask(model), tools=tools)),
+        ]
+        if self.streams:
+            from modelwire.blocks import collect
+
+            chunks = list(model.stream(self._ask(model), tools=tools))
+            assert chunks[-1].tool_calls, "the last chunk of a stream carries its tool calls"
+            responses.append(collect(chunks))
+        for response in responses:
+            got = [(block["name"], block["input"]) for block in response.tool_calls or ()]
+            assert got == [("get_weather", {"city": "Paris"}), ("get_time", {})], (
+                f"tool calls read as {response.tool_calls!r}"
+            )
+            ids = [block["id"] for block in response.tool_calls or ()]
+            assert all(isinstance(i, str) and i for i in ids) and len(set(ids)) == 2, ids
+            assert [b for b in response.content or () if b["type"] == "tool_use"] == (
+                response.tool_calls
+            )
+
+    def test_tool_results_are_sent_back(self, server: FakeServer) -> None:
+        if not self.supports_tools:
+            pytest.skip("the type takes no tools (test_tools_reach_the_server_or_are_refused)")
+        from modelwire.blocks import tool_result
+
+        self.script_reply(server, tool_calls=[("call_1", "get_weather", {"city": "Paris"})])
+        model = self.load(server)
+        first = model(self._ask(model), tools=[get_weather])
+        (call,) = first.tool_calls or [None]
+        assert call is not None, "the reply's tool call was not read"
+        results = Msg("tools", [tool_result(call, "21 degrees in Paris")], role="tool")
+        self.script_reply(server, text="It is 21 degrees.")
+        final = model(self._ask(model, first.to_msg(), results), tools=[get_weather])
+        assert final.text == "It is 21 degrees."
+        second = server.requests[-1].text
+        assert "21 degrees in Paris" in second, "the tool's result was not sent back"
+        assert second.count("get_weather") >= 2, "the assistant's tool call was not sent back"
+
+    def test_structured_output_is_validated(self, server: FakeServer) -> None:
+        model = self.load(server)
+        if not self.supports_structured_output:
+            self.script_success(server)
+            with pytest.raises((BadRequestError, ConfigError)):
+                model(self._ask(model), structured_model=CITY_SCHEMA)
+            assert not server.requests, "a structured call the type cannot take was sent"
+            return
+        self.script_reply(server, text='{"city": "Paris", "population": 2100000}')
+        response = model(self._ask(model), structured_model=CITY_SCHEMA)
+        assert response.parsed == {"city": "Paris", "population": 2100000}
+        assert "population" in server.requests[-1].text, "the schema was not sent"
+        self.script_reply(server, text='{"city": 5}')
+        with pytest.raises(ResponseParseError) as caught:
+            model(self._ask(model), structured_model=CITY_SCHEMA)
+        assert getattr(caught.value, "validation_errors", None), (
+            "a reply off the schema must raise with its validation errors"
+        )
+
+    def test_image_blocks_reach_the_server(self, server: FakeServer) -> None:
+        if not self.supports_images:
+            pytest.skip("declared: the type takes no images")
+        self.script_reply(server, text="A red dot.")
+        model = self.load(server)
+        image = {"type": "base64", "media_type": "image/png", "data": PNG_BASE64}
+        question = Msg(
+            "user",
+            [{"type": "text", "text": "What is this?"}, {"type": "image", "source": image}],
+            role="user",
+        )
+        assert model(model.format(question)).text == "A red dot."
+        sent = server.requests[-1].text
+        assert PNG_BASE64 in sent and "What is this?" in sent, "the image block was not sent"
+
+    def test_thinking_is_read(self, server: FakeServer) -> None:
+        if not self.supports_thinking:
+            pytest.skip("declared: the type reads no reasoning")
+        self.script_reply(server, text="Sunny.", thinking="Paris is in France.")
+        model = self.load(server)
+        responses = [model(self._ask(model))]
+        if self.streams:
+            from modelwire.blocks import collect
+
+            responses.append(collect(model.stream(self._ask(model))))
+        for response in responses:
+            assert response.thinking == "Paris is in France.", response.thinking
+            assert response.text == "Sunny."
+            assert [b["type"] for b in response.content or ()] == ["thinking", "text"]
 
     # -- errors -------------------------------------------------------------------------------
     def test_401_is_authentication_error_not_retried(self, server: FakeServer) -> None:

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from modelwire import (
+    AGENT_ARGUMENTS,
     BadRequestError,
     ConfigIssue,
     ModelChunk,
@@ -64,6 +65,7 @@ class DashScopeConversationWrapper(DashScopeWrapper):
     structured output, reasoning. ``multimodal`` says which endpoint a call goes to."""
 
     pricing_table = CHAT_PRICES
+    agent_arguments = AGENT_ARGUMENTS
     multimodal: bool = False
 
     @classmethod

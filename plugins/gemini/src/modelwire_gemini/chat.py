@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any, TypedDict
 
 from modelwire import (
+    AGENT_ARGUMENTS,
     BadRequestError,
     ConfigIssue,
     ModelChunk,
@@ -154,6 +155,7 @@ class GeminiChatWrapper(GeminiWrapper):
     """
 
     model_type = "gemini_chat"
+    agent_arguments = AGENT_ARGUMENTS
 
     @classmethod
     def validate_params(cls, params: Mapping[str, Any]) -> list[ConfigIssue]:

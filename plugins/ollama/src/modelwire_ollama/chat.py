@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any, TypedDict
 
 from modelwire import (
+    AGENT_ARGUMENTS,
     BadRequestError,
     ConfigIssue,
     ModelChunk,
@@ -57,6 +58,7 @@ class OllamaChatWrapper(OllamaWrapper):
     """
 
     model_type = "ollama_chat"
+    agent_arguments = AGENT_ARGUMENTS
     _method = "chat"
 
     def __init__(

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, ClassVar
 
 from modelwire import (
+    AGENT_ARGUMENTS,
     BadRequestError,
     ConfigIssue,
     ModelChunk,
@@ -62,6 +63,7 @@ class OpenAIChatWrapper(OpenAIWrapper):
     model_type = "openai"
     pricing_table = CHAT_PRICES
     reserved_args: ClassVar[tuple[str, ...]] = ("model", "messages", "stream")
+    agent_arguments = AGENT_ARGUMENTS
 
     @classmethod
     def validate_params(cls, params: Mapping[str, Any]) -> list[ConfigIssue]:

@@ -194,6 +194,7 @@ class OpenAIWrapper(ModelWrapper):
             if key not in accepted:
                 extra_body[key] = shaped.pop(key)
         if extra_body:
+            _check_json(extra_body)
             shaped["extra_body"] = extra_body
         return shaped
 
@@ -211,6 +212,17 @@ class OpenAIWrapper(ModelWrapper):
                 " servers usually serve the API under .../v1)"
             )
         return error
+
+
+def _check_json(extra_body: dict[str, Any]) -> None:
+    """Arguments the SDK does not know are sent as JSON: refuse those that cannot be."""
+    for key, value in extra_body.items():
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise BadRequestError(
+                f"the call argument {key!r} cannot be sent ({exc}); nothing was sent"
+            ) from None
 
 
 def body_of(reply: Any) -> dict[str, Any]:
@@ -252,14 +264,21 @@ def _json_object(data: Any, body: str) -> dict[str, Any]:
 
 
 def usage_of(payload: Mapping[str, Any]) -> Usage | None:
-    """Token usage of a reply (``prompt_tokens``/``completion_tokens`` or ``input_tokens``/...)."""
+    """Token usage of a reply (``prompt_tokens``/``completion_tokens`` or ``input_tokens``/...),
+    with the reasoning and cached tokens OpenAI details where it reports them."""
     usage = payload.get("usage")
     if not isinstance(usage, Mapping):
         return None
     prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
     completion = usage.get("completion_tokens", usage.get("output_tokens"))
+    details = {}
+    for key, name in (("completion_tokens_details", "reasoning_tokens"),
+                      ("prompt_tokens_details", "cached_tokens")):  # fmt: skip
+        part = usage.get(key)
+        if isinstance(part, Mapping) and part.get(name) is not None:
+            details[name] = part[name]
     try:
-        return Usage.of(prompt, completion)
+        return Usage.of(prompt, completion, **details)
     except (TypeError, ValueError) as exc:
         raise ResponseParseError(f"unreadable token usage {dict(usage)!r}") from exc
 

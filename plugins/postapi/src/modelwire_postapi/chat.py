@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from modelwire import (
+    AGENT_ARGUMENTS,
     BadRequestError,
     ConfigIssue,
     Msg,
@@ -43,6 +44,7 @@ class PostAPIChatWrapper(PostAPIWrapper):
 
     model_type = "post_api_chat"
     outputs: ClassVar[frozenset[str]] = frozenset({"text", "tool_calls"})
+    agent_arguments = AGENT_ARGUMENTS
 
     @classmethod
     def validate_params(cls, params: Mapping[str, Any]) -> list[ConfigIssue]:

@@ -261,11 +261,6 @@ class PostAPIWrapper(ModelWrapper):
     # -- the provider step ---------------------------------------------------------------
     def _request(self, inputs: Any, **kwargs: Any) -> PostRequest:
         """The JSON bodies of a call and, when the config streams, of a stream."""
-        if "structured_model" in kwargs:
-            raise BadRequestError(
-                f"model_type {self.model_type!r} does not take `structured_model`:"
-                " use post_api_chat with an OpenAI-compatible service"
-            )
         return self._bodies(inputs, self.json_args, kwargs)
 
     def _bodies(

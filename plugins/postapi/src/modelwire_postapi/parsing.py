@@ -229,7 +229,10 @@ ToolCallSink = Callable[..., None]
 
 def _scan(shapes: tuple[Path, ...], payload: Any, convert: Callable[[Any], Any]) -> Any:
     """The first shape's value that ``convert`` turns into something (not ``None``)."""
+    keys = payload if isinstance(payload, dict) else None
     for shape in shapes:
+        if keys is not None and shape.parts[0] not in keys:
+            continue  # the reply has no such key: the shape cannot match
         value = _resolve(payload, shape.parts)
         if value is not MISSING:
             found = convert(value)
