@@ -22,7 +22,7 @@ import argparse
 import asyncio
 import os
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import fakeservice as fs
@@ -33,6 +33,25 @@ import modelwire
 TARGET = 1.05
 API_KEY = "sk-bench-not-a-secret"
 TIMEOUT = 120.0
+
+#: The tool of the "with tools" row, as OpenAI's function dict (what both sides send).
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "The current weather in a city.",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
+        },
+    }
+]
+
+#: The generation_config of the Gemini row where both sides send one.
+GEMINI_CONFIG = {"temperature": 0.5}
 
 SyncFn = Callable[[], object]
 AsyncFn = Callable[[], Awaitable[object]]
@@ -50,12 +69,14 @@ class Case:
     raw_sync: SyncFn
     raw_async: Callable[[], AsyncPair]
     close: Callable[[], object]
+    #: Keyword arguments of the wrapper's call (the raw side passes their SDK form).
+    wrapper_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def ours_sync(self) -> object:
-        return self.wrapper(self.wrapper_input)
+        return self.wrapper(self.wrapper_input, **self.wrapper_kwargs)
 
     async def ours_async(self) -> object:
-        return await self.wrapper.acall(self.wrapper_input)
+        return await self.wrapper.acall(self.wrapper_input, **self.wrapper_kwargs)
 
 
 def load(config: dict[str, Any]) -> Any:
@@ -82,6 +103,23 @@ def openai_cases(url: str) -> list[Case]:
         async def call() -> object:
             reply = await aclient.chat.completions.create(
                 model=fs.OPENAI_MODEL, messages=fs.CHAT_MESSAGES
+            )
+            return reply.choices[0].message.content
+
+        return call, aclient.close
+
+    def chat_with_tools() -> object:
+        reply = client.chat.completions.create(
+            model=fs.OPENAI_MODEL, messages=fs.CHAT_MESSAGES, tools=TOOLS
+        )
+        return reply.choices[0].message.content
+
+    def achat_with_tools() -> AsyncPair:
+        aclient = openai.AsyncOpenAI(**options)
+
+        async def call() -> object:
+            reply = await aclient.chat.completions.create(
+                model=fs.OPENAI_MODEL, messages=fs.CHAT_MESSAGES, tools=TOOLS
             )
             return reply.choices[0].message.content
 
@@ -122,6 +160,15 @@ def openai_cases(url: str) -> list[Case]:
     )
     return [
         Case("openai chat", chat_model, fs.CHAT_MESSAGES, chat, achat, client.close),
+        Case(
+            "openai chat with tools",
+            chat_model,
+            fs.CHAT_MESSAGES,
+            chat_with_tools,
+            achat_with_tools,
+            client.close,
+            wrapper_kwargs={"tools": TOOLS},
+        ),
         Case("openai embedding", embed_model, fs.EMBED_INPUTS, embed, aembed, client.close),
     ]
 
@@ -205,6 +252,23 @@ def gemini_cases(url: str) -> list[Case]:
 
         return call, aclient.aclose
 
+    def chat_configured() -> object:
+        reply = client.models.generate_content(
+            model=fs.GEMINI_MODEL, contents=contents, config=GEMINI_CONFIG
+        )
+        return reply.text
+
+    def achat_configured() -> AsyncPair:
+        aclient = genai.Client(api_key=API_KEY, http_options=options).aio
+
+        async def call() -> object:
+            reply = await aclient.models.generate_content(
+                model=fs.GEMINI_MODEL, contents=contents, config=GEMINI_CONFIG
+            )
+            return reply.text
+
+        return call, aclient.aclose
+
     def embed() -> object:
         reply = client.models.embed_content(model=fs.GEMINI_EMBED_MODEL, contents=fs.EMBED_INPUTS)
         return reply.embeddings[0].values
@@ -222,12 +286,28 @@ def gemini_cases(url: str) -> list[Case]:
 
     common = {"api_key": API_KEY, "base_url": url}
     chat_model = load({"model_type": "gemini_chat", "model_name": fs.GEMINI_MODEL, **common})
+    configured_model = load(
+        {
+            "model_type": "gemini_chat",
+            "model_name": fs.GEMINI_MODEL,
+            "generation_config": GEMINI_CONFIG,
+            **common,
+        }
+    )
     embed_model = load(
         {"model_type": "gemini_embedding", "model_name": fs.GEMINI_EMBED_MODEL, **common}
     )
     prompt = chat_model.format(modelwire.Msg("user", fs.CHAT_MESSAGES[0]["content"], role="user"))
     return [
         Case("gemini chat", chat_model, prompt, chat, achat, client.close),
+        Case(
+            "gemini chat with generation_config",
+            configured_model,
+            prompt,
+            chat_configured,
+            achat_configured,
+            client.close,
+        ),
         Case("gemini embedding", embed_model, fs.EMBED_INPUTS, embed, aembed, client.close),
     ]
 

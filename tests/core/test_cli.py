@@ -146,6 +146,73 @@ def test_chat_error_is_one_clean_line(tmp_path: Path, server: FakeServer) -> Non
     assert "cli-secret-key-987654" not in result.stderr
 
 
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "The weather in a city.",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+]
+
+
+def tool_call_reply(request: Request) -> Reply:
+    """An OpenAI chat completion calling ``get_weather``, once the tools arrived."""
+    assert request.json()["tools"] == TOOLS
+    call = {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+    }
+    message = {"role": "assistant", "content": "Checking.", "tool_calls": [call]}
+    return Reply.json(
+        {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "gpt-4o",
+            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}],
+        }
+    )
+
+
+def test_chat_passes_tools_and_prints_the_calls(tmp_path: Path, server: FakeServer) -> None:
+    server.route("POST", "/v1/chat/completions", tool_call_reply)
+    configs = tmp_path / "configs.json"
+    configs.write_text(
+        json.dumps(
+            {
+                "config_name": "gpt",
+                "model_type": "openai",
+                "model_name": "gpt-4o",
+                "api_key": "cli-secret-key-987654",
+                "client_args": {"base_url": server.url + "/v1"},
+            }
+        )
+    )
+    tools = tmp_path / "tools.json"
+    tools.write_text(json.dumps(TOOLS))
+    result = modelwire("chat", "gpt", "Weather?", "-c", str(configs), "--tools", str(tools),
+                       "--no-stream")  # fmt: skip
+    assert result.stdout == 'Checking.\ntool call get_weather {"city": "Paris"}\n', result.stderr
+
+
+def test_chat_tools_refused_by_a_type_without_them(tmp_path: Path, server: FakeServer) -> None:
+    server.route("POST", "/v1/reverse", service)
+    path = write_config(tmp_path, server)
+    tools = tmp_path / "tools.json"
+    tools.write_text(json.dumps(TOOLS))
+    result = modelwire("chat", "rev", "x", "-c", str(path), "--tools", str(tools))
+    assert result.returncode == 1
+    assert "takes no `tools`" in result.stderr and "Traceback" not in result.stderr
+    assert not server.requests
+    (tmp_path / "bad.json").write_text("{not json")
+    result = modelwire("chat", "rev", "x", "-c", str(path), "--tools", str(tmp_path / "bad.json"))
+    assert result.returncode == 1 and result.stderr.startswith("error: --tools"), result.stderr
+
+
 def test_missing_config_option(server: FakeServer) -> None:
     result = modelwire("chat", "rev", "x")
     assert result.returncode != 0 and "pass --config FILE or set MODELWIRE_CONFIG" in result.stderr

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from modelwire.errors import ModelWireError, UnsupportedOperationError
+from modelwire.errors import BadRequestError, ModelWireError, UnsupportedOperationError
 from modelwire.redact import redacted
 
 __all__ = ["CommandRegistry", "main"]
@@ -165,18 +165,50 @@ def cmd_chat(args: argparse.Namespace) -> int:
         msgs.append(Msg("system", args.system, role="system"))
     msgs.append(Msg("user", text, role="user"))
     prompt = model.format(*msgs)
+    kwargs = {"tools": _tools(args.tools)} if args.tools else {}
     if args.no_stream or not model.supports_stream:
-        print(model(prompt).text)
+        response = model(prompt, **kwargs)
+        print(response.text)
+        _print_tool_calls(response.tool_calls)
         return 0
+    calls = None
     try:
-        for chunk in model.stream(prompt):
+        for chunk in model.stream(prompt, **kwargs):
             sys.stdout.write(chunk.text)
             sys.stdout.flush()
+            calls = chunk.tool_calls or calls
     except UnsupportedOperationError:
-        print(model(prompt).text)
+        response = model(prompt, **kwargs)
+        print(response.text)
+        _print_tool_calls(response.tool_calls)
         return 0
     sys.stdout.write("\n")
+    _print_tool_calls(calls)
     return 0
+
+
+def _tools(path: str) -> list[Any]:
+    """The tools of ``--tools``: a JSON list of OpenAI-style function dicts."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            tools = json.load(file)
+    except OSError as exc:
+        raise BadRequestError(f"--tools {path!r} cannot be read ({exc.strerror})") from None
+    except ValueError as exc:
+        raise BadRequestError(f"--tools {path!r} is not JSON ({exc})") from None
+    if not isinstance(tools, list):
+        raise BadRequestError(
+            f"--tools {path!r} must hold a JSON list of tools"
+            ' ({"type": "function", "function": {"name", "description", "parameters"}})'
+        )
+    return tools
+
+
+def _print_tool_calls(calls: list[Any] | None) -> None:
+    """One line per tool call the model made: ``tool call <name> <arguments as JSON>``."""
+    for call in calls or ():
+        arguments = json.dumps(call.get("input") or {}, ensure_ascii=False)
+        print(f"tool call {call.get('name')} {arguments}")
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
@@ -223,6 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("message", nargs="?", help="the message (default: read standard input)")
     p.add_argument("--system", help="a system prompt")
     p.add_argument("--no-stream", action="store_true", help="wait for the whole reply")
+    p.add_argument(
+        "--tools",
+        metavar="FILE.json",
+        help="tools the model may call (a JSON list of OpenAI-style function dicts);"
+        " the calls it makes are printed, one per line",
+    )
     p.set_defaults(handler=cmd_chat)
 
     p = sub.add_parser("embed", help="print the embeddings of texts as JSON")

@@ -240,7 +240,16 @@ class ServiceUnavailableError(ProviderError):
 
 
 class ResponseParseError(ProviderError):
-    """The service answered, but not in a shape the wrapper understands."""
+    """The service answered, but not in a shape the wrapper understands.
+
+    When what failed is the model's output rather than the service's reply, the
+    error carries it: ``arguments`` (a tool call's raw arguments that could not be
+    read), ``text`` and ``validation_errors`` (a reply off the ``structured_model``).
+    """
+
+    arguments: Any = None
+    text: str | None = None
+    validation_errors: list[str] | None = None
 
 
 def error_for_status(

@@ -75,8 +75,8 @@ def _invalid(text: str, problems: list[str]) -> ResponseParseError:
         f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
     )
     error = ResponseParseError(f"the reply does not match the structured model: {shown}", body=text)
-    error.text = text  # type: ignore[attr-defined]
-    error.validation_errors = problems  # type: ignore[attr-defined]
+    error.text = text
+    error.validation_errors = problems
     return error
 
 

@@ -422,7 +422,7 @@ def _bad_arguments(name: str, call_id: str | None, raw: Any, why: str) -> Respon
     error = ResponseParseError(
         f"the arguments of tool call {call_id or '?'} ({name}) cannot be read: {why}", body=shown
     )
-    error.arguments = raw  # type: ignore[attr-defined]
+    error.arguments = raw
     return error
 
 

@@ -120,7 +120,7 @@ def _bad_tool_call(exc: Any) -> ResponseParseError | None:
             f" {shown[:200]}",
             body=shown,
         )
-        error.arguments = raw if field.endswith("arguments") else None  # type: ignore[attr-defined]
+        error.arguments = raw if field.endswith("arguments") else None
         return error
     return None
 
