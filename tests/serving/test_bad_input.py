@@ -130,6 +130,11 @@ def test_prompt_over_the_input_cap(server: Any, http: httpx.Client) -> None:
         ({"model": "m", "messages": MESSAGES, "temperature": 5000}, "temperature"),
         ({"model": "m", "messages": MESSAGES, "best_of": 2}, "'best_of'"),
         ({"model": 3, "messages": MESSAGES}, "'model' must be a string"),
+        ({"model": "m", "messages": MESSAGES, "response_format": {"type": "xml"}}, "json_schema"),
+        (
+            {"model": "m", "messages": MESSAGES, "response_format": {"type": "json_schema"}},
+            "needs {'json_schema'",
+        ),
     ],
 )
 def test_chat_bad_parameters(http: httpx.Client, body: dict[str, Any], fragment: str) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from modelwire import AuthenticationError, ModelRegistry, Msg
+from modelwire import AuthenticationError, ModelRegistry, Msg, ResponseParseError
 
 
 def registry(server: Any, **overrides: Any) -> ModelRegistry:  # type: ignore[no-untyped-def]
@@ -94,6 +94,30 @@ def test_openai_wrapper_call_stream_and_usage(server) -> None:  # type: ignore[n
     assert "".join(chunk.text for chunk in chunks) == response.text  # greedy: same answer
     assert chunks[-1].usage == response.usage
     assert model.usage["calls"] == 2
+
+
+CITY = {
+    "title": "City",
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "country": {"type": "string"}},
+    "required": ["city", "country"],
+}
+
+
+def test_openai_structured_model_is_validated_end_to_end(server) -> None:  # type: ignore[no-untyped-def]
+    """The schema reaches the real model (stated in the system message); whatever it
+    answers is either validated into ``parsed`` or a ResponseParseError with the text."""
+    model = registry(server, local_openai={"generate_args": {"max_tokens": 24}}).load_model(
+        "local_openai"
+    )
+    messages = model.format(Msg("user", "Which city is the capital of France?", role="user"))
+    try:
+        response = model(messages, structured_model=CITY)
+    except ResponseParseError as error:
+        assert error.text is not None and error.validation_errors, error
+    else:
+        assert isinstance(response.parsed, dict) and set(response.parsed) >= {"city", "country"}
+    assert model.usage["calls"] + model.usage["errors"] == 1
 
 
 def test_openai_embedding_wrapper(server) -> None:  # type: ignore[no-untyped-def]

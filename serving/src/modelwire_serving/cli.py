@@ -18,7 +18,7 @@ ENGINES = ("transformers", "modelscope", "vllm", "fastchat")
 
 EPILOG = """\
 engines:
-  transformers (default)  load the model here and serve /llm/ and /v1 (dynamic batching)
+  transformers (default)  load the model here and serve /llm/, /v1 and /api (continuous batching)
   modelscope              the same, loading hub ids through ModelScope (same as --source modelscope)
   vllm, fastchat          print and run that engine's OpenAI-compatible server instead
 

@@ -8,6 +8,7 @@ Everything a client can get wrong is checked here and raised as a
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -423,9 +424,7 @@ def parse_chat_body(body: Mapping[str, Any]) -> ChatRequest:
         raise RequestError("'logprobs' is not supported", param="logprobs")
     if body.get("tools") or body.get("tool_choice") not in (None, "none"):
         raise RequestError("tool calling is not supported by this server", param="tools")
-    response_format = body.get("response_format")
-    if response_format is not None and response_format != {"type": "text"}:
-        raise RequestError("only response_format {'type': 'text'} is supported")
+    messages = _with_response_format(messages, body.get("response_format"))
     stream, include_usage = _stream_settings(body)
     max_tokens_key = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
     options = GenerationOptions(
@@ -441,6 +440,42 @@ def parse_chat_body(body: Mapping[str, Any]) -> ChatRequest:
         stream=stream,
         include_usage=include_usage,
     )
+
+
+def _with_response_format(messages: list[dict[str, str]], value: object) -> list[dict[str, str]]:
+    """The messages with a ``json_object``/``json_schema`` response format stated to the
+    model in the system message: asked for, not enforced (no constrained decoding), so
+    the caller validates the reply (modelwire's ``structured_model`` does)."""
+    if value is None or value == {"type": "text"}:
+        return messages
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind == "json_object":
+        instruction = "Answer with one JSON object and nothing else."
+    elif kind == "json_schema":
+        spec = value.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        if not isinstance(schema, dict):
+            raise RequestError(
+                "response_format json_schema needs {'json_schema': {'name', 'schema': {...}}}",
+                param="response_format",
+            )
+        instruction = (
+            "Answer with one JSON object that follows this JSON schema, and nothing else:\n"
+            + json.dumps(schema, ensure_ascii=False)
+        )
+    else:
+        raise RequestError(
+            "response_format must be {'type': 'text'}, {'type': 'json_object'} or"
+            " {'type': 'json_schema', 'json_schema': {...}}",
+            param="response_format",
+        )
+    if messages[0]["role"] == "system":
+        first = messages[0]
+        return [
+            {"role": "system", "content": f"{first['content']}\n\n{instruction}"},
+            *messages[1:],
+        ]
+    return [{"role": "system", "content": instruction}, *messages]
 
 
 def _openai_common(body: Mapping[str, Any]) -> str | None:
