@@ -480,3 +480,35 @@ def test_tool_choice_is_checked_against_the_calls_tools() -> None:
         check_tool_choice("search", ["get_weather"])
     with pytest.raises(BadRequestError, match="tool_choice must be"):
         check_tool_choice(3, ["get_weather"])
+
+
+@pytest.mark.parametrize(
+    ("block", "named"),
+    [
+        ({"type": "text", "text": 5}, "'text'"),
+        ({"type": "tool_use", "name": "f", "input": {}}, "'id'"),
+        ({"type": "tool_use", "id": "a", "name": "f", "input": "x"}, "'input'"),
+        ({"type": "tool_result", "id": "a", "name": "f"}, "'output'"),
+        ({"type": "thinking"}, "'thinking'"),
+        ({"type": "image", "source": "x.png"}, "needs a source"),
+    ],
+)
+def test_a_malformed_block_is_a_bad_request_naming_it(block: dict[str, Any], named: str) -> None:
+    with pytest.raises(BadRequestError, match=named):
+        blocks_of([block])
+
+
+def test_a_plugins_format_refuses_bad_messages_cleanly() -> None:
+    from modelwire import ModelWrapper
+
+    class Strict(ModelWrapper):
+        model_type = "strict_test"
+
+        def format(self, *args: Any) -> Any:
+            return [msg.metadata["required"] for msg in modelwire.iter_msgs(*args)]
+
+    model = Strict("strict")
+    with pytest.raises(BadRequestError, match="the messages cannot be sent: KeyError") as caught:
+        model.format(Msg("user", "hi", role="user", metadata={}))
+    assert caught.value.config_name == "strict"
+    assert model.format(Msg("user", "hi", role="user", metadata={"required": 1})) == [1]

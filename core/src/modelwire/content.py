@@ -49,10 +49,52 @@ def text_of(content: Any) -> str:
 
 
 def blocks_of(content: Any) -> list[dict[str, Any]]:
-    """The content blocks of a message's content (none for text content)."""
+    """The content blocks of a message's content (none for text content), each of a
+    known type checked for the fields it needs: ``BadRequestError`` naming the block,
+    before anything is sent, rather than a ``KeyError`` in a plugin's ``format``."""
     if not isinstance(content, list):
         return []
-    return [part for part in content if _is_block(part)]
+    blocks = [part for part in content if _is_block(part)]
+    for block in blocks:
+        _check_block(block)
+    return blocks
+
+
+#: The fields each known block type needs, and the types they may have.
+_BLOCK_FIELDS: dict[str, tuple[tuple[str, type | tuple[type, ...]], ...]] = {
+    "text": (("text", str),),
+    "tool_use": (("id", str), ("name", str), ("input", dict)),
+    "tool_result": (("id", str), ("name", str), ("output", (str, list))),
+    "thinking": (("thinking", str),),
+}
+
+
+def _check_block(block: dict[str, Any]) -> None:
+    kind = block["type"]
+    if kind == "image":
+        try:
+            _image_source(block)
+        except ValueError as exc:
+            raise _bad_block(kind, str(exc)) from None
+        return
+    for name, expected in _BLOCK_FIELDS.get(kind, ()):
+        if not isinstance(block.get(name), expected):
+            names = (
+                " or ".join(t.__name__ for t in expected)
+                if isinstance(expected, tuple)
+                else expected.__name__
+            )
+            raise _bad_block(kind, f"its {name!r} must be a {names}, not {block.get(name)!r}")
+
+
+def _bad_block(kind: str, why: str) -> Exception:
+    from modelwire.errors import BadRequestError
+
+    hint = {
+        "tool_use": " (use response.to_msg() to send a reply's calls back)",
+        "tool_result": " (build it with modelwire.tool_result(call, output))",
+    }.get(kind, "")
+    return BadRequestError(f"a {kind!r} content block cannot be sent: {why}{hint}"[:400])
 
 
 def _block_text(block: dict[str, Any]) -> str:
@@ -132,7 +174,10 @@ def image_url(block: Mapping[str, Any]) -> str:
     source = _image_source(block)
     if source.get("type") == "base64":
         return f"data:{source.get('media_type') or 'image/png'};base64,{source.get('data', '')}"
-    return data_url(source["url"])
+    try:
+        return data_url(source["url"])
+    except (OSError, ValueError) as exc:
+        raise _bad_block("image", str(exc)) from None
 
 
 def image_media(block: Mapping[str, Any]) -> Media:

@@ -20,13 +20,19 @@ budget admission, lifecycle hooks, retries, error mapping, usage and spend (see
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from modelwire.calls import Call, Stream, reading_the_reply
 from modelwire.content import text_of
-from modelwire.errors import ConfigIssue, ModelWireError, UnsupportedOperationError
+from modelwire.errors import (
+    BadRequestError,
+    ConfigIssue,
+    ModelWireError,
+    UnsupportedOperationError,
+)
 from modelwire.message import Msg, iter_msgs
 from modelwire.redact import register_secret
 from modelwire.response import ModelChunk, ModelResponse, Usage
@@ -168,6 +174,14 @@ class ModelWrapper:
         return self.tracker.snapshot()
 
     # -- the provider step: what subclasses implement ---------------------------------
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A plugin's ``format`` is wrapped once, here, so that messages it cannot turn
+        into its service's shape raise ``BadRequestError``, never a bare ``KeyError``."""
+        super().__init_subclass__(**kwargs)
+        format = cls.__dict__.get("format")
+        if format is not None and not getattr(format, "_refuses_cleanly", False):
+            cls.format = _refusing_cleanly(format)  # type: ignore[method-assign]
+
     def format(self, *args: Msg | list[Msg] | None) -> Any:
         """OpenAI-style ``[{"role", "content"}]`` messages; providers override."""
         return [{"role": msg.role, "content": text_of(msg.content)} for msg in iter_msgs(*args)]
@@ -409,6 +423,24 @@ class ModelWrapper:
             f"<{type(self).__name__} config_name={self.config_name!r}"
             f" model_type={self.model_type!r} model_name={self.model_name!r}>"
         )
+
+
+def _refusing_cleanly(format: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(format)
+    def checked(self: ModelWrapper, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return format(self, *args, **kwargs)
+        except ModelWireError:
+            raise
+        except (KeyError, IndexError, TypeError, ValueError, OSError) as exc:
+            raise BadRequestError(
+                f"the messages cannot be sent: {type(exc).__name__}: {exc}"[:400],
+                config_name=self.config_name,
+                model_type=self.model_type,
+            ) from None
+
+    checked._refuses_cleanly = True  # type: ignore[attr-defined]
+    return checked
 
 
 def _close(iterator: Any) -> None:

@@ -405,7 +405,7 @@ def test_gemini_call_ids_are_kept_and_sent_back(server: FakeServer) -> None:
 
 def test_a_tool_message_needs_a_name(server: FakeServer) -> None:
     model = load(server)
-    with pytest.raises(ValueError, match="metadata"):
+    with pytest.raises(BadRequestError, match="metadata"):
         model.format(Msg("tool", "sunny", role="tool"))
     prompt = model.format(Msg("tool", "sunny", role="tool", metadata={"name": "get_weather"}))
     assert prompt["contents"] == [
@@ -660,7 +660,7 @@ def test_image_blocks_become_inline_data_and_file_data(server: FakeServer, tmp_p
 
 def test_a_broken_image_block_is_refused_by_format(server: FakeServer) -> None:
     model = load(server)
-    with pytest.raises(ValueError, match="image block"):
+    with pytest.raises(BadRequestError, match="image"):
         model.format(Msg("user", [{"type": "image", "source": {"type": "url"}}], role="user"))
 
 

@@ -292,7 +292,7 @@ def test_a_tool_call_without_text_sends_null_content(wire: Any, load: Loader) ->
 
 def test_a_tool_message_needs_a_call_id(load: Loader) -> None:
     model = load(chat_config())
-    with pytest.raises(ValueError, match="tool_call_id"):
+    with pytest.raises(BadRequestError, match="tool_call_id"):
         model.format(Msg("tool", "sunny", role="tool"))
     assert model.format(Msg("tool", "sunny", role="tool", metadata={"tool_call_id": "c1"})) == [
         {"role": "tool", "tool_call_id": "c1", "content": "sunny"}

@@ -188,7 +188,7 @@ def test_post_api_chat_sends_openai_style_messages(server: FakeServer, tmp_path:
             {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{encoded}"}},
         ],
     }
-    with pytest.raises(ValueError, match="neither"):
+    with pytest.raises(BadRequestError, match="neither"):
         model.format(Msg("user", "x", role="user", url=str(tmp_path / "missing.png")))
 
 

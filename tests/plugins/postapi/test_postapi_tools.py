@@ -358,7 +358,7 @@ def test_a_tool_call_without_text_sends_null_content(server: FakeServer) -> None
 
 def test_a_tool_message_needs_a_call_id(server: FakeServer) -> None:
     model = post_api_chat(server)
-    with pytest.raises(ValueError, match="tool_call_id"):
+    with pytest.raises(BadRequestError, match="tool_call_id"):
         model.format(Msg("tool", "sunny", role="tool"))
     assert model.format(Msg("tool", "sunny", role="tool", metadata={"tool_call_id": "c1"})) == [
         {"role": "tool", "tool_call_id": "c1", "content": "sunny"}
@@ -585,7 +585,7 @@ def test_image_blocks_become_image_url_parts(server: FakeServer, tmp_path: Path)
             {"type": "image_url", "image_url": {"url": "https://img.test/b.jpg"}},
         ],
     }
-    with pytest.raises(ValueError, match="image block"):
+    with pytest.raises(BadRequestError, match="image"):
         model.format(
             Msg("user", [{"type": "image", "source": {"type": "url", "url": "/no/such.png"}}])
         )

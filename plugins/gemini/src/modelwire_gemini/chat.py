@@ -572,7 +572,7 @@ def _block_parts(msg: Msg, blocks: list[dict[str, Any]]) -> list[dict[str, Any]]
             part = _image_part(block)
         elif kind == "tool_use":
             if not isinstance(block.get("name"), str) or not block["name"]:
-                raise ValueError(f"tool_use block {block.get('id')!r} has no name")
+                raise BadRequestError(f"tool_use block {block.get('id')!r} has no name")
             call = {"name": block["name"], "args": dict(block.get("input") or {})}
             if block.get("id"):
                 call["id"] = block["id"]
@@ -610,7 +610,7 @@ def _function_response(block: Mapping[str, Any]) -> dict[str, Any]:
     if block.get("id"):
         response["id"] = block["id"]
     if not response["name"]:
-        raise ValueError(
+        raise BadRequestError(
             f"tool_result {block.get('id')!r} has no name: Gemini matches results to calls"
             " by name (build results with modelwire.tool_result(call, output))"
         )
@@ -622,7 +622,7 @@ def _tool_message_part(msg: Msg) -> dict[str, Any]:
     metadata = msg.metadata or {}
     name = metadata.get("name")
     if not isinstance(name, str) or not name:
-        raise ValueError(
+        raise BadRequestError(
             "a tool message needs tool_result blocks (modelwire.tool_result(call, output))"
             " or metadata={'name': <the tool's name>}"
         )

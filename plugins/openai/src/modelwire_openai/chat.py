@@ -266,7 +266,7 @@ def _tool_messages(msg: Msg, results: list[dict[str, Any]]) -> list[dict[str, An
     if not results:
         call_id = (msg.metadata or {}).get("tool_call_id")
         if not isinstance(call_id, str):
-            raise ValueError(
+            raise BadRequestError(
                 "a tool message needs tool_result blocks (modelwire.tool_result(call, output))"
                 " or metadata={'tool_call_id': ...}"
             )

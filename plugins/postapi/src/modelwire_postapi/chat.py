@@ -175,7 +175,7 @@ def _tool_messages(msg: Msg, results: list[dict[str, Any]]) -> list[dict[str, An
     if not results:
         call_id = (msg.metadata or {}).get("tool_call_id")
         if not isinstance(call_id, str):
-            raise ValueError(
+            raise BadRequestError(
                 "a tool message needs tool_result blocks (modelwire.tool_result(call, output))"
                 " or metadata={'tool_call_id': ...}"
             )
@@ -191,7 +191,7 @@ def _url(url: str) -> str:
     try:
         return data_url(url)
     except (OSError, ValueError) as exc:
-        raise ValueError(
+        raise BadRequestError(
             f"Msg.url {url!r} is neither an http(s)/data URL nor a readable file"
         ) from exc
 
@@ -201,4 +201,4 @@ def _block_url(block: Mapping[str, Any]) -> str:
     try:
         return image_url(block)
     except (OSError, ValueError) as exc:
-        raise ValueError(f"image block cannot be sent: {exc}") from exc
+        raise BadRequestError(f"image block cannot be sent: {exc}") from exc
