@@ -641,7 +641,7 @@ def test_format_leaves_images_out_where_the_model_takes_none(
 
 def test_format_refuses_a_missing_image_file(load: Loader, tmp_path: Path) -> None:
     model = load(chat_config())
-    with pytest.raises(BadRequestError, match="missing.png"):
+    with pytest.raises(BadRequestError, match=r"missing\.png"):
         model.format(Msg("user", "x", role="user", url=str(tmp_path / "missing.png")))
 
 
