@@ -27,9 +27,11 @@ __all__ = [
     "ToolSpec",
     "check_tool_choice",
     "function_tool_call",
+    "function_tool_messages",
     "function_tools",
     "normalize_tools",
     "parse_tool_arguments",
+    "reasoning_text",
     "tool_use_blocks",
 ]
 
@@ -98,6 +100,35 @@ def function_tool_call(block: Mapping[str, Any]) -> dict[str, Any]:
             "arguments": json.dumps(block.get("input") or {}, ensure_ascii=False),
         },
     }
+
+
+def function_tool_messages(msg: Any, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """OpenAI-style ``role: "tool"`` messages: one per ``tool_result`` block (each call is
+    answered on its own), or the message's text for a ``tool_call_id`` in its metadata."""
+    from modelwire.content import text_of
+
+    if not results:
+        call_id = (msg.metadata or {}).get("tool_call_id")
+        if not isinstance(call_id, str):
+            raise BadRequestError(
+                "a tool message needs tool_result blocks (modelwire.tool_result(call, output))"
+                " or metadata={'tool_call_id': ...}"
+            )
+        return [{"role": "tool", "tool_call_id": call_id, "content": text_of(msg.content)}]
+    return [
+        {"role": "tool", "tool_call_id": result["id"], "content": text_of(result.get("output"))}
+        for result in results
+    ]
+
+
+def reasoning_text(message: Mapping[str, Any]) -> str | None:
+    """The reasoning of an OpenAI-compatible message or delta: ``reasoning_content``
+    (DeepSeek, Qwen, vLLM) or ``reasoning`` (some newer servers)."""
+    for key in ("reasoning_content", "reasoning"):
+        value = message.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def tool_use_blocks(calls: Any) -> list[ToolUseBlock] | None:

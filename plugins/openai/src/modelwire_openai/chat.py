@@ -20,10 +20,12 @@ from modelwire import (
     check_tool_choice,
     data_url,
     function_tool_call,
+    function_tool_messages,
     function_tools,
     image_url,
     iter_msgs,
     parse_structured,
+    reasoning_text,
     structured_schema,
     text_of,
     tool_use_blocks,
@@ -93,7 +95,7 @@ class OpenAIChatWrapper(OpenAIWrapper):
             blocks = blocks_of(msg.content)
             results = [block for block in blocks if block["type"] == "tool_result"]
             if results or msg.role == "tool":
-                messages += _tool_messages(msg, results)
+                messages += function_tool_messages(msg, results)
                 continue
             message: dict[str, Any] = {"role": msg.role, "content": self._content(msg)}
             calls = [block for block in blocks if block["type"] == "tool_use"]
@@ -213,7 +215,7 @@ class OpenAIChatWrapper(OpenAIWrapper):
             finish_reason=choice.get("finish_reason"),
             extra=extra,
             tool_calls=tool_use_blocks(message.get("tool_calls")),
-            thinking=_thinking(message),
+            thinking=reasoning_text(message),
             parsed=parsed,
         )
 
@@ -243,7 +245,7 @@ class OpenAIChatWrapper(OpenAIWrapper):
                 delta = choice.get("delta")
                 if isinstance(delta, Mapping):
                     text = _reply_text(delta.get("content"))
-                    thinking = _thinking(delta) or ""
+                    thinking = reasoning_text(delta) or ""
                     for fragment in delta.get("tool_calls") or ():
                         _add_fragment(stream, fragment)
                 finish_reason = choice.get("finish_reason")
@@ -259,22 +261,6 @@ class OpenAIChatWrapper(OpenAIWrapper):
 
 #: The request key holding the call's ``structured_model``; never sent.
 _STRUCTURED = "structured_model"
-
-
-def _tool_messages(msg: Msg, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One ``role: "tool"`` message per result (OpenAI answers each call separately)."""
-    if not results:
-        call_id = (msg.metadata or {}).get("tool_call_id")
-        if not isinstance(call_id, str):
-            raise BadRequestError(
-                "a tool message needs tool_result blocks (modelwire.tool_result(call, output))"
-                " or metadata={'tool_call_id': ...}"
-            )
-        return [{"role": "tool", "tool_call_id": call_id, "content": text_of(msg.content)}]
-    return [
-        {"role": "tool", "tool_call_id": result["id"], "content": text_of(result.get("output"))}
-        for result in results
-    ]
 
 
 def _wire_tool_choice(choice: Any, tools: list[dict[str, Any]] | None) -> Any:
@@ -320,16 +306,6 @@ def _add_fragment(stream: Stream, fragment: Any) -> None:
         name=function.get("name"),
         arguments=function.get("arguments"),
     )
-
-
-def _thinking(message: Mapping[str, Any]) -> str | None:
-    """Reasoning of OpenAI-compatible servers: ``reasoning_content`` (DeepSeek, Qwen,
-    vLLM) or ``reasoning`` (some newer servers)."""
-    for key in ("reasoning_content", "reasoning"):
-        value = message.get(key)
-        if isinstance(value, str) and value:
-            return value
-    return None
 
 
 def _plain(request: dict[str, Any]) -> dict[str, Any]:

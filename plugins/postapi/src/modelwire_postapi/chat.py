@@ -25,6 +25,7 @@ from modelwire import (
     check_tool_choice,
     data_url,
     function_tool_call,
+    function_tool_messages,
     function_tools,
     image_url,
     iter_msgs,
@@ -148,7 +149,7 @@ def _block_messages(msg: Msg, blocks: list[dict[str, Any]]) -> list[dict[str, An
     """The OpenAI messages of one ``Msg`` whose content is a list of blocks."""
     results = [block for block in blocks if block["type"] == "tool_result"]
     if results or msg.role == "tool":
-        return _tool_messages(msg, results)
+        return function_tool_messages(msg, results)
     parts: list[dict[str, Any]] = []
     calls = []
     for block in blocks:
@@ -168,22 +169,6 @@ def _block_messages(msg: Msg, blocks: list[dict[str, Any]]) -> list[dict[str, An
         if not content:
             message["content"] = None  # OpenAI's shape of a turn of calls only
     return [message]
-
-
-def _tool_messages(msg: Msg, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One ``role: "tool"`` message per result (OpenAI answers each call separately)."""
-    if not results:
-        call_id = (msg.metadata or {}).get("tool_call_id")
-        if not isinstance(call_id, str):
-            raise BadRequestError(
-                "a tool message needs tool_result blocks (modelwire.tool_result(call, output))"
-                " or metadata={'tool_call_id': ...}"
-            )
-        return [{"role": "tool", "tool_call_id": call_id, "content": text_of(msg.content)}]
-    return [
-        {"role": "tool", "tool_call_id": result["id"], "content": text_of(result.get("output"))}
-        for result in results
-    ]
 
 
 def _url(url: str) -> str:

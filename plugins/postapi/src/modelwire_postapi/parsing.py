@@ -20,7 +20,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from modelwire import ModelChunk, ProviderError, ResponseParseError, Usage, tool_use_blocks
+from modelwire import (
+    ModelChunk,
+    ProviderError,
+    ResponseParseError,
+    Usage,
+    reasoning_text,
+    tool_use_blocks,
+)
 from modelwire_postapi.errors import error_in
 from modelwire_postapi.streaming import Event
 
@@ -567,19 +574,9 @@ def _read_message(message: Mapping[str, Any], answer: Answer) -> None:
     if calls:
         answer.tool_calls = tool_use_blocks(calls)
         answer.raw_tool_calls = calls
-    answer.thinking = _thinking(message)
+    answer.thinking = reasoning_text(message)
     refusal = message.get("refusal")
     answer.refusal = refusal if isinstance(refusal, str) and refusal else None
-
-
-def _thinking(message: Mapping[str, Any]) -> str | None:
-    """Reasoning of OpenAI-compatible servers: ``reasoning_content`` (DeepSeek, Qwen,
-    vLLM) or ``reasoning`` (some newer servers)."""
-    for key in ("reasoning_content", "reasoning"):
-        value = message.get(key)
-        if isinstance(value, str) and value:
-            return value
-    return None
 
 
 def _read_delta(data: dict[str, Any], sink: ToolCallSink) -> tuple[str, bool]:
@@ -606,7 +603,7 @@ def _read_delta(data: dict[str, Any], sink: ToolCallSink) -> tuple[str, bool]:
             )
         for position, fragment in enumerate(fragments):
             _add_fragment(fragment, position if whole else None, sink, data)
-    return _thinking(part) or "", bool(fragments)
+    return reasoning_text(part) or "", bool(fragments)
 
 
 def _add_fragment(fragment: Any, position: int | None, sink: ToolCallSink, data: Any) -> None:
