@@ -101,12 +101,18 @@ def test_keyboard_interrupt_while_waiting_to_retry_releases_and_records(
     server.once("POST", "/v1/reverse", retry_later(3))
     server.route("POST", "/v1/reverse", answer)
     model = load(server, budget=1.0)
+    # Python's Ctrl+C handler, whatever this process inherited (a background job
+    # starts with SIGINT ignored, and then os.kill would do nothing).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))  # Ctrl+C
     timer.start()
     started = time.perf_counter()
-    with pytest.raises(KeyboardInterrupt):
-        model("abc")
-    timer.join()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            model("abc")
+    finally:
+        timer.join()
+        signal.signal(signal.SIGINT, previous)
     assert time.perf_counter() - started < 2.0
     assert_released(model)
     assert model("xyz").text == "zyx"
