@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +20,10 @@ from modelwire import (
     ResponseParseError,
     acollect,
     collect,
-    tool_result,
 )
 from modelwire.registry import ModelRegistry
 from modelwire.testing import FakeServer
+from modelwire.testing.tools import get_time, get_weather, run_tools
 
 API = "/api/v1"
 CHAT = f"{API}/services/aigc/text-generation/generation"
@@ -56,23 +55,6 @@ def bodies(server: FakeServer, path: str = CHAT) -> list[Any]:
 
 def ask(model: Any, text: str = "Weather in Paris and the time in Tokyo?") -> list[dict[str, Any]]:
     return model.format(Msg("user", text, role="user"))
-
-
-def get_weather(city: str, unit: str = "celsius") -> str:
-    """Get the current weather.
-
-    Args:
-        city: The city's name.
-    """
-    return f"21 degrees {unit} in {city}"
-
-
-def get_time(tz: str) -> str:
-    """The local time in a time zone."""
-    return f"12:00 in {tz}"
-
-
-TOOLS: dict[str, Callable[..., str]] = {"get_weather": get_weather, "get_time": get_time}
 
 
 def wire_call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
@@ -286,8 +268,6 @@ def test_a_call_without_tools_sends_no_tool_parameters(server: FakeServer, wire:
 
 
 # -- the round trip ----------------------------------------------------------------------
-def run_tools(response: Any) -> list[dict[str, Any]]:
-    return [tool_result(call, TOOLS[call["name"]](**call["input"])) for call in response.tool_calls]
 
 
 def test_parallel_calls_round_trip(server: FakeServer, wire: Any) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from modelwire import (
     tool_result,
 )
 from modelwire.testing import FakeServer, Reply
+from modelwire.testing.tools import get_time, get_weather, run_tools
 
 # google-genai subclasses aiohttp.ClientSession for its async transport; aiohttp frowns on it.
 pytestmark = pytest.mark.filterwarnings(
@@ -60,23 +60,6 @@ def bodies(server: FakeServer, path: str = GENERATE) -> list[Any]:
 
 def ask(model: Any, text: str = "Weather in Paris and the time in Tokyo?") -> Any:
     return model.format(Msg("user", text, role="user"))
-
-
-def get_weather(city: str, unit: str = "celsius") -> str:
-    """Get the current weather.
-
-    Args:
-        city: The city's name.
-    """
-    return f"21 degrees {unit} in {city}"
-
-
-def get_time(tz: str) -> str:
-    """The local time in a time zone."""
-    return f"12:00 in {tz}"
-
-
-TOOLS: dict[str, Callable[..., str]] = {"get_weather": get_weather, "get_time": get_time}
 
 
 def call_part(name: str, args: Any, signature: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -310,8 +293,6 @@ def test_bad_tool_arguments_are_refused_before_sending(
 
 
 # -- the round trip ----------------------------------------------------------------------
-def run_tools(response: Any) -> list[dict[str, Any]]:
-    return [tool_result(call, TOOLS[call["name"]](**call["input"])) for call in response.tool_calls]
 
 
 def test_parallel_calls_round_trip(server: FakeServer) -> None:

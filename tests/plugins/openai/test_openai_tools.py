@@ -19,9 +19,9 @@ from modelwire import (
     ResponseParseError,
     acollect,
     collect,
-    tool_result,
 )
 from modelwire.testing import FakeServer, Reply
+from modelwire.testing.tools import get_time, get_weather, run_tools
 
 KEY = "sk-test-0123456789abcdef"
 CHAT = "/v1/chat/completions"
@@ -45,23 +45,6 @@ def bodies(server: FakeServer) -> list[Any]:
 
 def ask(model: Any, text: str = "Weather in Paris and the time in Tokyo?") -> list[dict[str, Any]]:
     return model.format(Msg("user", text, role="user"))
-
-
-def get_weather(city: str, unit: str = "celsius") -> str:
-    """Get the current weather.
-
-    Args:
-        city: The city's name.
-    """
-    return f"21 degrees {unit} in {city}"
-
-
-def get_time(tz: str) -> str:
-    """The local time in a time zone."""
-    return f"12:00 in {tz}"
-
-
-TOOLS: dict[str, Callable[..., str]] = {"get_weather": get_weather, "get_time": get_time}
 
 
 def wire_call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
@@ -246,8 +229,6 @@ def test_bad_tool_arguments_are_refused_before_sending(
 
 
 # -- the round trip ----------------------------------------------------------------------
-def run_tools(response: Any) -> list[dict[str, Any]]:
-    return [tool_result(call, TOOLS[call["name"]](**call["input"])) for call in response.tool_calls]
 
 
 def test_parallel_calls_round_trip(server: FakeServer, wire: Any, load: Loader) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from modelwire import (
     tool_result,
 )
 from modelwire.testing import FakeServer, Reply
+from modelwire.testing.tools import get_time, get_weather, run_tools
 
 from .conftest import MODEL, USAGE_JSON, llm_reply, post_api, post_api_chat
 
@@ -40,23 +40,6 @@ def bodies(server: FakeServer, path: str = CHAT) -> list[Any]:
 
 def ask(model: Any, text: str = "Weather in Paris and the time in Tokyo?") -> list[dict[str, Any]]:
     return model.format(Msg("user", text, role="user"))
-
-
-def get_weather(city: str, unit: str = "celsius") -> str:
-    """Get the current weather.
-
-    Args:
-        city: The city's name.
-    """
-    return f"21 degrees {unit} in {city}"
-
-
-def get_time(tz: str) -> str:
-    """The local time in a time zone."""
-    return f"12:00 in {tz}"
-
-
-TOOLS: dict[str, Callable[..., str]] = {"get_weather": get_weather, "get_time": get_time}
 
 
 def wire_call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
@@ -294,8 +277,6 @@ def test_calls_without_tools_send_the_body_as_before(server: FakeServer) -> None
 
 
 # -- the round trip ----------------------------------------------------------------------
-def run_tools(response: Any) -> list[dict[str, Any]]:
-    return [tool_result(call, TOOLS[call["name"]](**call["input"])) for call in response.tool_calls]
 
 
 def test_parallel_calls_round_trip(server: FakeServer) -> None:

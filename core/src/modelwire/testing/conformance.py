@@ -66,6 +66,7 @@ from modelwire.errors import (
 from modelwire.message import Msg
 from modelwire.response import ModelResponse, Usage
 from modelwire.testing.fakeserver import FakeServer, Reply, Request
+from modelwire.testing.tools import get_time, get_weather
 
 __all__ = ["HEAVY_MODULES", "ConformanceSuite"]
 
@@ -81,20 +82,6 @@ HEAVY_MODULES = (
     "httpx2",
     "aiohttp",
 )
-
-
-def get_weather(city: str) -> str:
-    """The weather in a city.
-
-    Args:
-        city: The city's name.
-    """
-    return f"21 degrees in {city}"
-
-
-def get_time() -> str:
-    """The time here."""
-    return "12:00"
 
 
 #: What ``structured_model`` asks for in the structured-output check.
