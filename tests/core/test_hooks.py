@@ -90,6 +90,12 @@ def test_wrapper_and_hookwrapper_implementations_wrap_the_hook() -> None:
 
 def test_trace_shows_hook_calls() -> None:
     manager = _manager()
+
+    class Listener:
+        @hookimpl
+        def on_call_start(self, call: Any) -> None: ...
+
+    manager.add_plugin(Listener(), name="listener")
     traced: list[Any] = []
     manager.trace.root.setwriter(traced.append)
     undo = manager.enable_tracing()
@@ -98,6 +104,19 @@ def test_trace_shows_hook_calls() -> None:
     finally:
         undo()
     assert any("on_call_start" in str(line) for line in traced)
+
+
+def test_a_hook_no_plugin_implements_is_not_called() -> None:
+    manager = _manager()  # the built-in records plugin implements on_call_end only
+    traced: list[Any] = []
+    manager.trace.root.setwriter(traced.append)
+    undo = manager.enable_tracing()
+    try:
+        _wrapper(manager)("x")
+    finally:
+        undo()
+    assert any("on_call_end" in str(line) for line in traced)
+    assert not any("on_call_start" in str(line) for line in traced)
 
 
 def test_an_argument_the_hook_does_not_provide_marks_the_plugin_broken() -> None:

@@ -280,11 +280,16 @@ class Call:
         return error
 
     def _dispatch(self, hook: str, **kwargs: Any) -> None:
-        """Call a lifecycle hook; an observer that fails is logged, never fails the call."""
+        """Call a lifecycle hook that some plugin implements (one that none does is not
+        called, so ``pm.trace`` shows only hooks with a listener); an observer that
+        fails is logged, never fails the call."""
         if self.hooks is None:
             return
+        caller = getattr(self.hooks, hook)
+        if not caller.get_hookimpls():
+            return
         try:
-            getattr(self.hooks, hook)(**kwargs)
+            caller(**kwargs)
         except Exception:
             logger.exception("a modelwire %s hook failed", hook)
 
@@ -400,30 +405,36 @@ MAX_INPUT_DEPTH = 64
 
 def _check_input(value: Any) -> None:
     """Refuse input no service could be sent: nested past ``MAX_INPUT_DEPTH``, or text
-    with a lone surrogate (which no UTF-8 encoder takes)."""
-    pending = [(value, 0)]
-    while pending:
-        value, depth = pending.pop()
-        if isinstance(value, str):
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                raise BadRequestError(
-                    f"the call's input holds a lone surrogate ({value[exc.start]!r}), which"
-                    " is not valid Unicode text; nothing was sent"
-                ) from None
-            continue
-        if isinstance(value, dict):
-            items: Any = value.values()
-        elif isinstance(value, (list, tuple)):
-            items = value
-        else:
-            continue
-        if depth >= MAX_INPUT_DEPTH:
+    with a lone surrogate (which no UTF-8 encoder takes). Walks one nesting level at a
+    time, so that the depth is the level's and no recursion limit is met."""
+    level = [value]
+    depth = 0
+    while level:
+        below: list[Any] = []
+        for item in level:
+            if isinstance(item, str):
+                if not item.isascii():
+                    _check_text(item)
+            elif isinstance(item, dict):
+                below.extend(item.values())
+            elif isinstance(item, (list, tuple)):
+                below.extend(item)
+        if below and depth >= MAX_INPUT_DEPTH:
             raise BadRequestError(
                 f"the call's input nests deeper than {MAX_INPUT_DEPTH} levels; nothing was sent"
             )
-        pending.extend((item, depth + 1) for item in items)
+        level = below
+        depth += 1
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise BadRequestError(
+            f"the call's input holds a lone surrogate ({text[exc.start]!r}), which"
+            " is not valid Unicode text; nothing was sent"
+        ) from None
 
 
 #: What goes wrong while reading a reply's data: a missing key, a wrong type, a nesting

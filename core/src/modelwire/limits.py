@@ -8,6 +8,7 @@ tasks it runs in; ``modelwire.transport`` enforces them under the SDKs.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -41,9 +42,8 @@ class AttemptLimits:
 _current: ContextVar[AttemptLimits | None] = ContextVar("modelwire_attempt", default=None)
 
 
-def current_limits() -> AttemptLimits | None:
-    """The limits of the attempt running in this context, if any."""
-    return _current.get()
+#: ``current_limits()``: the limits of the attempt running in this context, if any.
+current_limits: Callable[[], AttemptLimits | None] = _current.get
 
 
 class attempt_limits:  # lower case: it reads as a function, `with attempt_limits(...)`

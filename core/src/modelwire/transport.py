@@ -301,11 +301,15 @@ def _guarded(response: httpx.Response, body: Any) -> httpx.Response:
     """The response with its body read through the size cap (and decompressed here, so
     that the cap counts what the body really is)."""
     limits = current_limits()
+    limit = None if limits is None else limits.max_response_bytes
     encoding = response.headers.get("content-encoding", "").strip().lower()
-    decoder = _Decoder(encoding, None if limits is None else limits.max_response_bytes)
     if encoding in ("", "identity"):
-        response.stream = body(response.stream, decoder)
+        if limit is None or _length(response) <= limit:
+            # h11 reads no more than the Content-Length: a body so framed fits the cap
+            return response
+        response.stream = body(response.stream, _Decoder(encoding, limit))
         return response
+    decoder = _Decoder(encoding, limit)
     headers = [
         (k, v)
         for k, v in response.headers.multi_items()
@@ -317,6 +321,12 @@ def _guarded(response: httpx.Response, body: Any) -> httpx.Response:
         stream=body(response.stream, decoder),
         extensions=response.extensions,
     )
+
+
+def _length(response: httpx.Response) -> float:
+    """The body's length as its ``Content-Length`` frames it (infinite when it does not)."""
+    length = response.headers.get("content-length", "")
+    return int(length) if length.isdigit() else float("inf")
 
 
 def _environment_mounts(transport: type, options: dict[str, Any]) -> dict[str, Any]:

@@ -5,9 +5,9 @@ messages as ``system_instruction``); the call returns the first candidate's text
 and the usage from ``usageMetadata``. A reply Gemini withheld (safety,
 recitation, ...) raises ``BlockedResponseError`` rather than returning empty text.
 
-Calls ask the SDK for the HTTP body (``should_return_http_response``) and read
-its JSON here; stream events arrive as the SDK's models and are dumped to the
-same camelCase JSON, so one parser reads both.
+Calls read Gemini's JSON from the HTTP reply (``kept_replies``: the SDK's reply
+model drops fields it does not know); stream events arrive as the SDK's models
+and are dumped to the same camelCase JSON, so one parser reads both.
 
 ``tools``, ``tool_choice`` and ``structured_model`` (per call or in
 ``generation_config``) become Gemini's ``function_declarations``,
@@ -45,7 +45,7 @@ from modelwire import (
     structured_schema,
     text_of,
 )
-from modelwire_gemini.client import GeminiWrapper
+from modelwire_gemini.client import GeminiWrapper, kept_replies
 from modelwire_gemini.errors import BlockedResponseError
 
 __all__ = [
@@ -249,20 +249,24 @@ class GeminiChatWrapper(GeminiWrapper):
             request[_STRUCTURED] = structured_model
         return request
 
-    def _send(self, request: dict[str, Any]) -> Any:
-        return self.clients.sync.models.generate_content(**_body_call(request))
+    def _send(self, request: dict[str, Any]) -> list[Any]:
+        with kept_replies() as replies:
+            self.clients.sync.models.generate_content(**_sdk_call(request))
+        return replies
 
-    async def _asend(self, request: dict[str, Any]) -> Any:
-        return await self.clients.async_.aio.models.generate_content(**_body_call(request))
+    async def _asend(self, request: dict[str, Any]) -> list[Any]:
+        with kept_replies() as replies:
+            await self.clients.async_.aio.models.generate_content(**_sdk_call(request))
+        return replies
 
-    def _parse(self, reply: Any, request: dict[str, Any]) -> ModelResponse:
-        body = reply.sdk_http_response.body if reply.sdk_http_response is not None else None
+    def _parse(self, reply: list[Any], request: dict[str, Any]) -> ModelResponse:
+        body = reply[-1].content if reply else b""
         try:
-            payload = json.loads(body or "")
-        except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as exc:
+            payload = json.loads(body)
+        except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, nested too deep
             raise ResponseParseError(
                 f"Gemini's reply is not JSON ({type(exc).__name__}: {exc})",
-                body=body if isinstance(body, str) else None,
+                body=body.decode("utf-8", "replace"),
             ) from None
         parsed = _Reply(payload)
         if parsed.candidate is None:
@@ -385,18 +389,14 @@ class GeminiChatWrapper(GeminiWrapper):
         return list(contents), system_instruction
 
 
-def _body_call(request: dict[str, Any]) -> dict[str, Any]:
-    """The SDK's arguments for a call whose HTTP body ``_parse`` reads itself."""
-    config = request["config"]
+def _sdk_call(request: dict[str, Any]) -> dict[str, Any]:
+    """The SDK's arguments for a call (no ``config`` when it sets nothing: the SDK
+    converts any config it is given)."""
     return {
         "model": request["model"],
         "contents": request["contents"],
-        "config": {**config, "should_return_http_response": True} if config else _RETURN_BODY,
+        "config": request["config"] or None,
     }
-
-
-#: The config of a call that sets nothing else (automatic function calling needs tools).
-_RETURN_BODY = {"should_return_http_response": True}
 
 
 def _stream_call(request: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,9 @@ gets its own, used through ``.aio`` (over httpx, not aiohttp).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from modelwire import (
@@ -29,7 +31,13 @@ from modelwire_gemini.pricing import PRICES
 if TYPE_CHECKING:
     from google import genai
 
-__all__ = ["API_KEY_ENV_VARS", "GeminiWrapper", "HttpOptions", "bare_model_name"]
+__all__ = [
+    "API_KEY_ENV_VARS",
+    "GeminiWrapper",
+    "HttpOptions",
+    "bare_model_name",
+    "kept_replies",
+]
 
 #: Where a key left out of the config is read from, in this order.
 API_KEY_ENV_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
@@ -53,6 +61,46 @@ class HttpOptions(TypedDict, total=False):
     extra_body: dict[str, Any]
     timeout: Any
     retry_options: Any
+
+
+#: The HTTP replies of the calls under way in this context, appended by the response
+#: hook of the SDK's httpx clients (``kept_replies``).
+_replies: ContextVar[list[Any] | None] = ContextVar("modelwire_gemini_replies", default=None)
+
+#: What the SDK raises when a reply does not fit its model (``kept_replies``).
+UNREADABLE_BY_THE_SDK = (ValueError, TypeError, KeyError, AttributeError, RecursionError)
+
+
+@contextmanager
+def kept_replies() -> Iterator[list[Any]]:
+    """The ``httpx.Response`` of each request the SDK sends inside the block.
+
+    The SDK's reply model keeps only the fields it knows (a failed tool call's
+    ``finishMessage`` is dropped) and refuses replies modelwire can still read (tool
+    arguments as a string), so calls read Gemini's JSON from the HTTP reply, which the
+    SDK has read in full by the time it returns. An error the SDK meets reading a
+    successful reply is dropped here: the body is read again by the call's parser,
+    which says what is wrong with it.
+    """
+    replies: list[Any] = []
+    token = _replies.set(replies)
+    try:
+        yield replies
+    except UNREADABLE_BY_THE_SDK:
+        if not (replies and replies[-1].is_success):
+            raise  # the SDK refused the request before sending it
+    finally:
+        _replies.reset(token)
+
+
+def _keep_reply(response: Any) -> None:
+    replies = _replies.get()
+    if replies is not None:
+        replies.append(response)
+
+
+async def _akeep_reply(response: Any) -> None:
+    _keep_reply(response)
 
 
 def bare_model_name(name: str) -> str:
@@ -204,11 +252,14 @@ class GeminiWrapper(ModelWrapper):
                 ]
             )
         options = dict(self._http_options)
-        for key, transport in (
-            ("client_args", GuardedTransport),
-            ("async_client_args", AsyncGuardedTransport),
+        for key, transport, keep in (
+            ("client_args", GuardedTransport, _keep_reply),
+            ("async_client_args", AsyncGuardedTransport, _akeep_reply),
         ):
             args = dict(options.get(key) or {})
+            hooks = dict(args.get("event_hooks") or {})
+            hooks["response"] = [*hooks.get("response", ()), keep]
+            args["event_hooks"] = hooks
             if "transport" not in args and "mounts" not in args:
                 connection = {k: args.pop(k) for k in _CONNECTION_ARGS if k in args}
                 connection["trust_env"] = args.get("trust_env", True)
