@@ -31,7 +31,7 @@ from modelwire.limits import AttemptLimits, attempt_limits
 from modelwire.response import ModelChunk, ModelResponse, Usage
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
     from pluggy import HookRelay
 
@@ -129,12 +129,7 @@ class Call:
             )
         refused = AGENT_ARGUMENTS.intersection(self.kwargs).difference(wrapper.agent_arguments)
         if refused:
-            self._refuse(
-                BadRequestError(
-                    f"model_type {wrapper.model_type!r} takes no"
-                    f" {' or '.join(f'`{name}`' for name in sorted(refused))}; nothing was sent"
-                )
-            )
+            self._refuse(_refused_arguments(wrapper.model_type, refused, wrapper.agent_arguments))
         try:
             _check_input((self.args, self.kwargs))
             self.request = wrapper._request(*self.args, **self.kwargs)
@@ -396,6 +391,20 @@ class Stream:
             thinking=self.thinking,
             parsed=self.parsed,
         )
+
+
+def _refused_arguments(
+    model_type: str, refused: Iterable[str], taken: Iterable[str]
+) -> BadRequestError:
+    """The error for agent arguments a type does not take, saying what it does take."""
+    names = " or ".join(f"`{name}`" for name in sorted(refused))
+    takes = sorted(taken)
+    fix = (
+        f"it takes {', '.join(f'`{name}`' for name in takes)} only"
+        if takes
+        else "tools and structured output need a chat model type"
+    )
+    return BadRequestError(f"model_type {model_type!r} takes no {names} ({fix}); nothing was sent")
 
 
 #: How deep a call's input may nest: far beyond any real message list, well short of

@@ -285,7 +285,8 @@ class _AsyncBody(httpx.AsyncByteStream):
 
 def _prepare(request: httpx.Request) -> None:
     _bound(None)  # no request starts after its deadline
-    request.headers["Accept-Encoding"] = ACCEPT_ENCODING
+    if request.headers.get("accept-encoding") != ACCEPT_ENCODING:
+        request.headers["Accept-Encoding"] = ACCEPT_ENCODING
 
 
 def _checked(request: httpx.Request, response: httpx.Response, body: Any) -> httpx.Response:

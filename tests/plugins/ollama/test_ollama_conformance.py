@@ -92,9 +92,23 @@ class TestOllamaGenerateConformance(OllamaSuite):
     expected_text = TEXT
     expected_usage = USAGE
     routes = [("POST", "/api/generate")]
+    supports_structured_output = True
 
     def script_success(self, server: FakeServer) -> None:
         server.route("POST", "/api/generate", generate_service())
+
+    def script_reply(
+        self,
+        server: FakeServer,
+        *,
+        text: str = "",
+        tool_calls: list[tuple[str, str, dict[str, Any]]] | None = None,
+        thinking: str = "",
+    ) -> None:
+        # Only structured output is declared: /api/generate has no tools here, and the
+        # suite asks for no reasoning.
+        assert not tool_calls and not thinking, "ollama_generate declares no tools or thinking"
+        server.route("POST", "/api/generate", generate_service([text]))
 
 
 class TestOllamaEmbeddingConformance(OllamaSuite):

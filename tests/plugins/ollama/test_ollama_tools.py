@@ -1,5 +1,6 @@
-"""Tools, structured output, content blocks and thinking on ``ollama_chat``: the real
-``ollama`` SDK over real HTTP against Ollama's ``/api/chat`` wire format."""
+"""Tools, structured output, content blocks and thinking on ``ollama_chat``, and
+structured output (without tools) on ``ollama_generate``: the real ``ollama`` SDK over
+real HTTP against Ollama's ``/api/chat`` and ``/api/generate`` wire formats."""
 
 from __future__ import annotations
 
@@ -24,9 +25,10 @@ from modelwire import (
 from modelwire.testing import FakeServer, Reply
 from modelwire.testing.tools import get_time, get_weather, run_tools
 
-from .conftest import PROMPT_TOKENS, config, load
+from .conftest import PROMPT_TOKENS, config, generate_service, load
 
 CHAT = "/api/chat"
+GENERATE = "/api/generate"
 PNG = b"\x89PNG\r\n\x1a\n fake image bytes"
 
 
@@ -294,6 +296,64 @@ def test_parallel_calls_round_trip(server: FakeServer) -> None:
     ]
 
 
+def test_tool_names_sent_back_match_their_calls_over_two_turns(server: FakeServer) -> None:
+    """Ollama ties a result to its call by ``tool_name`` (and order): each result must
+    carry its own call's tool, for calls of one tool too, and for a second turn whose
+    calls are numbered ``call_0``... again."""
+    three = [
+        wire_call("get_weather", {"city": "Paris"}),
+        wire_call("get_weather", {"city": "Oslo"}),
+        wire_call("get_time", {"tz": "Asia/Tokyo"}),
+    ]
+    server.route(
+        "POST",
+        CHAT,
+        stream(line(tool_calls=three[:2]), line(tool_calls=three[2:])),
+        reply(tool_calls=[wire_call("get_time", {"tz": "Europe/Oslo"})]),
+        reply("Done."),
+    )
+    model = load(server, "ollama_chat")
+    tools = [get_weather, get_time]
+    question = Msg("user", "Weather in Paris and Oslo, time in Tokyo and Oslo?", role="user")
+    first = collect(model.stream(model.format(question), tools=tools))
+    turn = [question, first.to_msg("agent"), Msg("tools", run_tools(first), role="tool")]
+    second = model(model.format(*turn), tools=tools)
+    assert [call["id"] for call in second.tool_calls] == ["call_0"]  # an id seen before
+    turn += [second.to_msg("agent"), Msg("tools", run_tools(second), role="tool")]
+    assert model(model.format(*turn), tools=tools).text == "Done."
+    sent = bodies(server)
+    assert [message for message in sent[1]["messages"] if message["role"] == "tool"] == [
+        {"role": "tool", "content": "21 degrees celsius in Paris", "tool_name": "get_weather"},
+        {"role": "tool", "content": "21 degrees celsius in Oslo", "tool_name": "get_weather"},
+        {"role": "tool", "content": "12:00 in Asia/Tokyo", "tool_name": "get_time"},
+    ]
+    last = sent[2]["messages"]
+    assert last[:5] == sent[1]["messages"]
+    assert last[5]["tool_calls"] == [
+        {"function": {"name": "get_time", "arguments": {"tz": "Europe/Oslo"}}}
+    ]
+    assert last[6:] == [
+        {"role": "tool", "content": "12:00 in Europe/Oslo", "tool_name": "get_time"}
+    ]
+
+
+def test_a_result_naming_another_tool_than_its_call_is_refused(server: FakeServer) -> None:
+    server.route("POST", CHAT, reply("ok"))
+    model = load(server, "ollama_chat")
+    call = {"type": "tool_use", "id": "call_0", "name": "get_weather", "input": {"city": "Oslo"}}
+    wrong = {"type": "tool_result", "id": "call_0", "name": "get_time", "output": "12:00"}
+    assistant = Msg("agent", [call], role="assistant")
+    with pytest.raises(BadRequestError) as caught:
+        model.format(assistant, Msg("tools", [wrong], role="tool"))
+    assert "'get_time'" in caught.value.message and "'get_weather'" in caught.value.message
+    assert "tool_result(call, output)" in caught.value.message
+    # with no call of that id before it, the result's own name is all there is to send
+    assert model.format(Msg("tools", [wrong], role="tool")) == [
+        {"role": "tool", "content": "12:00", "tool_name": "get_time"}
+    ]
+    assert bodies(server) == []
+
+
 def test_a_tool_call_without_text_is_formatted_with_object_arguments(server: FakeServer) -> None:
     model = load(server, "ollama_chat")
     call = {"type": "tool_use", "id": "call_0", "name": "f", "input": {"n": [1, 2]}}
@@ -483,6 +543,161 @@ def test_a_structured_stream_parses_its_last_chunk(server: FakeServer) -> None:
     assert [body["format"]["title"] for body in bodies(server)] == ["City", "City"]
 
 
+# -- structured output on ollama_generate: the same `format` schema, on /api/generate ----------
+def generated(server: FakeServer) -> list[Any]:
+    return [request.json() for request in server.requests_to(GENERATE, "POST")]
+
+
+def test_generate_sends_structured_model_as_format_and_validates(server: FakeServer) -> None:
+    server.route("POST", GENERATE, generate_service([CITY_JSON]))
+    model = load(server, "ollama_generate", format="json")  # the call's model replaces it
+    response = model("Describe Paris.", structured_model=City)
+    assert response.parsed == City(name="Paris", population=2100000)
+    assert response.text == CITY_JSON
+    body = generated(server)[0]
+    assert body["format"] == City.model_json_schema()
+    assert body["prompt"] == "Describe Paris."
+    assert "structured_model" not in body
+
+
+def test_generate_takes_a_schema_from_generate_args_and_a_call_overrides_it(
+    server: FakeServer,
+) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}},
+        "required": ["name"],
+    }
+    server.route("POST", GENERATE, generate_service([CITY_JSON]))
+    model = load(server, "ollama_generate", generate_args={"structured_model": schema})
+    assert model("Name a city.").parsed == {
+        "name": "Paris",
+        "population": 2100000,
+        "nickname": None,
+    }
+    assert model("Name a city.", structured_model=City).parsed == City(
+        name="Paris", population=2100000
+    )
+    assert [body["format"] for body in generated(server)] == [schema, City.model_json_schema()]
+
+
+def test_generate_without_structured_model_has_no_parsed(server: FakeServer) -> None:
+    server.route("POST", GENERATE, generate_service([CITY_JSON]))
+    model = load(server, "ollama_generate")
+    response = model("Describe Paris.")
+    assert response.parsed is None
+    assert collect(model.stream("Describe Paris.")).parsed is None
+    assert all("format" not in body for body in generated(server))
+
+
+def test_generate_reply_off_the_schema_raises_with_text_and_errors(server: FakeServer) -> None:
+    server.route("POST", GENERATE, generate_service(['{"name": "Paris"}']))
+    model = load(server, "ollama_generate", retry={"max_retries": 2})
+    with pytest.raises(ResponseParseError) as caught:
+        model("Describe Paris.", structured_model=City)
+    assert caught.value.text == '{"name": "Paris"}'
+    assert caught.value.validation_errors[0].startswith("population:")
+    assert len(generated(server)) == 1  # a reply off the schema is not retried
+
+
+def test_generate_structured_stream_acall_and_astream_agree(server: FakeServer) -> None:
+    pieces = ['{"name": "Paris",', ' "population": 2100000}']
+    server.route("POST", GENERATE, generate_service(pieces))
+    model = load(server, "ollama_generate")
+    expected = City(name="Paris", population=2100000)
+    chunks = list(model.stream("Describe Paris.", structured_model=City))
+    assert [chunk.text for chunk in chunks] == [*pieces, ""]
+    assert chunks[-1].parsed == expected
+    assert all(chunk.parsed is None for chunk in chunks[:-1])
+
+    async def both() -> tuple[Any, Any]:
+        streamed = await acollect(model.astream("Describe Paris.", structured_model=City))
+        plain = await model.acall("Describe Paris.", structured_model=City)
+        return streamed, plain
+
+    streamed, plain = asyncio.run(both())
+    assert collect(chunks).parsed == streamed.parsed == plain.parsed == expected
+    assert all(body["format"]["title"] == "City" for body in generated(server))
+    assert len(generated(server)) == 3
+
+
+def test_generate_structured_stream_off_the_schema_keeps_its_text(server: FakeServer) -> None:
+    server.route("POST", GENERATE, generate_service(['{"name":', " 1}"]))
+    model = load(server, "ollama_generate")
+    with pytest.raises(ResponseParseError) as caught:
+        list(model.stream("Describe Paris.", structured_model=City))
+    assert caught.value.partial_text == '{"name": 1}'
+    assert caught.value.validation_errors
+
+
+@pytest.mark.parametrize(
+    ("generate_args", "named"),
+    [
+        ({"structured_model": "City"}, "`structured_model` must be a pydantic model class"),
+        ({"structured_modle": City}, "did you mean 'structured_model'"),
+        ({"tools": [get_weather]}, "unknown key 'tools'"),
+    ],
+)
+def test_generate_bad_generate_args_fail_the_config(
+    generate_args: dict[str, Any], named: str, server: FakeServer
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(server, "ollama_generate", generate_args=generate_args)
+    assert "generate_args" in str(caught.value) and named in str(caught.value)
+    assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "refused"),
+    [
+        (
+            {"tools": [get_weather]},
+            "'ollama_generate' takes no `tools` (it takes `structured_model` only);"
+            " nothing was sent",
+        ),
+        ({"tool_choice": "auto"}, "'ollama_generate' takes no `tool_choice`"),
+        ({"structured_model": "City"}, "`structured_model` must be"),
+        ({"think": True}, "ollama_generate takes no argument 'think'"),
+        ({"prompt_is": "a typo"}, "ollama_generate takes no argument 'prompt_is'"),
+    ],
+    ids=["tools", "tool_choice", "bad-model", "think", "typo"],
+)
+def test_generate_refuses_what_it_cannot_take_before_sending(
+    kwargs: dict[str, Any], refused: str, server: FakeServer
+) -> None:
+    server.route("POST", GENERATE, generate_service())
+    model = load(server, "ollama_generate")
+
+    async def refusals() -> list[BadRequestError]:
+        errors = []
+        with pytest.raises(BadRequestError) as caught:
+            await model.acall("Weather?", **kwargs)
+        errors.append(caught.value)
+        with pytest.raises(BadRequestError) as caught:
+            await acollect(model.astream("Weather?", **kwargs))
+        errors.append(caught.value)
+        return errors
+
+    errors = asyncio.run(refusals())
+    for call in (model, lambda *a, **k: list(model.stream(*a, **k))):
+        with pytest.raises(BadRequestError) as caught:
+            call("Weather?", **kwargs)
+        errors.append(caught.value)
+    for error in errors:  # one line naming what was refused
+        assert refused in error.message and "\n" not in error.message, error.message
+    assert generated(server) == []
+
+
+def test_generate_names_what_a_prompt_must_be(server: FakeServer) -> None:
+    server.route("POST", GENERATE, generate_service())
+    model = load(server, "ollama_generate")
+    messages = [{"role": "user", "content": "Hi"}]
+    with pytest.raises(BadRequestError, match="takes a prompt string, not list") as caught:
+        model(messages)
+    assert "model.format" in str(caught.value)
+    assert generated(server) == []
+
+
 # -- images ------------------------------------------------------------------------------
 def test_image_blocks_become_base64_images(server: FakeServer, tmp_path: Path) -> None:
     server.route("POST", CHAT, reply("Two cats."))
@@ -566,10 +781,16 @@ def test_thinking_streams_and_is_sent_back(server: FakeServer, ended: list[Any])
 README = Path(__file__).resolve().parents[3] / "plugins" / "ollama" / "README.md"
 
 
-def readme_loop() -> str:
+def readme_examples() -> list[str]:
+    """The Python blocks of the README's tools section: the chat loop, then generate's."""
     text = README.read_text(encoding="utf-8")
     section = text.split("### Tools, structured output, images and thinking", 1)[1]
-    return section.split("```python\n", 1)[1].split("```", 1)[0]
+    section = section.split("\n## ", 1)[0]
+    return [block.split("```", 1)[0] for block in section.split("```python\n")[1:]]
+
+
+def readme_loop() -> str:
+    return readme_examples()[0]
 
 
 def test_the_readme_tool_loop_runs(server: FakeServer, capsys: pytest.CaptureFixture[str]) -> None:
@@ -597,3 +818,18 @@ def test_the_readme_tool_loop_runs(server: FakeServer, capsys: pytest.CaptureFix
         "content": "Sunny in Paris",
         "tool_name": "get_weather",
     }
+
+
+def test_the_readme_generate_example_runs(server: FakeServer) -> None:
+    import modelwire
+
+    server.route("POST", GENERATE, generate_service(['{"name": "Paris", "population": 3}']))
+    modelwire.init([config(server, "ollama_generate", config_name="my_ollama_generate_config")])
+    scope: dict[str, Any] = {"__name__": "readme"}
+    try:
+        exec(compile(readme_examples()[1], str(README), "exec"), scope)  # noqa: S102 - the README is ours
+    finally:
+        modelwire.init(clear_existing=True)
+    city = scope["city"]
+    assert type(city).__name__ == "City" and (city.name, city.population) == ("Paris", 3)
+    assert generated(server)[0]["format"]["title"] == "City"

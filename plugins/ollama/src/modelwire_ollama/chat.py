@@ -2,30 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypedDict
 
 from modelwire import (
     AGENT_ARGUMENTS,
     BadRequestError,
-    ConfigIssue,
     ModelChunk,
     ModelResponse,
     Msg,
     ResponseParseError,
     Stream,
-    Usage,
     blocks_of,
     check_tool_choice,
     image_media,
     iter_msgs,
     normalize_tools,
-    parse_structured,
     parse_tool_arguments,
-    structured_schema,
     text_of,
 )
-from modelwire_ollama.client import OllamaWrapper, OutputFormat, images_of
+from modelwire_ollama.client import (
+    OllamaWrapper,
+    OutputFormat,
+    images_of,
+    parsed_of,
+    put_structured,
+    reply_fields,
+)
 
 __all__ = ["OllamaChatArgs", "OllamaChatWrapper"]
 
@@ -44,9 +47,6 @@ class OllamaChatArgs(TypedDict, total=False):
 #: The per-call arguments ``ollama_chat`` takes, besides the messages.
 CALL_ARGS = tuple(OllamaChatArgs.__annotations__)
 
-#: The request key holding the call's ``structured_model``; never sent.
-_STRUCTURED = "structured_model"
-
 
 class OllamaChatWrapper(OllamaWrapper):
     """Chat with an Ollama model. Adds the config keys ``format`` and ``generate_args``.
@@ -60,6 +60,7 @@ class OllamaChatWrapper(OllamaWrapper):
     model_type = "ollama_chat"
     agent_arguments = AGENT_ARGUMENTS
     _method = "chat"
+    _call_arg_names = CALL_ARGS
 
     def __init__(
         self,
@@ -75,20 +76,8 @@ class OllamaChatWrapper(OllamaWrapper):
         self.generate_args: dict[str, Any] = dict(generate_args or {})
 
     @classmethod
-    def validate_params(cls, params: Mapping[str, Any]) -> list[ConfigIssue]:
-        """Tools, a tool choice, a structured model and ``think`` in ``generate_args``
-        are checked at load: a bad one fails the config, not its first call."""
-        issues = super().validate_params(params)
-        generate_args = params.get("generate_args")
-        if isinstance(generate_args, Mapping):
-            try:
-                # unknown keys are the schema's to report (with a did-you-mean)
-                known = {key: generate_args[key] for key in CALL_ARGS if key in generate_args}
-                _call_args({}, known)
-            except (BadRequestError, TypeError) as exc:
-                message = exc.message if isinstance(exc, BadRequestError) else str(exc)
-                issues.append(ConfigIssue("?", "generate_args", message))
-        return issues
+    def _put_call_args(cls, request: dict[str, Any], args: dict[str, Any]) -> None:
+        _call_args(request, args)
 
     # -- input --------------------------------------------------------------------------
     def format(self, *args: Msg | list[Msg] | None) -> list[dict[str, Any]]:
@@ -97,6 +86,7 @@ class OllamaChatWrapper(OllamaWrapper):
         objects), thinking blocks of an assistant its ``thinking``; each
         ``tool_result`` block a ``role: "tool"`` message with its ``tool_name``."""
         messages = []
+        calls: dict[str, str] = {}  # the latest tool call of each id: its tool's name
         for msg in iter_msgs(*args):
             blocks = blocks_of(msg.content)
             if not blocks and msg.role != "tool":  # plain text: the common case, kept cheap
@@ -107,8 +97,11 @@ class OllamaChatWrapper(OllamaWrapper):
                 continue
             results = [block for block in blocks if block["type"] == "tool_result"]
             if results or msg.role == "tool":
-                messages += _tool_messages(msg, results)
+                messages += _tool_messages(msg, results, calls)
                 continue
+            calls.update(
+                (block["id"], block["name"]) for block in blocks if block["type"] == "tool_use"
+            )
             messages.append(_message(msg, blocks))
         return messages
 
@@ -119,18 +112,6 @@ class OllamaChatWrapper(OllamaWrapper):
             _call_args(request, {**self.generate_args, **kwargs} if self.generate_args else kwargs)
         return request
 
-    def _send(self, request: dict[str, Any]) -> Any:
-        return super()._send(_sent(request))
-
-    async def _asend(self, request: dict[str, Any]) -> Any:
-        return await super()._asend(_sent(request))
-
-    def _send_stream(self, request: dict[str, Any]) -> Iterator[Any]:
-        return super()._send_stream(_sent(request))
-
-    def _asend_stream(self, request: dict[str, Any]) -> AsyncIterator[Any]:
-        return super()._asend_stream(_sent(request))
-
     def _parse(self, reply: Any, request: dict[str, Any]) -> ModelResponse:
         """Text, thinking and tool calls of the reply, and ``parsed`` when the call
         gave a ``structured_model``."""
@@ -138,20 +119,17 @@ class OllamaChatWrapper(OllamaWrapper):
             message = reply.message
             text = message.content or ""
             calls = _tool_calls(message.tool_calls) if message.tool_calls else None
-            fields = {
-                "raw": reply.model_dump(exclude_none=True),
-                "usage": Usage.of(reply.prompt_eval_count, reply.eval_count),
-                "model_name": reply.model or self.model_name,
-                "finish_reason": reply.done_reason,
-            }
+            fields = reply_fields(reply, self.model_name)
         except (AttributeError, TypeError, ValueError) as exc:
             raise ResponseParseError(
                 f"Ollama's reply does not have the expected shape: {exc}"
             ) from exc
-        structured_model = request.get(_STRUCTURED)
-        parsed = None if structured_model is None else parse_structured(text, structured_model)
         return ModelResponse(
-            text=text, tool_calls=calls, thinking=message.thinking or None, parsed=parsed, **fields
+            text=text,
+            tool_calls=calls,
+            thinking=message.thinking or None,
+            parsed=parsed_of(text, request),
+            **fields,
         )
 
     def _parse_chunk(self, event: Any, stream: Stream) -> ModelChunk | None:
@@ -167,8 +145,6 @@ class OllamaChatWrapper(OllamaWrapper):
             stream.tool_call_delta(
                 index=count, name=call.function.name, arguments=call.function.arguments
             )
-        if stream.structured_model is None and _STRUCTURED in stream.request:
-            stream.structured_model = stream.request[_STRUCTURED]
         return chunk
 
     def _text(self, reply: Any) -> str | None:
@@ -205,15 +181,7 @@ def _call_args(request: dict[str, Any], args: dict[str, Any]) -> None:
         request["think"] = think
     structured_model = args.get("structured_model")
     if structured_model is not None:
-        request["format"] = structured_schema(structured_model)[1]  # replaces config `format`
-        request[_STRUCTURED] = structured_model
-
-
-def _sent(request: dict[str, Any]) -> dict[str, Any]:
-    """The SDK's arguments: the request without the private ``structured_model``."""
-    if _STRUCTURED not in request:
-        return request
-    return {key: value for key, value in request.items() if key != _STRUCTURED}
+        put_structured(request, structured_model)
 
 
 # -- tools -------------------------------------------------------------------------------
@@ -331,9 +299,15 @@ def _message(msg: Msg, blocks: list[dict[str, Any]]) -> dict[str, Any]:
     return message
 
 
-def _tool_messages(msg: Msg, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One ``role: "tool"`` message per result, named by ``tool_name`` (Ollama matches
-    results to calls by name and order; it has no call ids)."""
+def _tool_messages(
+    msg: Msg, results: list[dict[str, Any]], calls: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """One ``role: "tool"`` message per result, named by ``tool_name``.
+
+    Ollama matches results to calls by that name (and order); it has no call ids. So a
+    result whose ``name`` is not the tool of the call its ``id`` answers (``calls``: the
+    calls formatted before it) is refused rather than sent as another tool's answer.
+    """
     if not results:
         message: dict[str, Any] = {"role": "tool", "content": text_of(msg.content)}
         tool_name = (msg.metadata or {}).get("tool_name")
@@ -342,6 +316,13 @@ def _tool_messages(msg: Msg, results: list[dict[str, Any]]) -> list[dict[str, An
         return [message]
     messages = []
     for result in results:
+        called = calls.get(result["id"])
+        if called is not None and called != result["name"]:
+            raise BadRequestError(
+                f"tool_result {result['id']!r} names the tool {result['name']!r}, but call"
+                f" {result['id']!r} is a call of {called!r}: Ollama matches results to calls"
+                " by tool name, so build results with tool_result(call, output)"
+            )
         output = result.get("output")
         message = {"role": "tool", "content": text_of(output), "tool_name": result["name"]}
         images = [_image(block) for block in blocks_of(output) if block["type"] == "image"]

@@ -10,12 +10,13 @@ loads it. The SDK's httpx clients run on modelwire's transport
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypedDict
 
 from modelwire import (
     BadRequestError,
+    ConfigIssue,
     ModelChunk,
     ModelResponse,
     ModelWireError,
@@ -25,7 +26,9 @@ from modelwire import (
     Stream,
     Usage,
     is_secret_key,
+    parse_structured,
     read_media,
+    structured_schema,
 )
 from modelwire_ollama.errors import map_error
 from modelwire_ollama.pricing import PRICES
@@ -33,7 +36,16 @@ from modelwire_ollama.pricing import PRICES
 if TYPE_CHECKING:
     from ollama import AsyncClient, Client
 
-__all__ = ["DEFAULT_HOST", "OllamaOptions", "OllamaWrapper", "OutputFormat", "images_of"]
+__all__ = [
+    "DEFAULT_HOST",
+    "OllamaOptions",
+    "OllamaWrapper",
+    "OutputFormat",
+    "images_of",
+    "parsed_of",
+    "put_structured",
+    "reply_fields",
+]
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 HOST_ENV = "OLLAMA_HOST"
@@ -41,6 +53,9 @@ API_KEY_ENV = "OLLAMA_API_KEY"
 
 #: Structured output: ``"json"`` for any JSON, or a JSON schema the reply must follow.
 OutputFormat = Literal["json"] | dict[str, Any]
+
+#: The request key holding a call's ``structured_model``, for ``_parse``; never sent.
+_STRUCTURED = "structured_model"
 
 
 class OllamaOptions(TypedDict, total=False):
@@ -85,13 +100,42 @@ class OllamaWrapper(ModelWrapper):
     """The config keys, clients and reply reading the three Ollama types share.
 
     Keys: ``model``, ``host``, ``headers``, ``options``, ``keep_alive``. A request is
-    the keyword arguments of one SDK method (``_method`` names it).
+    the keyword arguments of one SDK method (``_method`` names it), plus the call's
+    ``structured_model`` (see ``put_structured``), which is kept for ``_parse`` and
+    never sent.
     """
 
     model_name_param = "model"
     pricing_table = PRICES
     #: The ``ollama.Client`` method this type calls (``chat``, ``generate``, ``embed``).
     _method = ""
+    #: The call arguments a type's ``generate_args`` config key may hold, checked at load
+    #: by ``_put_call_args``; empty for a type without that key.
+    _call_arg_names: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def validate_params(cls, params: Mapping[str, Any]) -> list[ConfigIssue]:
+        """The call arguments in ``generate_args`` are checked at load: a bad one fails
+        the config, not its first call."""
+        issues = super().validate_params(params)
+        generate_args = params.get("generate_args")
+        if cls._call_arg_names and isinstance(generate_args, Mapping):
+            try:
+                # unknown keys are the schema's to report (with a did-you-mean)
+                known = {
+                    key: generate_args[key] for key in cls._call_arg_names if key in generate_args
+                }
+                cls._put_call_args({}, known)
+            except (BadRequestError, TypeError) as exc:
+                message = exc.message if isinstance(exc, BadRequestError) else str(exc)
+                issues.append(ConfigIssue("?", "generate_args", message))
+        return issues
+
+    @classmethod
+    def _put_call_args(cls, request: dict[str, Any], args: dict[str, Any]) -> None:
+        """Put a call's arguments (``_call_arg_names`` ones) into ``request`` as Ollama takes
+        them; ``BadRequestError`` (or ``TypeError``) for what it cannot take."""
+        raise NotImplementedError
 
     def __init__(
         self,
@@ -166,14 +210,14 @@ class OllamaWrapper(ModelWrapper):
     # -- the provider step shared by the three types ----------------------------------
     def _send(self, request: dict[str, Any]) -> Any:
         with _shape_errors():
-            return getattr(self.clients.sync, self._method)(**request)
+            return getattr(self.clients.sync, self._method)(**_sent(request))
 
     async def _asend(self, request: dict[str, Any]) -> Any:
         with _shape_errors():
-            return await getattr(self.clients.async_, self._method)(**request)
+            return await getattr(self.clients.async_, self._method)(**_sent(request))
 
     def _send_stream(self, request: dict[str, Any]) -> Iterator[Any]:
-        parts = getattr(self.clients.sync, self._method)(**request, stream=True)
+        parts = getattr(self.clients.sync, self._method)(**_sent(request), stream=True)
         try:
             with _shape_errors():
                 yield from parts
@@ -181,7 +225,7 @@ class OllamaWrapper(ModelWrapper):
             parts.close()
 
     async def _asend_stream(self, request: dict[str, Any]) -> AsyncIterator[Any]:
-        parts = await getattr(self.clients.async_, self._method)(**request, stream=True)
+        parts = await getattr(self.clients.async_, self._method)(**_sent(request), stream=True)
         try:
             with _shape_errors():
                 async for part in parts:
@@ -194,21 +238,22 @@ class OllamaWrapper(ModelWrapper):
         raise NotImplementedError
 
     def _parse(self, reply: Any, request: dict[str, Any]) -> ModelResponse:
+        """The reply's text and usage, and ``parsed`` when the call gave a
+        ``structured_model``."""
         try:
-            return ModelResponse(
-                text=self._text(reply) or "",
-                raw=reply.model_dump(exclude_none=True),
-                usage=Usage.of(reply.prompt_eval_count, reply.eval_count),
-                model_name=reply.model or self.model_name,
-                finish_reason=reply.done_reason,
-            )
+            text = self._text(reply) or ""
+            fields = reply_fields(reply, self.model_name)
         except (AttributeError, TypeError, ValueError) as exc:
             raise ResponseParseError(
                 f"Ollama's reply does not have the expected shape: {exc}"
             ) from exc
+        return ModelResponse(text=text, parsed=parsed_of(text, request), **fields)
 
     def _parse_chunk(self, event: Any, stream: Stream) -> ModelChunk | None:
-        """One NDJSON line; the stream is complete only at the ``done: true`` line."""
+        """One NDJSON line; the stream is complete only at the ``done: true`` line, whose
+        chunk the core gives the validated ``parsed`` of a structured call."""
+        if stream.structured_model is None and _STRUCTURED in stream.request:
+            stream.structured_model = stream.request[_STRUCTURED]
         try:
             done = event.done is True
             return ModelChunk(
@@ -230,6 +275,39 @@ class OllamaWrapper(ModelWrapper):
 #: httpx's defaults for what configures the connection; given to the transport, since a
 #: client given a transport ignores them.
 _TRANSPORT_OPTIONS: dict[str, Any] = {"verify": True, "trust_env": True}
+
+
+def reply_fields(reply: Any, model_name: str | None) -> dict[str, Any]:
+    """What every Ollama reply gives a ``ModelResponse`` besides its content."""
+    return {
+        "raw": reply.model_dump(exclude_none=True),
+        "usage": Usage.of(reply.prompt_eval_count, reply.eval_count),
+        "model_name": reply.model or model_name,
+        "finish_reason": reply.done_reason,
+    }
+
+
+# -- structured output: Ollama's ``format`` takes a JSON schema on /api/chat and /api/generate
+def put_structured(request: dict[str, Any], structured_model: Any) -> None:
+    """Ask for ``structured_model`` (a pydantic class or a JSON-schema dict) as Ollama's
+    ``format`` schema, replacing the config's ``format``, and keep it for ``_parse``;
+    ``BadRequestError`` for anything else."""
+    request["format"] = structured_schema(structured_model)[1]
+    request[_STRUCTURED] = structured_model
+
+
+def parsed_of(text: str, request: dict[str, Any]) -> Any:
+    """The reply validated against the call's ``structured_model`` (``None`` without
+    one); ``ResponseParseError`` with ``.text`` and ``.validation_errors`` otherwise."""
+    structured_model = request.get(_STRUCTURED)
+    return None if structured_model is None else parse_structured(text, structured_model)
+
+
+def _sent(request: dict[str, Any]) -> dict[str, Any]:
+    """The SDK's arguments: the request without the private ``structured_model``."""
+    if _STRUCTURED not in request:
+        return request
+    return {key: value for key, value in request.items() if key != _STRUCTURED}
 
 
 @contextmanager
