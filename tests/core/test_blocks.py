@@ -162,6 +162,29 @@ def test_acollect() -> None:
     assert response.text == "Hello" and response.tool_calls == [CALL]
 
 
+def test_collect_keeps_block_fields_on_their_blocks() -> None:
+    response = collect(
+        [
+            ModelChunk(thinking="plan", block_fields={"thinking": {"signature": "t1"}}),
+            ModelChunk(text="Hi"),
+            ModelChunk(block_fields={"text": {"signature": "x1"}}),
+            ModelChunk(block_fields={"text": {"signature": "x2"}}, finish_reason="stop"),
+        ]
+    )
+    assert response.content == [
+        {"type": "thinking", "thinking": "plan", "signature": "t1"},
+        {"type": "text", "text": "Hi", "signature": "x2"},  # the later value wins
+    ]
+    assert (response.text, response.thinking) == ("Hi", "plan")
+
+
+def test_an_empty_text_block_is_kept_for_its_fields() -> None:
+    response = collect(
+        [ModelChunk(block_fields={"text": {"signature": "s"}}, finish_reason="stop")]
+    )
+    assert response.content == [{"type": "text", "text": "", "signature": "s"}]
+
+
 # -- argument assembly ---------------------------------------------------------------------
 def test_interleaved_fragments_of_parallel_calls() -> None:
     assembler = ToolCallAssembler()

@@ -12,7 +12,7 @@ import json
 from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
 
-from modelwire.response import content_of
+from modelwire.response import content_of, merge_block_fields
 
 if TYPE_CHECKING:
     from modelwire.response import ModelChunk, ModelResponse
@@ -130,12 +130,15 @@ class _Collected:
         self.finish_reason: str | None = None
         self.tool_calls: list[ToolUseBlock] | None = None
         self.parsed: Any = None
+        self.block_fields: dict[str, dict[str, Any]] = {}
 
     def add(self, chunk: ModelChunk) -> None:
         if chunk.text:
             self.text.append(chunk.text)
         if chunk.thinking:
             self.thinking.append(chunk.thinking)
+        if chunk.block_fields:
+            merge_block_fields(self.block_fields, chunk.block_fields)
         self.raw.append(chunk.raw)
         self.usage = chunk.usage or self.usage
         self.model_name = chunk.model_name or self.model_name
@@ -148,13 +151,19 @@ class _Collected:
     def response(self) -> ModelResponse:
         from modelwire.response import ModelResponse
 
+        text = "".join(self.text)
+        thinking = "".join(self.thinking) or None
+        content = None
+        if self.block_fields:
+            content = content_of(text, self.tool_calls, thinking, self.block_fields)
         return ModelResponse(
-            text="".join(self.text),
+            text=text,
             raw=self.raw,
             usage=self.usage,
             model_name=self.model_name,
             finish_reason=self.finish_reason,
             tool_calls=self.tool_calls,
-            thinking="".join(self.thinking) or None,
+            thinking=thinking,
             parsed=self.parsed,
+            content=content,
         )

@@ -28,7 +28,7 @@ from modelwire.errors import (
     scrubbed_chain,
 )
 from modelwire.limits import AttemptLimits, attempt_limits
-from modelwire.response import ModelChunk, ModelResponse, Usage
+from modelwire.response import ModelChunk, ModelResponse, Usage, content_of, merge_block_fields
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -312,6 +312,8 @@ class Stream:
         self.parsed: Any = None
         self._assembler: Any = None
         self._tool_calls: list[dict[str, Any]] | None = None
+        #: The chunks' ``block_fields``, merged: kept on the response's blocks.
+        self.block_fields: dict[str, dict[str, Any]] = {}
 
     def tool_call_delta(
         self,
@@ -336,6 +338,8 @@ class Stream:
             self.parts.append(chunk.text)
         if chunk.thinking:
             self.thinking_parts.append(chunk.thinking)
+        if chunk.block_fields:
+            merge_block_fields(self.block_fields, chunk.block_fields)
         self.usage = chunk.usage or self.usage
         newly_finished = chunk.finish_reason is not None and self.finish_reason is None
         self.finish_reason = chunk.finish_reason or self.finish_reason
@@ -382,14 +386,19 @@ class Stream:
             )
 
     def response(self, finish_reason: str | None = None) -> ModelResponse:
+        tool_calls = self.tool_calls(lenient=True)
+        content = None
+        if self.block_fields:
+            content = content_of(self.text, tool_calls, self.thinking, self.block_fields)  # type: ignore[arg-type]
         return ModelResponse(
             text=self.text,
             usage=self.usage,
             model_name=self.model_name or self.wrapper.model_name,
             finish_reason=finish_reason or self.finish_reason,
-            tool_calls=self.tool_calls(lenient=True),  # type: ignore[arg-type]
+            tool_calls=tool_calls,  # type: ignore[arg-type]
             thinking=self.thinking,
             parsed=self.parsed,
+            content=content,
         )
 
 

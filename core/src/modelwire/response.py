@@ -6,28 +6,45 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from modelwire.blocks import ContentBlock, ToolUseBlock
     from modelwire.message import Msg
 
-__all__ = ["ModelChunk", "ModelResponse", "Usage", "content_of"]
+__all__ = ["ModelChunk", "ModelResponse", "Usage", "content_of", "merge_block_fields"]
 
 
 def content_of(
     text: str | None,
     tool_calls: list[ToolUseBlock] | None = None,
     thinking: str | None = None,
+    block_fields: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[ContentBlock]:
     """The blocks of a reply in the order models produce them: thinking, text, tool calls.
 
-    One rule for plain calls and ``collect``, so that both give the same ``content``.
+    One rule for plain calls, streams and ``collect``, so that all give the same
+    ``content``. ``block_fields`` are provider fields kept on the ``"thinking"`` or
+    ``"text"`` block (a thought signature, which must be sent back with it); a block
+    that has some is kept even when its text is empty.
     """
-    blocks: list[ContentBlock] = []
-    if thinking:
-        blocks.append({"type": "thinking", "thinking": thinking})
-    if text:
-        blocks.append({"type": "text", "text": text})
+    fields = block_fields or {}
+    blocks: list[Any] = []
+    if thinking or "thinking" in fields:
+        blocks.append(
+            {"type": "thinking", "thinking": thinking or "", **fields.get("thinking", {})}
+        )
+    if text or "text" in fields:
+        blocks.append({"type": "text", "text": text or "", **fields.get("text", {})})
     blocks.extend(tool_calls or ())
     return blocks
+
+
+def merge_block_fields(
+    into: dict[str, dict[str, Any]], fields: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """Add a chunk's ``block_fields`` to a stream's (later values win)."""
+    for kind, values in fields.items():
+        into.setdefault(kind, {}).update(values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +216,9 @@ class ModelChunk:
     A stream is complete only once a chunk carries a ``finish_reason``; the last
     chunk carries ``usage`` when the service reports it, and the complete
     ``tool_calls`` (assembled by the stream from the fragments a plugin hands to
-    ``Stream.tool_call_delta``). ``thinking`` is a reasoning delta.
+    ``Stream.tool_call_delta``). ``thinking`` is a reasoning delta. ``block_fields``
+    are provider fields for the stream's ``"text"`` or ``"thinking"`` block (e.g.
+    ``{"text": {"signature": ...}}``), kept on that block of the assembled content.
     """
 
     text: str = ""
@@ -210,3 +229,4 @@ class ModelChunk:
     thinking: str = ""
     tool_calls: list[ToolUseBlock] | None = None
     parsed: Any = None
+    block_fields: dict[str, dict[str, Any]] | None = None

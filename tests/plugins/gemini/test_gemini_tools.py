@@ -722,6 +722,37 @@ def test_thought_parts_stream_as_thinking(server: FakeServer) -> None:
     assert bodies(server, STREAM)[0]["generationConfig"]["thinkingConfig"]["include_thoughts"]
 
 
+def test_streamed_text_and_thought_signatures_are_kept_and_sent_back(server: FakeServer) -> None:
+    events = [
+        payload([{"text": "6 times", "thought": True}]),
+        payload([{"text": " 7", "thought": True, "thoughtSignature": SIG_B}]),
+        payload([{"text": "4"}]),
+        payload([{"text": "2"}]),
+        payload([{"text": "", "thoughtSignature": SIG_A}], "STOP", usage=USAGE),  # as Gemini ends
+    ]
+    server.route("POST", STREAM, sse(*events))
+    server.route("POST", GENERATE, text_reply("Yes."))
+    model = load(server, generation_config=THINKING_CONFIG)
+
+    async def run() -> Any:
+        return await acollect(model.astream(ask(model, "6 x 7?")))
+
+    expected = [
+        {"type": "thinking", "thinking": "6 times 7", "signature": SIG_B},
+        {"type": "text", "text": "42", "signature": SIG_A},
+    ]
+    for streamed in (collect(model.stream(ask(model, "6 x 7?"))), asyncio.run(run())):
+        assert streamed.content == expected
+    model(model.format(streamed.to_msg(), Msg("user", "Sure?", role="user")))
+    assert bodies(server)[0]["contents"][0] == {
+        "role": "model",
+        "parts": [
+            {"text": "6 times 7", "thought": True, "thoughtSignature": SIG_B},
+            {"text": "42", "thoughtSignature": SIG_A},
+        ],
+    }
+
+
 def test_thinking_of_other_messages_is_not_sent(server: FakeServer) -> None:
     model = load(server)
     msg = Msg(

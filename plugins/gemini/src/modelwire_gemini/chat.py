@@ -337,7 +337,9 @@ class GeminiChatWrapper(GeminiWrapper):
         except Exception as exc:  # pydantic refuses to dump what it validated: unusable
             raise ResponseParseError(f"Gemini's stream event cannot be read: {exc}") from None
         parsed = _Reply(payload)
-        thinking = _stream_parts(parsed.parts, stream) if parsed.special else ""
+        thinking, block_fields = (
+            _stream_parts(parsed.parts, stream) if parsed.special else ("", None)
+        )
         structured_model = stream.request.get(_STRUCTURED)
         # As in a call: a turn of tool calls only has no answer to validate yet.
         calls_only = stream.state.get("calls") and not (stream.text or parsed.text)
@@ -354,7 +356,11 @@ class GeminiChatWrapper(GeminiWrapper):
                 raise error
             stream.state["blocked"] = error
             return ModelChunk(
-                text=parsed.text, raw=payload, model_name=parsed.model_name, thinking=thinking
+                text=parsed.text,
+                raw=payload,
+                model_name=parsed.model_name,
+                thinking=thinking,
+                block_fields=block_fields,
             )
         return ModelChunk(
             text=parsed.text,
@@ -363,6 +369,7 @@ class GeminiChatWrapper(GeminiWrapper):
             model_name=parsed.model_name or self.model_name,
             finish_reason=parsed.finish_reason,
             thinking=thinking,
+            block_fields=block_fields,
         )
 
     def _split(self, prompt: Prompt) -> tuple[list[Any], Any]:
@@ -779,10 +786,14 @@ def _tool_use(call: Any, position: int, signature: str | None) -> dict[str, Any]
     return block
 
 
-def _stream_parts(parts: list[Mapping[str, Any]], stream: Stream) -> str:
+def _stream_parts(
+    parts: list[Mapping[str, Any]], stream: Stream
+) -> tuple[str, dict[str, dict[str, Any]] | None]:
     """A stream event's function calls, handed to the stream (each arrives whole, with
-    its arguments as an object); returns the event's thought text."""
+    its arguments as an object); returns the event's thought text, and the signature of
+    a text or thought part as ``block_fields`` (kept on that block of the response)."""
     thinking = []
+    fields: dict[str, dict[str, Any]] = {}
     for part in parts:
         if "functionCall" in part:
             position = stream.state.get("calls", 0)
@@ -798,9 +809,14 @@ def _stream_parts(parts: list[Mapping[str, Any]], stream: Stream) -> str:
                 arguments=arguments,
                 extra={"signature": signature} if signature is not None else None,
             )
-        elif part.get("thought") and isinstance(part.get("text"), str):
-            thinking.append(part["text"])
-    return "".join(thinking)
+        else:
+            is_thought = bool(part.get("thought"))
+            if is_thought and isinstance(part.get("text"), str):
+                thinking.append(part["text"])
+            signature = _signature(part)
+            if signature is not None:
+                fields["thinking" if is_thought else "text"] = {"signature": signature}
+    return "".join(thinking), fields or None
 
 
 def _usage(metadata: Any) -> Usage | None:
