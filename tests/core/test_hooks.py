@@ -88,6 +88,18 @@ def test_wrapper_and_hookwrapper_implementations_wrap_the_hook() -> None:
     assert seen == ["old-style-before", "old-style-after", "wrapper-before", "wrapper-after"]
 
 
+def _traced_call(manager: PluginManager) -> str:
+    """pluggy's trace of one call, as text."""
+    traced: list[Any] = []
+    manager.trace.root.setwriter(traced.append)
+    undo = manager.enable_tracing()
+    try:
+        _wrapper(manager)("x")
+    finally:
+        undo()
+    return "".join(str(line) for line in traced)
+
+
 def test_trace_shows_hook_calls() -> None:
     manager = _manager()
 
@@ -96,27 +108,13 @@ def test_trace_shows_hook_calls() -> None:
         def on_call_start(self, call: Any) -> None: ...
 
     manager.add_plugin(Listener(), name="listener")
-    traced: list[Any] = []
-    manager.trace.root.setwriter(traced.append)
-    undo = manager.enable_tracing()
-    try:
-        _wrapper(manager)("x")
-    finally:
-        undo()
-    assert any("on_call_start" in str(line) for line in traced)
+    assert "on_call_start" in _traced_call(manager)
 
 
 def test_a_hook_no_plugin_implements_is_not_called() -> None:
-    manager = _manager()  # the built-in records plugin implements on_call_end only
-    traced: list[Any] = []
-    manager.trace.root.setwriter(traced.append)
-    undo = manager.enable_tracing()
-    try:
-        _wrapper(manager)("x")
-    finally:
-        undo()
-    assert any("on_call_end" in str(line) for line in traced)
-    assert not any("on_call_start" in str(line) for line in traced)
+    traced = _traced_call(_manager())  # the built-in records plugin implements on_call_end only
+    assert "on_call_end" in traced
+    assert "on_call_start" not in traced
 
 
 def test_an_argument_the_hook_does_not_provide_marks_the_plugin_broken() -> None:
