@@ -148,3 +148,33 @@ def test_input_nested_too_deep_is_refused_before_sending(server: FakeServer) -> 
     with pytest.raises(BadRequestError, match="nests deeper than 64 levels; nothing was sent"):
         model(deep)
     assert server.requests == []
+
+
+def test_input_that_holds_itself_is_refused_before_sending(server: FakeServer) -> None:
+    server.route("POST", "/v1/reverse", Reply.json({"output": "x"}))
+    model = ModelRegistry([reverse(base_url=server.url)]).load_model("rev")
+    loop: list[Any] = ["x"]
+    loop.append(loop)
+    message: dict[str, Any] = {"role": "user"}
+    message["content"] = [message]
+    doubling: list[Any] = []
+    doubling += [doubling, doubling]
+    for value in (loop, [message], doubling):
+        with pytest.raises(BadRequestError, match=r"holds itself.*nothing was sent"):
+            model(value)
+    assert server.requests == []
+
+
+def test_input_sharing_one_object_many_times_is_checked_quickly(server: FakeServer) -> None:
+    server.route("POST", "/v1/reverse", Reply.json({"output": "x"}))
+    model = ModelRegistry([reverse(base_url=server.url)]).load_model("rev")
+    shared: Any = ["x"]
+    for _ in range(40):  # 2**40 paths to the innermost list, 41 lists
+        shared = [shared, shared]
+    started = time.perf_counter()
+    with pytest.raises(BadRequestError, match="nothing was sent"):  # the example takes text
+        model(shared)
+    assert time.perf_counter() - started < 1.0
+    bad = ["fine", "bad \ud800"]
+    with pytest.raises(BadRequestError, match="lone surrogate"):
+        model([bad, bad])  # shared, not holding itself: still checked

@@ -422,10 +422,15 @@ MAX_INPUT_DEPTH = 64
 
 
 def _check_input(value: Any) -> None:
-    """Refuse input no service could be sent: nested past ``MAX_INPUT_DEPTH``, or text
-    with a lone surrogate (which no UTF-8 encoder takes). Walks one nesting level at a
-    time, so that the depth is the level's and no recursion limit is met."""
+    """Refuse input no service could be sent: nested past ``MAX_INPUT_DEPTH``, holding
+    itself, or text with a lone surrogate (which no UTF-8 encoder takes).
+
+    Walks one nesting level at a time, so that the depth is the level's and no
+    recursion limit is met, and enters a list or dict once however often it is held.
+    """
     level = [value]
+    entered: set[int] = set()
+    met_twice = False
     depth = 0
     while level:
         below: list[Any] = []
@@ -433,16 +438,45 @@ def _check_input(value: Any) -> None:
             if isinstance(item, str):
                 if not item.isascii():
                     _check_text(item)
-            elif isinstance(item, dict):
-                below.extend(item.values())
-            elif isinstance(item, (list, tuple)):
-                below.extend(item)
+            elif isinstance(item, (dict, list, tuple)):
+                if id(item) in entered:
+                    met_twice = True
+                    continue
+                entered.add(id(item))
+                below.extend(item.values() if isinstance(item, dict) else item)
         if below and depth >= MAX_INPUT_DEPTH:
             raise BadRequestError(
                 f"the call's input nests deeper than {MAX_INPUT_DEPTH} levels; nothing was sent"
             )
         level = below
         depth += 1
+    if met_twice and _holds_itself(value):
+        raise BadRequestError(
+            "the call's input holds itself (a list or dict inside its own items), which no"
+            " JSON can say; nothing was sent"
+        )
+
+
+def _holds_itself(value: Any) -> bool:
+    """Whether a list or dict in ``value`` holds itself, or merely appears twice (a
+    depth-first walk that enters each once: linear, however much is shared)."""
+    open_: set[int] = set()
+    done: set[int] = set()
+    pending: list[tuple[Any, bool]] = [(value, False)]
+    while pending:
+        item, leaving = pending.pop()
+        key = id(item)
+        if leaving:
+            open_.discard(key)
+            done.add(key)
+        elif isinstance(item, (dict, list, tuple)) and key not in done:
+            if key in open_:
+                return True
+            open_.add(key)
+            pending.append((item, True))
+            items = item.values() if isinstance(item, dict) else item
+            pending.extend((child, False) for child in items)
+    return False
 
 
 def _check_text(text: str) -> None:
