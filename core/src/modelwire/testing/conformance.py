@@ -43,11 +43,11 @@ import sys
 import time
 import traceback
 import warnings
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import pytest
 
@@ -194,7 +194,11 @@ class ConformanceSuite:
     @pytest.fixture
     def server(self) -> Iterator[FakeServer]:
         with FakeServer() as server:
-            yield server
+            try:
+                yield server
+            finally:  # a pool left open warns when it is collected, in some later check
+                for model in self.__dict__.pop("_loaded", ()):
+                    model.close()
 
     def full_config(self, server: FakeServer, **overrides: Any) -> dict[str, Any]:
         config = {"retry": dict(FAST_RETRY), "timeout": 5.0, **self.config(server)}
@@ -205,7 +209,9 @@ class ConformanceSuite:
         from modelwire.registry import ModelRegistry
 
         config = self.full_config(server, **overrides)
-        return ModelRegistry([config]).load_model(config["config_name"])
+        model = ModelRegistry([config]).load_model(config["config_name"])
+        self.__dict__.setdefault("_loaded", []).append(model)  # closed after the check
+        return model
 
     def call(self, model: Any) -> ModelResponse:
         args, kwargs = self.call_args(model)
@@ -440,7 +446,7 @@ class ConformanceSuite:
         self.script_success(server)
         model = self.load(server)
         args, kwargs = self.call_args(model)
-        response = asyncio.run(model.acall(*args, **kwargs))
+        response = _in_a_loop(model, model.acall(*args, **kwargs))
         self.check_output(response)
         assert response.usage == self.call(model).usage
 
@@ -461,7 +467,7 @@ class ConformanceSuite:
         async def collect() -> list[Any]:
             return [chunk async for chunk in model.astream(*args, **kwargs)]
 
-        achunks = asyncio.run(collect())
+        achunks = _in_a_loop(model, collect())
         assert "".join(c.text for c in achunks) == self.expected_text
         if self.reports_usage:
             assert chunks[-1].usage == self.expected_usage
@@ -530,7 +536,7 @@ class ConformanceSuite:
         tools = [get_weather, get_time]
         responses = [
             model(self._ask(model), tools=tools),
-            asyncio.run(model.acall(self._ask(model), tools=tools)),
+            _in_a_loop(model, model.acall(self._ask(model), tools=tools)),
         ]
         if self.streams:
             from modelwire.blocks import collect
@@ -550,11 +556,16 @@ class ConformanceSuite:
             )
 
     def test_tool_results_are_sent_back(self, server: FakeServer) -> None:
+        """The second request carries the assistant's tool call (its name and arguments)
+        and, after it, the tool's result tied to that call: by the call's id where the
+        service gives calls ids (it reached the response: OpenAI's ``tool_call_id``), else
+        by the function's name (Gemini and Ollama, whose calls the plugin numbers)."""
         if not self.supports_tools:
             pytest.skip("the type takes no tools (test_tools_reach_the_server_or_are_refused)")
         from modelwire.blocks import tool_result
 
-        self.script_reply(server, tool_calls=[("call_1", "get_weather", {"city": "Paris"})])
+        scripted_id, arguments = "call_1", {"city": "Paris"}
+        self.script_reply(server, tool_calls=[(scripted_id, "get_weather", arguments)])
         model = self.load(server)
         first = model(self._ask(model), tools=[get_weather])
         (call,) = first.tool_calls or [None]
@@ -563,9 +574,33 @@ class ConformanceSuite:
         self.script_reply(server, text="It is 21 degrees.")
         final = model(self._ask(model, first.to_msg(), results), tools=[get_weather])
         assert final.text == "It is 21 degrees."
-        second = server.requests[-1].text
-        assert "21 degrees in Paris" in second, "the tool's result was not sent back"
-        assert second.count("get_weather") >= 2, "the assistant's tool call was not sent back"
+        body = server.requests[-1].json()
+        nodes = list(_walk(body))
+        sent_calls = [
+            (index, owners)
+            for index, (value, owners) in enumerate(nodes)
+            if isinstance(value, dict) and _is_call_of(value, "get_weather", arguments)
+        ]
+        sent_results = [
+            (index, owners)
+            for index, (value, owners) in enumerate(nodes)
+            if isinstance(value, str) and "21 degrees in Paris" in value
+        ]
+        assert sent_results, "the tool's result was not sent back"
+        assert sent_calls, (
+            "the assistant's tool call (get_weather with its arguments) was not sent back"
+        )
+        key, by = (call["id"], "id") if call["id"] == scripted_id else ("get_weather", "name")
+        assert any(_holds(owners, key) for _, owners in sent_calls), (
+            f"the assistant's tool call was sent without its {by} {key!r}"
+        )
+        assert any(_holds(owners, key) for _, owners in sent_results), (
+            f"the tool's result was sent without its call's {by} {key!r}: the service"
+            " cannot tell which call it answers"
+        )
+        assert min(index for index, _ in sent_calls) < max(i for i, _ in sent_results), (
+            "the tool's result was sent before the call it answers"
+        )
 
     def test_structured_output_is_validated(self, server: FakeServer) -> None:
         model = self.load(server)
@@ -598,23 +633,33 @@ class ConformanceSuite:
             role="user",
         )
         assert model(model.format(question)).text == "A red dot."
-        sent = server.requests[-1].text
-        assert PNG_BASE64 in sent and "What is this?" in sent, "the image block was not sent"
+        strings = [
+            value for value, _ in _walk(server.requests[-1].json()) if isinstance(value, str)
+        ]
+        assert any("What is this?" in value for value in strings), "the text block was not sent"
+        assert any(PNG_BASE64 in value for value in strings), "the image block was not sent"
+        assert not any(PNG_BASE64 in value and "What is this?" in value for value in strings), (
+            "the image was sent inside the prompt's text, not as an image"
+        )
 
     def test_thinking_is_read(self, server: FakeServer) -> None:
         if not self.supports_thinking:
             pytest.skip("declared: the type reads no reasoning")
         self.script_reply(server, text="Sunny.", thinking="Paris is in France.")
         model = self.load(server)
-        responses = [model(self._ask(model))]
+        responses = {"call": model(self._ask(model))}
         if self.streams:
             from modelwire.blocks import collect
 
-            responses.append(collect(model.stream(self._ask(model))))
-        for response in responses:
-            assert response.thinking == "Paris is in France.", response.thinking
-            assert response.text == "Sunny."
-            assert [b["type"] for b in response.content or ()] == ["thinking", "text"]
+            responses["stream"] = collect(model.stream(self._ask(model)))
+        for how, response in responses.items():
+            assert response.thinking == "Paris is in France.", (
+                f"the reasoning of a {how} read as {response.thinking!r}"
+            )
+            assert response.text == "Sunny.", f"the text of a {how} read as {response.text!r}"
+            assert [b["type"] for b in response.content or ()] == ["thinking", "text"], (
+                f"the content of a {how} is {response.content!r}"
+            )
 
     # -- errors -------------------------------------------------------------------------------
     def test_401_is_authentication_error_not_retried(self, server: FakeServer) -> None:
@@ -682,7 +727,7 @@ class ConformanceSuite:
         args, kwargs = self.call_args(model)
         started = time.perf_counter()
         with pytest.raises(ModelTimeoutError):
-            asyncio.run(model.acall(*args, **kwargs))
+            _in_a_loop(model, model.acall(*args, **kwargs))
         assert time.perf_counter() - started < 2.5
 
     def _run(self, model: Any, operation: str) -> Any:
@@ -690,7 +735,7 @@ class ConformanceSuite:
         if operation == "call":
             return model(*args, **kwargs)
         if operation == "acall":
-            return asyncio.run(model.acall(*args, **kwargs))
+            return _in_a_loop(model, model.acall(*args, **kwargs))
         received: list[str] = []
         _consume_stream(model, args, kwargs, received, use_async=operation == "astream")
         return received
@@ -797,11 +842,11 @@ class ConformanceSuite:
         server.once(method, path, self.error_reply(500, {}))
         model = self.load(server)
         args, kwargs = self.call_args(model)
-        self.check_output(asyncio.run(model.acall(*args, **kwargs)))
+        self.check_output(_in_a_loop(model, model.acall(*args, **kwargs)))
         assert len(server.requests_to(path, method)) == 3
         server.once(method, path, self.error_reply(401, {}))
         with pytest.raises(AuthenticationError):
-            asyncio.run(model.acall(*args, **kwargs))
+            _in_a_loop(model, model.acall(*args, **kwargs))
 
     def test_429_without_retry_after_backs_off(self, server: FakeServer) -> None:
         self.script_success(server)
@@ -1289,6 +1334,24 @@ async def _concurrent_tasks(
     return await asyncio.gather(*calls, return_exceptions=True)
 
 
+_T = TypeVar("_T")
+
+
+def _in_a_loop(model: Any, coroutine: Coroutine[Any, Any, _T]) -> _T:
+    """Run ``coroutine`` in an event loop of its own, closing ``model``'s clients of
+    that loop before it ends, as users must (``await model.aclose()``): a pool left in
+    a closed loop warns of its unclosed connections whenever it is collected, which
+    would be blamed on whichever test runs then."""
+
+    async def run() -> _T:
+        try:
+            return await coroutine
+        finally:
+            await model.aclose()
+
+    return asyncio.run(run())
+
+
 def _consume_stream(
     model: Any, args: tuple[Any, ...], kwargs: dict[str, Any], into: list[str], *, use_async: bool
 ) -> None:
@@ -1301,7 +1364,7 @@ def _consume_stream(
         async for chunk in model.astream(*args, **kwargs):
             into.append(chunk.text)
 
-    asyncio.run(consume())
+    _in_a_loop(model, consume())
 
 
 def _carries(request: Request, secret: str) -> bool:
@@ -1338,4 +1401,46 @@ def _sends(request: Request, name: str, value: Any) -> bool:
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
+    return False
+
+
+#: A JSON value and the objects holding it, outermost (the request body) first.
+_Node = tuple[Any, tuple[dict[str, Any], ...]]
+
+
+def _walk(value: Any, owners: tuple[dict[str, Any], ...] = ()) -> Iterator[_Node]:
+    """Every value of a JSON document in document order, with the objects holding it
+    (itself included when it is one), outermost first."""
+    if isinstance(value, dict):
+        owners = (*owners, value)
+        yield value, owners
+        for item in value.values():
+            yield from _walk(item, owners)
+    elif isinstance(value, list):
+        yield value, owners
+        for item in value:
+            yield from _walk(item, owners)
+    else:
+        yield value, owners
+
+
+def _holds(owners: tuple[dict[str, Any], ...], key: str) -> bool:
+    """Whether one of these objects, below the request body (which holds everything),
+    has ``key`` as one of its own values."""
+    return any(key in owner.values() for owner in owners[1:])
+
+
+def _is_call_of(value: dict[str, Any], name: str, arguments: dict[str, Any]) -> bool:
+    """Whether a JSON object is a call of ``name`` with ``arguments`` (an object, or the
+    JSON text of one, as OpenAI sends them)."""
+    if name not in value.values():
+        return False
+    for item in value.values():
+        if isinstance(item, str):
+            try:
+                item = json.loads(item)
+            except ValueError:
+                continue
+        if item == arguments:
+            return True
     return False
