@@ -522,9 +522,11 @@ class ConformanceSuite:
             {"tools": [get_weather, get_weather]},
             {"tools": [get_weather], "tool_choice": "no_such_tool"},
         )
+        operations = ["call", "acall", *(["stream", "astream"] if self.streams else [])]
         for kwargs in bad:
-            with pytest.raises(BadRequestError):
-                model(self._ask(model), **kwargs)
+            for operation in operations:
+                with pytest.raises(BadRequestError):
+                    self._run_with(model, operation, (self._ask(model),), kwargs)
         assert not server.requests, "a call with tools that cannot be sent was sent"
 
     def test_a_tool_call_is_a_tool_use_block(self, server: FakeServer) -> None:
@@ -732,6 +734,12 @@ class ConformanceSuite:
 
     def _run(self, model: Any, operation: str) -> Any:
         args, kwargs = self.call_args(model)
+        return self._run_with(model, operation, args, kwargs)
+
+    def _run_with(
+        self, model: Any, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """One ``call``, ``acall``, ``stream`` or ``astream`` (a stream's texts)."""
         if operation == "call":
             return model(*args, **kwargs)
         if operation == "acall":
