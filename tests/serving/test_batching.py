@@ -10,7 +10,7 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -102,11 +102,14 @@ class _Tokenizer:
 class _Engine:
     """Records what the worker asks of transformers' manager; the test plays its results."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "greedy") -> None:
+        self.name = name
         self.added: list[tuple[str, dict[str, Any]]] = []
         self.cancelled: list[str] = []
         self.results: queue.Queue[SimpleNamespace] = queue.Queue()
         self.background_thread_status = SimpleNamespace(fatal_error=None)
+        self.paused = 0
+        self.log: list[str] = []  # "pause" / "resume", shared between engines by a test
 
     def add_request(self, input_ids: list[int], **kwargs: Any) -> str:
         request_id = f"req_{len(self.added)}"
@@ -128,8 +131,15 @@ class _Engine:
     def stop(self, **_: Any) -> None:
         pass
 
-    def pause(self) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext()
+    @contextlib.contextmanager
+    def pause(self) -> Iterator[None]:
+        self.paused += 1
+        self.log.append(f"pause {self.name}")
+        try:
+            yield
+        finally:
+            self.paused -= 1
+            self.log.append(f"resume {self.name}")
 
     def play(self, request_id: str, text: str, finished: bool) -> None:
         tokens = [ord(c) for c in text]
@@ -164,15 +174,20 @@ class _StaticStandIn:
 
 
 def _continuous(
-    engine: _Engine | None, model: Any = None, **kwargs: Any
+    engine: _Engine | None,
+    model: Any = None,
+    sampled: _Engine | None = None,
+    **kwargs: Any,
 ) -> tuple[ContinuousWorker, _StaticStandIn]:
+    """A worker on stand-in engines: `engine` for greedy requests, `sampled` for sampled ones."""
     static = _StaticStandIn()
+    engines = {"greedy": engine, "sampled": sampled or _Engine("sampled")}
     worker = ContinuousWorker(
         model,
         Prompter(_Tokenizer()),
         eos_token_ids=frozenset({0}),
         fallback=static,  # type: ignore[arg-type]
-        engine_factory=lambda: engine,
+        engine_factory=lambda lane: engines[lane],
         **kwargs,
     )
     worker.start()
@@ -241,22 +256,25 @@ def test_a_stop_string_ends_the_engine_request() -> None:
 
 
 def test_each_request_carries_its_own_sampler_settings() -> None:
-    engine = _Engine()
+    greedy, sampler = _Engine(), _Engine("sampled")
     model = SimpleNamespace(
         generation_config=SimpleNamespace(temperature=None, top_k=None, top_p=None),
         config=SimpleNamespace(vocab_size=1000),
     )
-    worker, static = _continuous(engine, model=model)
+    worker, static = _continuous(greedy, model=model, sampled=sampler)
     try:
         sampled = SamplingParams(temperature=0.5, top_k=0).resolve(default_do_sample=False)
         worker.submit(Job([65], 4, GREEDY))
         worker.submit(Job([65], 4, sampled))
         worker.submit(Job([65], 4, SamplingParams(temperature=0.9, top_p=0.8).resolve(False)))
         settings = [
-            (kwargs["temperature"], kwargs["top_k"], kwargs["top_p"]) for _, kwargs in engine.added
+            (kwargs["temperature"], kwargs["top_k"], kwargs["top_p"]) for _, kwargs in sampler.added
         ]
-        # Greedy is top-k 1; top_k 0 means no top-k filter; unset knobs are generate's defaults.
-        assert settings == [(1.0, 1, 1.0), (0.5, 1000, 1.0), (0.9, 50, 0.8)]
+        # top_k 0 means no top-k filter; unset knobs are generate's defaults.
+        assert settings == [(0.5, 1000, 1.0), (0.9, 50, 0.8)]
+        # The greedy request goes to the arg-max engine, with no sampler settings at all.
+        assert len(greedy.added) == 1
+        assert not {"temperature", "top_k", "top_p"} & set(greedy.added[0][1])
         assert static.jobs == []
     finally:
         worker.stop()
@@ -305,7 +323,7 @@ def test_a_model_setting_the_engine_ignores_sends_everything_static(
 def test_an_engine_that_fails_to_start_leaves_the_static_worker(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    def broken() -> None:
+    def broken(lane: str) -> None:
         raise RuntimeError("paged attention is not supported here")
 
     static = _StaticStandIn()
@@ -321,5 +339,28 @@ def test_an_engine_that_fails_to_start_leaves_the_static_worker(
         worker.submit(Job([65], 4, GREEDY))
         assert len(static.jobs) == 1 and worker.alive
         assert "paged attention is not supported here" in capsys.readouterr().out
+    finally:
+        worker.stop()
+
+
+def test_the_two_engines_take_turns_and_never_run_at_once() -> None:
+    greedy, sampler = _Engine(), _Engine("sampled")
+    log: list[str] = []
+    greedy.log = sampler.log = log
+    worker, _ = _continuous(greedy, sampled=sampler)
+    try:
+        assert (greedy.paused, sampler.paused) == (0, 1)  # the sampler waits at first
+        long_greedy = Job([65], 64, GREEDY)
+        worker.submit(long_greedy)
+        sampled = Job([66], 4, SamplingParams(temperature=0.8).resolve(False))
+        worker.submit(sampled)
+        # Both have work: the sampler gets its turn after the arg-max engine's.
+        assert _wait_for(lambda: (greedy.paused, sampler.paused) == (1, 0))
+        sampler.play(sampler.added[0][0], "ok\x00", finished=True)
+        assert sampled.result(timeout=5).text == "ok"
+        # The sampler is idle now: the arg-max engine runs again at once.
+        assert _wait_for(lambda: (greedy.paused, sampler.paused) == (0, 1))
+        # Each hand-over pauses the running engine before the waiting one resumes.
+        assert log[1:] == ["pause greedy", "resume sampled", "pause sampled", "resume greedy"]
     finally:
         worker.stop()

@@ -6,24 +6,32 @@ running batch at the next step, and a finished request leaves it at once. This
 module adapts it to what the HTTP layer expects of a worker (`submit(job)`,
 `start`/`stop`, `alive`, `queued`, `stats`):
 
-* at most `max_batch_size` requests are in the engine at once; the rest wait
+* at most `max_batch_size` requests are in the engines at once; the rest wait
   here, in arrival order, up to `max_queue` (then `QueueFullError`, a 503);
-* one router thread reads the engine's results and turns each request's new
+* a router thread per engine reads its results and turns each request's new
   tokens into text deltas and a `Completion` with the same `RowWriter` the
   static worker uses (end-of-sequence, stop strings, token limits);
 * a stop string, a client that went away or a timeout cancels the request in
   the engine (`cancel_request` sends no final result, so the router finishes or
   drops the row itself) and frees its slot for the next waiting request;
-* the engine samples with per-request temperature, top-k and top-p (the
-  manager samples, `do_sample=True`; a greedy request is top-k 1, which picks
-  the arg-max as `generate(do_sample=False)` does).
+* two engines share the model, one per kind of request, and take turns (one
+  pauses while the other steps, so there is never more than one forward pass):
+  greedy requests go to an arg-max engine (`do_sample=False`, no logits
+  processors: what `transformers serve --continuous-batching` runs after a
+  greedy first request), sampled ones to an engine with per-request
+  temperature, top-k and top-p. The per-request processors sort the whole
+  vocabulary twice per row and step (top-k, top-p): with 16 greedy requests
+  sent through them as top-k 1 the engine did 1.4x fewer tokens/s on CPU than
+  the arg-max engine (serving/README.md, "What matters for speed"). While both
+  have requests in flight they alternate every `TURN_SECONDS`; an idle one
+  hands over at once.
 
 What the engine cannot do, the static `BatchWorker` does: a request with a
 `repetition_penalty` or a `seed` (the engine has no per-request penalty and one
 random generator for all rows), a temperature float32 cannot divide by, or
-every request when the engine could not start for this model. (Greedy
-requests with a seed stay on the engine: greedy ignores the seed.) The engine
-pauses while a static batch runs: concurrent forward passes on one CPU model
+every request when an engine could not start for this model. (Greedy
+requests with a seed stay on the engines: greedy ignores the seed.) Both
+engines pause while a static batch runs: concurrent forward passes on one CPU model
 gave a later greedy batch wrong tokens in a test, and both draw samples from
 torch's one global random generator. The start-up log
 says which, and the first request of each kind logs it again.
@@ -32,12 +40,13 @@ says which, and the first request of each kind logs it again.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,11 +63,18 @@ DEFAULT_MAX_BATCH_SIZE = {"continuous": 32, "static": 8}
 #: KV-cache tokens per request slot by default (one request may use more while others use less).
 KV_TOKENS_PER_SLOT = 512
 #: Tokens per engine step: prompt tokens beyond this are prefilled over several steps.
-MAX_BATCH_TOKENS = 256
+#: 256 made answers of mixed lengths ~1.2x slower (serving/README.md, "What matters for speed").
+MAX_BATCH_TOKENS = 2048
 #: Temperatures the engine can divide float32 logits by without overflowing.
 TEMPERATURE_RANGE = (1e-4, 1e4)
 #: How often the router looks for cancelled jobs when no result arrives, in seconds.
 POLL_SECONDS = 0.02
+#: The two engines: greedy requests (arg-max) and sampled ones (per-request sampler).
+LANES = ("greedy", "sampled")
+#: While both engines have requests in flight, each runs this long before the other's turn.
+TURN_SECONDS = 0.5
+#: How often the turn keeper checks whether the other engine should run, in seconds.
+TURN_POLL_SECONDS = 0.01
 #: Model generation settings the engine's sampler cannot apply, with their no-op values.
 UNSUPPORTED_MODEL_SETTINGS: dict[str, tuple[object, ...]] = {
     "repetition_penalty": (None, 1.0),
@@ -142,15 +158,21 @@ class ContinuousStats(WorkerStats):
 
 @dataclass
 class _Flight:
-    """A job inside the engine: its row, its request id and how many tokens were seen."""
+    """A job inside an engine: its row, its request id, its engine and the tokens seen."""
 
     row: Row
     request_id: str
+    lane: str
     seen: int = 0
 
 
+def lane_of(job: Job) -> str:
+    """Which engine serves `job`: the arg-max one for greedy requests, else the sampler."""
+    return "sampled" if job.sampling.do_sample else "greedy"
+
+
 class ContinuousWorker:
-    """Runs jobs on transformers' continuous-batching engine; hands the rest to a `BatchWorker`."""
+    """Runs jobs on transformers' continuous-batching engines; hands the rest to a `BatchWorker`."""
 
     def __init__(
         self,
@@ -164,10 +186,10 @@ class ContinuousWorker:
         max_request_tokens: int = 4096 + 512,
         kv_cache_tokens: int | None = None,
         max_batch_tokens: int = MAX_BATCH_TOKENS,
-        engine_factory: Callable[[], Any] | None = None,
+        engine_factory: Callable[[str], Any] | None = None,
     ) -> None:
-        # `engine_factory` builds and starts the engine; the default is transformers' own
-        # (tests pass a stand-in that needs no model).
+        # `engine_factory(lane)` builds and starts the engine of a lane ("greedy" or
+        # "sampled"); the default is transformers' own (tests pass stand-ins that need no model).
         self._engine_factory = engine_factory or self._start_engine
         self._model = model
         self._prompter = prompter
@@ -186,12 +208,17 @@ class ContinuousWorker:
         self._lock = threading.Lock()
         self._waiting: deque[Job] = deque()
         self._flights: dict[str, _Flight] = {}
+        self._lane_flights = dict.fromkeys(LANES, 0)
+        self._next_id = 0
         self._stopping = threading.Event()
-        self._router = threading.Thread(target=self._route, name="cb-router", daemon=True)
-        self._engine: Any = None
+        self._engines: dict[str, Any] = {}
+        self._routers: list[threading.Thread] = []
+        self._turns = threading.Thread(target=self._take_turns, name="cb-turns", daemon=True)
+        #: The pause this worker holds on the engine whose turn it is not.
+        self._held: tuple[str, contextlib.AbstractContextManager[object]] | None = None
         self._busy_peak = 0
         self._warned: set[str] = set()
-        #: Why the engine serves nothing (every request goes to the static worker), if so.
+        #: Why the engines serve nothing (every request goes to the static worker), if so.
         self.engine_unavailable: str | None = None
         self.failure: str | None = None
         self.stats = ContinuousStats()
@@ -199,7 +226,7 @@ class ContinuousWorker:
     # -- life cycle ----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the static worker, then the engine; an engine that fails leaves the static one."""
+        """Start the static worker, then the engines; an engine that fails leaves the static one."""
         self.fallback.start()
         unsupported = unsupported_model_settings(self._model)
         if unsupported:
@@ -210,46 +237,64 @@ class ContinuousWorker:
             )
         else:
             try:
-                self._engine = self._engine_factory()
+                for lane in LANES:
+                    self._engines[lane] = self._engine_factory(lane)
             except Exception as exc:  # any engine failure leaves the static worker in charge
                 logger.debug("continuous batching failed to start", exc_info=True)
                 self.engine_unavailable = f"the engine failed to start: {_one_line(exc)}"
+                self._stop_engines(timeout=10)
         if self.engine_unavailable:
             log(
                 f"Scheduler: static batches for every request: {self.engine_unavailable} "
                 f"(up to {self.fallback.max_batch_size} requests per batch)"
             )
             return
-        # A static batch pauses the engine: one model, one forward pass at a time.
-        self.fallback.model_guard = self._engine.pause
-        self._router.start()
+        # The sampler waits while the arg-max engine runs: one forward pass at a time.
+        self._hold("sampled")
+        # A static batch pauses both engines: one model, one forward pass at a time.
+        self.fallback.model_guard = self._pause_all
+        for lane, engine in self._engines.items():
+            router = threading.Thread(
+                target=self._route, args=(lane, engine), name=f"cb-router-{lane}", daemon=True
+            )
+            self._routers.append(router)
+            router.start()
+        self._turns.start()
         log(
-            f"Scheduler: continuous batching (transformers' engine; up to {self.max_batch_size} "
-            f"requests in flight, KV cache for {self.kv_cache_tokens} tokens, then up to "
-            f"{self.max_queue} waiting). Requests with repetition_penalty or seed go to "
-            f"static batches of up to {self.fallback.max_batch_size}, which support them."
+            f"Scheduler: continuous batching (transformers' engine, one arg-max engine for "
+            f"greedy requests and one sampler for sampled ones, taking turns; up to "
+            f"{self.max_batch_size} requests in flight, KV cache for {self.kv_cache_tokens} "
+            f"tokens each, then up to {self.max_queue} waiting). Requests with "
+            f"repetition_penalty or seed go to static batches of up to "
+            f"{self.fallback.max_batch_size}, which support them."
         )
 
-    def _start_engine(self) -> Any:
+    def _start_engine(self, lane: str) -> Any:
         import torch
         from transformers import ContinuousBatchingConfig, GenerationConfig
 
         page = 256
-        generation = GenerationConfig(
-            do_sample=True,
-            # Non-default values, so the engine builds the per-request processors at all.
-            temperature=0.7,
-            top_k=50,
-            top_p=0.9,
-            max_new_tokens=16,
-            eos_token_id=sorted(self._eos),
-        )
+        if lane == "greedy":
+            # No logits processors: the engine takes the arg-max of the logits.
+            generation = GenerationConfig(
+                do_sample=False, max_new_tokens=16, eos_token_id=sorted(self._eos)
+            )
+        else:
+            generation = GenerationConfig(
+                do_sample=True,
+                # Non-default values, so the engine builds the per-request processors at all.
+                temperature=0.7,
+                top_k=50,
+                top_p=0.9,
+                max_new_tokens=16,
+                eos_token_id=sorted(self._eos),
+            )
         config = ContinuousBatchingConfig(
             page_size=page,
             num_blocks=math.ceil(self.kv_cache_tokens / page) + 1,
             max_batch_tokens=self.max_batch_tokens,
             max_requests_per_batch=self.max_batch_size,
-            per_request_processors=True,
+            per_request_processors=lane == "sampled",
             drop_unsupported_processors=False,
         )
         engine = self._model.init_continuous_batching(
@@ -258,17 +303,27 @@ class ContinuousWorker:
         with torch.inference_mode():  # the engine's thread runs in the caller's mode
             engine.start()
         try:
-            self._probe(engine)
+            # The other engine is not running yet (the greedy one starts first and
+            # only its own probe runs on it), so this probe has the model to itself.
+            if lane == "sampled":
+                with self._engines["greedy"].pause():
+                    self._probe(engine, lane)
+            else:
+                self._probe(engine, lane)
         except Exception:
             engine.stop(block=True, timeout=10, hard_stop=True)
             raise
         return engine
 
-    def _probe(self, engine: Any) -> None:
+    def _probe(self, engine: Any, lane: str) -> None:
         """One tiny request, so a model the engine cannot run is found before clients come."""
         prompt = self._prompter.encode_prompt("Hello") or [min(self._eos)]
         request_id = engine.add_request(
-            prompt, max_new_tokens=2, eos_token_id=sorted(self._eos), **self._sampler(None)
+            prompt,
+            request_id=f"probe-{lane}",
+            max_new_tokens=2,
+            eos_token_id=sorted(self._eos),
+            **self._sampler(None, lane),
         )
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
@@ -285,15 +340,15 @@ class ContinuousWorker:
         raise RuntimeError("the first request did not finish in 300 s")
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop the engine (requests in flight get an error), the router and the static worker."""
+        """Stop the engines (requests in flight get an error), the routers and the static worker."""
         self._stopping.set()
-        if self._engine is not None:
-            try:
-                self._engine.stop(block=True, timeout=timeout, hard_stop=True)
-            except Exception:
-                logger.exception("stopping the continuous-batching engine failed")
-        if self._router.is_alive():
-            self._router.join(timeout)
+        if self._turns.is_alive():
+            self._turns.join(timeout)
+        self._release_held()
+        self._stop_engines(timeout)
+        for router in self._routers:
+            if router.is_alive():
+                router.join(timeout)
         with self._lock:
             for flight in self._flights.values():
                 self._writer.fail(flight.row, "the server is shutting down")
@@ -303,11 +358,22 @@ class ContinuousWorker:
             self._waiting.clear()
         self.fallback.stop(timeout)
 
+    def _stop_engines(self, timeout: float) -> None:
+        for engine in self._engines.values():
+            try:
+                engine.stop(block=True, timeout=timeout, hard_stop=True)
+            except Exception:
+                logger.exception("stopping a continuous-batching engine failed")
+
     @property
     def alive(self) -> bool:
         if self.engine_unavailable:
             return self.fallback.alive
-        return self.failure is None and self._router.is_alive() and self.fallback.alive
+        return (
+            self.failure is None
+            and all(router.is_alive() for router in self._routers)
+            and self.fallback.alive
+        )
 
     @property
     def queued(self) -> int:
@@ -332,10 +398,59 @@ class ContinuousWorker:
             info["continuous_unavailable"] = self.engine_unavailable
         return info
 
+    # -- taking turns ----------------------------------------------------------------------
+
+    def _hold(self, lane: str) -> None:
+        """Pause `lane`'s engine (waits for it to finish its step) and remember the pause."""
+        pause = self._engines[lane].pause()
+        pause.__enter__()
+        self._held = (lane, pause)
+
+    def _release_held(self) -> None:
+        if self._held is not None:
+            _, pause = self._held
+            self._held = None
+            pause.__exit__(None, None, None)
+
+    @contextlib.contextmanager
+    def _pause_all(self) -> Iterator[None]:
+        """Pause every engine, for a static batch."""
+        with contextlib.ExitStack() as stack:
+            for engine in self._engines.values():
+                stack.enter_context(engine.pause())
+            yield
+
+    def _take_turns(self) -> None:
+        """Let the paused engine run when the running one is idle or has had its turn."""
+        since = time.monotonic()
+        try:
+            while not self._stopping.wait(TURN_POLL_SECONDS):
+                held = self._held
+                if held is None:
+                    return
+                waiting_lane = held[0]
+                running_lane = "greedy" if waiting_lane == "sampled" else "sampled"
+                with self._lock:
+                    waiting_work = self._lane_flights[waiting_lane]
+                    running_work = self._lane_flights[running_lane]
+                if not waiting_work:
+                    continue
+                if running_work and time.monotonic() - since < TURN_SECONDS:
+                    continue
+                # Pause the running engine first (at the end of its step), then let the
+                # other one go: the two never step at once.
+                previous = held[1]
+                self._hold(running_lane)
+                previous.__exit__(None, None, None)
+                since = time.monotonic()
+        except BaseException as exc:  # the turn keeper must never die silently
+            logger.exception("continuous-batching turn keeper stopped")
+            self._engine_died(repr(exc))
+
     # -- request side --------------------------------------------------------------------
 
     def submit(self, job: Job) -> None:
-        """Queue a job for the engine, or for the static worker if the engine cannot serve it."""
+        """Queue a job for an engine, or for the static worker if the engines cannot serve it."""
         reason = self.engine_unavailable and "continuous batching unavailable"
         reason = reason or fallback_reason(job)
         if reason:
@@ -365,8 +480,10 @@ class ContinuousWorker:
         else:
             logger.info(message, reason)
 
-    def _sampler(self, job: Job | None) -> dict[str, Any]:
-        """Per-request sampler settings; greedy is top-k 1, the arg-max."""
+    def _sampler(self, job: Job | None, lane: str) -> dict[str, Any]:
+        """Per-request sampler settings (none for the arg-max engine)."""
+        if lane == "greedy":
+            return {}
         if job is None or not job.sampling.do_sample:
             return {"temperature": 1.0, "top_k": 1, "top_p": 1.0}
         sampling, defaults = job.sampling, self._defaults
@@ -381,7 +498,7 @@ class ContinuousWorker:
         }
 
     def _admit_locked(self) -> None:
-        """Move waiting jobs into the engine while there are free slots (lock held)."""
+        """Move waiting jobs into their engine while there are free slots (lock held)."""
         while self._waiting and len(self._flights) < self.max_batch_size:
             job = self._waiting.popleft()
             if job.cancelled:
@@ -389,18 +506,22 @@ class ContinuousWorker:
             if not self._flights:
                 self.stats.batches += 1  # a busy period begins
                 self._busy_peak = 0
-            request_id = self._engine.add_request(
+            lane = lane_of(job)
+            self._next_id += 1
+            request_id = self._engines[lane].add_request(
                 job.prompt_ids,
+                request_id=f"{lane}-{self._next_id}",
                 max_new_tokens=job.max_new_tokens,
                 # Stop strings are matched on the decoded text after every token.
                 streaming=job.stream or bool(job.stop),
                 eos_token_id=sorted(self._eos),
-                **self._sampler(job),
+                **self._sampler(job, lane),
             )
             if request_id is None:  # the engine refused it (stopping)
                 job.events.put(("error", "the generation engine is not accepting requests"))
                 continue
-            self._flights[request_id] = _Flight(Row(job), request_id)
+            self._flights[request_id] = _Flight(Row(job), request_id, lane)
+            self._lane_flights[lane] += 1
             in_flight = len(self._flights)
             self.stats.largest_batch = max(self.stats.largest_batch, in_flight)
             if in_flight > self._busy_peak:
@@ -412,10 +533,15 @@ class ContinuousWorker:
                 self._busy_peak = in_flight
                 sizes[in_flight] = sizes.get(in_flight, 0) + 1
 
-    # -- the router thread ---------------------------------------------------------------
+    def _land_locked(self, request_id: str) -> _Flight:
+        """Take a flight out of the books (lock held)."""
+        flight = self._flights.pop(request_id)
+        self._lane_flights[flight.lane] -= 1
+        return flight
 
-    def _route(self) -> None:
-        engine = self._engine
+    # -- the router threads (one per engine) --------------------------------------------
+
+    def _route(self, lane: str, engine: Any) -> None:
         try:
             while not self._stopping.is_set():
                 output = engine.get_result(timeout=POLL_SECONDS)
@@ -427,8 +553,8 @@ class ContinuousWorker:
                         if not self._stopping.is_set():
                             self._engine_died(str(fatal or "the generation thread stopped"))
                         return
-                self._drop_cancelled()
-        except BaseException as exc:  # the router must never die silently
+                self._drop_cancelled(lane)
+        except BaseException as exc:  # a router must never die silently
             logger.exception("continuous-batching router stopped")
             self._engine_died(repr(exc))
 
@@ -452,18 +578,22 @@ class ContinuousWorker:
                 if output.is_finished() and not row.done:
                     self._writer.finish(row, "length")
             if row.done:
-                del self._flights[output.request_id]
+                self._land_locked(output.request_id)
                 if not output.is_finished():  # a stop string: the engine would go on
-                    self._engine.cancel_request(output.request_id)
+                    self._engines[flight.lane].cancel_request(output.request_id)
                 self._admit_locked()
 
-    def _drop_cancelled(self) -> None:
+    def _drop_cancelled(self, lane: str) -> None:
         """Cancel the engine requests of clients that went away, and free their slots."""
         with self._lock:
-            gone = [rid for rid, flight in self._flights.items() if flight.row.job.cancelled]
+            gone = [
+                rid
+                for rid, flight in self._flights.items()
+                if flight.lane == lane and flight.row.job.cancelled
+            ]
             for request_id in gone:
-                flight = self._flights.pop(request_id)
-                self._engine.cancel_request(request_id)
+                flight = self._land_locked(request_id)
+                self._engines[lane].cancel_request(request_id)
                 self._writer.finish(flight.row, "cancelled")
                 self.stats.cancelled += 1
             if gone or self._waiting:
@@ -476,6 +606,7 @@ class ContinuousWorker:
             for flight in self._flights.values():
                 self._writer.fail(flight.row, "the generation engine stopped; see the server log")
             self._flights.clear()
+            self._lane_flights = dict.fromkeys(LANES, 0)
             for job in self._waiting:
                 job.events.put(("error", "the generation engine stopped; see the server log"))
             self._waiting.clear()
