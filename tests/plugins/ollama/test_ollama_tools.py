@@ -180,20 +180,35 @@ def test_a_call_without_tools_sends_none(server: FakeServer) -> None:
 
 
 @pytest.mark.parametrize(
-    ("generate_args", "named"),
+    ("model_type", "generate_args", "named"),
     [
-        ({"tools": [{"type": "function", "function": {"description": "x"}}]}, "not a function"),
-        ({"tools": [{"name": "ping"}], "tool_choice": "pong"}, "'pong'"),
-        ({"tools": [{"name": "ping"}], "tool_choice": "required"}, "cannot force"),
-        ({"structured_model": "City"}, "structured_model"),
-        ({"tools": [{"name": "ls", "parameters": {"type": "array"}}]}, "'ls'"),
+        (
+            "ollama_chat",
+            {"tools": [{"type": "function", "function": {"description": "x"}}]},
+            "not a function",
+        ),
+        ("ollama_chat", {"tools": [{"name": "ping"}], "tool_choice": "pong"}, "'pong'"),
+        ("ollama_chat", {"tools": [{"name": "ping"}], "tool_choice": "required"}, "cannot force"),
+        ("ollama_chat", {"structured_model": "City"}, "structured_model"),
+        ("ollama_chat", {"tools": [{"name": "ls", "parameters": {"type": "array"}}]}, "'ls'"),
+        (
+            "ollama_generate",
+            {"structured_model": "City"},
+            "`structured_model` must be a pydantic model class",
+        ),
+        (
+            "ollama_generate",
+            {"structured_modle": {"type": "object"}},
+            "did you mean 'structured_model'",
+        ),
+        ("ollama_generate", {"tools": [get_weather]}, "unknown key 'tools'"),
     ],
 )
 def test_bad_tools_in_generate_args_fail_the_config(
-    generate_args: dict[str, Any], named: str, server: FakeServer
+    model_type: str, generate_args: dict[str, Any], named: str, server: FakeServer
 ) -> None:
     with pytest.raises(ConfigError) as caught:
-        load(server, "ollama_chat", generate_args=generate_args)
+        load(server, model_type, generate_args=generate_args)
     assert "generate_args" in str(caught.value) and named in str(caught.value)
     assert server.requests == []
 
@@ -628,23 +643,6 @@ def test_generate_structured_stream_off_the_schema_keeps_its_text(server: FakeSe
         list(model.stream("Describe Paris.", structured_model=City))
     assert caught.value.partial_text == '{"name": 1}'
     assert caught.value.validation_errors
-
-
-@pytest.mark.parametrize(
-    ("generate_args", "named"),
-    [
-        ({"structured_model": "City"}, "`structured_model` must be a pydantic model class"),
-        ({"structured_modle": City}, "did you mean 'structured_model'"),
-        ({"tools": [get_weather]}, "unknown key 'tools'"),
-    ],
-)
-def test_generate_bad_generate_args_fail_the_config(
-    generate_args: dict[str, Any], named: str, server: FakeServer
-) -> None:
-    with pytest.raises(ConfigError) as caught:
-        load(server, "ollama_generate", generate_args=generate_args)
-    assert "generate_args" in str(caught.value) and named in str(caught.value)
-    assert server.requests == []
 
 
 @pytest.mark.parametrize(
