@@ -30,6 +30,7 @@ from modelwire import (
     check_tool_choice,
     data_url,
     function_tool_call,
+    function_tool_messages,
     function_tools,
     image_url,
     iter_msgs,
@@ -156,16 +157,11 @@ class DashScopeConversationWrapper(DashScopeWrapper):
         self, msg: Msg, results: list[dict[str, Any]], as_parts: bool
     ) -> list[Message]:
         """One ``role: "tool"`` message per result, each answering its call's id."""
-        if not results:
-            call_id = (msg.metadata or {}).get("tool_call_id")
-            if not isinstance(call_id, str):
-                raise BadRequestError(
-                    "a tool message needs tool_result blocks (modelwire.tool_result(call, output))"
-                    " or metadata={'tool_call_id': ...}"
-                )
-            text = text_of(msg.content)
-            content: Any = [{"text": text}] if as_parts else text
-            return [{"role": "tool", "content": content, "tool_call_id": call_id}]
+        if not results:  # answered by the metadata's tool_call_id, as OpenAI's are
+            (message,) = function_tool_messages(msg, [])
+            if as_parts:
+                message["content"] = [{"text": message["content"]}]
+            return [message]
         messages = []
         for result in results:
             output = result.get("output")
