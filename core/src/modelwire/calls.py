@@ -131,7 +131,7 @@ class Call:
         if refused:
             self._refuse(_refused_arguments(wrapper.model_type, refused, wrapper.agent_arguments))
         try:
-            _check_input((self.args, self.kwargs))
+            _check_input([*self.args, *self.kwargs.values()])
             self.request = wrapper._request(*self.args, **self.kwargs)
         except (TypeError, ValueError) as exc:  # arguments the model type cannot take
             self._refuse(BadRequestError(f"invalid call arguments: {exc}; nothing was sent"))
@@ -421,14 +421,14 @@ def _refused_arguments(
 MAX_INPUT_DEPTH = 64
 
 
-def _check_input(value: Any) -> None:
-    """Refuse input no service could be sent: nested past ``MAX_INPUT_DEPTH``, holding
-    itself, or text with a lone surrogate (which no UTF-8 encoder takes).
+def _check_input(arguments: list[Any]) -> None:
+    """Refuse call arguments no service could be sent: nested past ``MAX_INPUT_DEPTH``,
+    holding themselves, or text with a lone surrogate (which no UTF-8 encoder takes).
 
     Walks one nesting level at a time, so that the depth is the level's and no
     recursion limit is met, and enters a list or dict once however often it is held.
     """
-    level = [value]
+    level = arguments
     entered: set[int] = set()
     met_twice = False
     depth = 0
@@ -450,7 +450,7 @@ def _check_input(value: Any) -> None:
             )
         level = below
         depth += 1
-    if met_twice and _holds_itself(value):
+    if met_twice and _holds_itself(arguments):
         raise BadRequestError(
             "the call's input holds itself (a list or dict inside its own items), which no"
             " JSON can say; nothing was sent"

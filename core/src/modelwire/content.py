@@ -14,9 +14,8 @@ import json
 import mimetypes
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 __all__ = [
@@ -114,8 +113,7 @@ def is_web_url(location: str) -> bool:
     return location.startswith(("http://", "https://"))
 
 
-@dataclass(frozen=True, slots=True)
-class Media:
+class Media(NamedTuple):
     """Media bytes and their MIME type (``None`` when it cannot be told)."""
 
     data: bytes

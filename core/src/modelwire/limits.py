@@ -10,15 +10,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from modelwire.errors import ModelTimeoutError
 
 __all__ = ["AttemptLimits", "attempt_limits", "current_limits"]
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptLimits:
+class AttemptLimits(NamedTuple):
     """What one attempt (or one wait for a stream's next chunk) may take."""
 
     deadline: float  #: ``time.monotonic()`` by which it must be done

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pluggy
 
@@ -165,19 +165,14 @@ class PluginManager(pluggy.PluginManager):
 
             self.add_plugin(records.plugin, name="records", distribution="modelwire (built-in)")
             if self._load_entry_points:
-                for entry_point in _entry_points():
-                    self._load_entry_point(entry_point)
+                for found in _entry_points():
+                    self._load_entry_point(found)
             self._discovered = True
         return self
 
-    def _load_entry_point(self, entry_point: metadata.EntryPoint) -> None:
-        distribution = entry_point.dist
-        info = PluginInfo(
-            entry_point.name,
-            distribution.name if distribution else "?",
-            distribution.version if distribution else "?",
-            entry_point.value,
-        )
+    def _load_entry_point(self, found: _FoundEntryPoint) -> None:
+        entry_point = found.entry_point
+        info = PluginInfo(entry_point.name, found.distribution, found.version, entry_point.value)
         try:
             plugin = entry_point.load()
         except Exception as exc:
@@ -346,20 +341,36 @@ class PluginManager(pluggy.PluginManager):
                 logger.warning("plugin %s failed to add its commands: %s", impl.plugin_name, exc)
 
 
-def _entry_points() -> list[metadata.EntryPoint]:
+class _FoundEntryPoint(NamedTuple):
+    entry_point: metadata.EntryPoint
+    distribution: str
+    version: str
+
+
+def _entry_points() -> list[_FoundEntryPoint]:
     """The group's entry points, one distribution once (the first on ``sys.path`` wins),
     in a stable order so that conflicts and ``modelwire plugins`` read the same
     everywhere. A distribution whose metadata cannot be read (not UTF-8, say) is
-    skipped with a warning: it must not stop discovery of the others."""
+    skipped with a warning: it must not stop discovery of the others.
+
+    Each distribution's ``METADATA`` is parsed once (``Distribution.name`` and
+    ``.version`` parse it again on every access, and parsing, long description
+    included, is most of discovery's cost); the many distributions without the group
+    are never parsed."""
     seen: set[str] = set()
+    seen_texts: set[str] = set()
     found = []
     marker = f"[{ENTRY_POINT_GROUP}]"
     for distribution in metadata.distributions():
         try:
             text = distribution.read_text("entry_points.txt")
-            if not text or marker not in text:  # most distributions: no METADATA to parse
+            if not text or marker not in text or text in seen_texts:
+                # an identical entry_points.txt earlier on sys.path (the same plugin
+                # seen twice, as an editable install's egg-info is) would load the same
                 continue
-            name = distribution.metadata["Name"] or ""
+            seen_texts.add(text)
+            fields = distribution.metadata
+            name, version = fields["Name"] or "", fields["Version"] or "?"
             points = distribution.entry_points.select(group=ENTRY_POINT_GROUP)
         except Exception as exc:
             logger.debug("skipping a distribution whose metadata cannot be read: %s", exc)
@@ -368,8 +379,8 @@ def _entry_points() -> list[metadata.EntryPoint]:
         if not points or key in seen:
             continue
         seen.add(key)
-        found.extend(points)
-    return sorted(found, key=lambda ep: (ep.dist.name if ep.dist else "", ep.name))
+        found.extend(_FoundEntryPoint(point, name, version) for point in points)
+    return sorted(found, key=lambda f: (f.distribution, f.entry_point.name))
 
 
 def _normalize(name: str) -> str:

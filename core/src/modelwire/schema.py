@@ -13,16 +13,14 @@ import inspect
 import os
 import types
 import typing
-from dataclasses import dataclass
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, NamedTuple, Union, get_args, get_origin
 
 __all__ = ["Param", "check_value", "did_you_mean", "wrapper_schema"]
 
 _SKIP = {"self", "config_name"}
 
 
-@dataclass(frozen=True, slots=True)
-class Param:
+class Param(NamedTuple):
     """One config key a wrapper accepts."""
 
     name: str
@@ -42,11 +40,8 @@ def wrapper_schema(cls: type) -> dict[str, Param]:
         init = klass.__dict__.get("__init__")
         if init is None or klass is object:
             continue
-        try:
-            hints = typing.get_type_hints(init)
-        except Exception:  # an annotation that cannot be evaluated is accepted as Any
-            hints = {}
-        for parameter in inspect.signature(init).parameters.values():
+        hints, parameters = _init_parameters(init)
+        for parameter in parameters:
             if parameter.name in _SKIP or parameter.kind in (
                 parameter.VAR_POSITIONAL,
                 parameter.VAR_KEYWORD,
@@ -63,6 +58,17 @@ def wrapper_schema(cls: type) -> dict[str, Param]:
                 ),
             )
     return params
+
+
+@functools.cache
+def _init_parameters(init: Any) -> tuple[dict[str, Any], list[inspect.Parameter]]:
+    """An ``__init__``'s type hints and parameters, read once: every subclass of a base
+    shares the base's ``__init__``."""
+    try:
+        hints = typing.get_type_hints(init)
+    except Exception:  # an annotation that cannot be evaluated is accepted as Any
+        hints = {}
+    return hints, list(inspect.signature(init).parameters.values())
 
 
 def did_you_mean(word: str, choices: collections.abc.Iterable[str]) -> str | None:

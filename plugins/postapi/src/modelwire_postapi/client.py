@@ -15,8 +15,7 @@ import os
 import re
 import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypedDict
 
 from modelwire import (
     BadRequestError,
@@ -400,8 +399,7 @@ class PostAPIWrapper(ModelWrapper):
         )
 
 
-@dataclass(frozen=True, slots=True)
-class PostRequest:
+class PostRequest(NamedTuple):
     """What one call sends: the JSON body, and the body of a stream request; and the
     call's ``structured_model`` (never sent), which the reply is validated against."""
 

@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from modelwire import (
     ModelChunk,
@@ -52,8 +52,7 @@ MISSING: Final = _Missing()
 _BRACKET = r"\[\s*(-?\d+|\*)\s*\]\.?"
 
 
-@dataclass(frozen=True, slots=True)
-class Path:
+class Path(NamedTuple):
     """A dotted path into JSON: keys, list indices (``0``, ``-1``) and ``*`` for every item.
 
     ``data.response.choices.0.message.content`` and ``choices[0].message.content`` are
