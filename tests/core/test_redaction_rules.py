@@ -93,6 +93,30 @@ def test_a_basic_auth_echo_is_scrubbed_in_its_base64_form(server: FakeServer) ->
     assert encoded not in text and "basic-pass-4242" not in text
 
 
+def test_the_request_log_line_of_an_sdk_on_httpx2_is_masked_too(
+    server: FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # openai builds its clients on httpx2, whose INFO line names the URL with its query
+    server.route("POST", "/v1/chat/completions", Reply.error(400))
+    config = {
+        "config_name": "azure-style",
+        "model_type": "openai_chat",
+        "model_name": "gpt-4o-mini",
+        "api_key": "sk-header-key-7777",
+        "client_args": {
+            "base_url": server.url + "/v1",
+            "default_query": {"api-key": "query-key-6666"},
+        },
+    }
+    model = ModelRegistry([config]).load_model("azure-style")
+    with caplog.at_level(logging.DEBUG), pytest.raises(ProviderError):
+        model([{"role": "user", "content": "hi"}])
+    assert server.requests[0].query == {"api-key": ["query-key-6666"]}
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("httpx2")]
+    assert any("HTTP Request" in line for line in lines), "httpx2's own INFO line was captured"
+    assert all("query-key-6666" not in line for line in lines)
+
+
 def test_url_credentials_are_masked_in_repr_errors_and_library_logs(
     server: FakeServer, caplog: pytest.LogCaptureFixture
 ) -> None:

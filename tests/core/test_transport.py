@@ -4,18 +4,19 @@ over real HTTP, sync and async."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import gzip
+import importlib
 import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from modelwire import ModelTimeoutError, ProviderError, ResponseParseError
 from modelwire.limits import AttemptLimits, attempt_limits
 from modelwire.testing import FakeServer, Reply
-from modelwire.transport import AsyncGuardedTransport, GuardedTransport
+from modelwire.transport import AsyncGuardedTransport, GuardedTransport, guarded_transports
 
 
 def limits(seconds: float, max_bytes: int | None = None) -> AttemptLimits:
@@ -28,34 +29,56 @@ def other() -> Iterator[FakeServer]:
         yield server
 
 
-def get(url: str, within: AttemptLimits | None, **client: Any) -> httpx.Response:
+def get(url: str, within: AttemptLimits | None, library: str = "httpx", **client: Any) -> Any:
+    transport = guarded_transports(library)[0]
     with (
-        httpx.Client(transport=GuardedTransport(), timeout=30, **client) as http,
+        importlib.import_module(library).Client(
+            transport=transport(), timeout=30, **client
+        ) as http,
         attempt_limits(within),
     ):
         return http.get(url)
 
 
-def aget(url: str, within: AttemptLimits | None, **client: Any) -> httpx.Response:
-    async def main() -> httpx.Response:
-        async with httpx.AsyncClient(transport=AsyncGuardedTransport(), timeout=30, **client) as c:
+def aget(url: str, within: AttemptLimits | None, library: str = "httpx", **client: Any) -> Any:
+    transport = guarded_transports(library)[1]
+    client_class = importlib.import_module(library).AsyncClient
+
+    async def main() -> Any:
+        async with client_class(transport=transport(), timeout=30, **client) as c:
             with attempt_limits(within):
                 return await c.get(url)
 
     return asyncio.run(main())
 
 
-@pytest.fixture(params=["sync", "async"])
+#: httpx, and httpx2: the fork newer openai and google-genai SDKs build their clients on.
+LIBRARIES = ["httpx", "httpx2"]
+
+
+@pytest.fixture(params=[(lib, mode) for lib in LIBRARIES for mode in ("sync", "async")], ids=str)
 def fetch(request: pytest.FixtureRequest) -> Any:
-    return get if request.param == "sync" else aget
+    library, mode = request.param
+    pytest.importorskip(library)
+    return functools.partial(get if mode == "sync" else aget, library=library)
 
 
-def test_the_guard_finds_the_network_backend_of_this_httpx() -> None:
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_the_guard_finds_the_network_backend_of_this_httpx(library: str) -> None:
     # if httpx moves its pool's backend, the transport must fail loudly, not go unguarded
     from modelwire.transport import _AsyncBackend, _Backend
 
-    assert isinstance(GuardedTransport()._pool._network_backend, _Backend)
-    assert isinstance(AsyncGuardedTransport()._pool._network_backend, _AsyncBackend)
+    pytest.importorskip(library)
+    sync, asynchronous = guarded_transports(library)
+    assert isinstance(sync()._pool._network_backend, _Backend)
+    assert isinstance(asynchronous()._pool._network_backend, _AsyncBackend)
+    assert issubclass(sync, importlib.import_module(library).HTTPTransport)
+
+
+def test_transports_of_httpx_are_the_public_classes() -> None:
+    assert guarded_transports("httpx") == (GuardedTransport, AsyncGuardedTransport)
+    with pytest.raises(ValueError, match="httpx or httpx2, not 'requests'"):
+        guarded_transports("requests")
 
 
 def test_a_dripping_server_is_cut_at_the_deadline(server: FakeServer, fetch: Any) -> None:
@@ -75,7 +98,8 @@ def test_a_silent_server_is_cut_at_the_deadline_not_the_read_timeout(
 ) -> None:
     server.route("GET", "/silent", Reply.json({}, delay=5))
     started = time.perf_counter()
-    with pytest.raises((ModelTimeoutError, httpx.TimeoutException)):
+    library = importlib.import_module(fetch.keywords["library"])
+    with pytest.raises((ModelTimeoutError, library.TimeoutException)):
         fetch(server.url + "/silent", limits(0.4))
     assert time.perf_counter() - started < 1.5
 

@@ -84,7 +84,7 @@ if TYPE_CHECKING:
         reasoning_text,
         tool_use_blocks,
     )
-    from modelwire.transport import AsyncGuardedTransport, GuardedTransport
+    from modelwire.transport import AsyncGuardedTransport, GuardedTransport, guarded_transports
     from modelwire.wrapper import ModelWrapper
 
 __version__ = "0.1.0"
@@ -141,6 +141,7 @@ _LAZY = {
     "Pricing": "modelwire.spend",
     "GuardedTransport": "modelwire.transport",
     "AsyncGuardedTransport": "modelwire.transport",
+    "guarded_transports": "modelwire.transport",
     "ModelWrapper": "modelwire.wrapper",
 }
 
@@ -201,6 +202,7 @@ __all__ = [
     "function_tool_call",
     "function_tool_messages",
     "function_tools",
+    "guarded_transports",
     "hookimpl",
     "image_media",
     "image_url",

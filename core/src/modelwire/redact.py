@@ -224,7 +224,16 @@ def redacted(value: Any, *, headers: bool = False) -> Any:
 
 # -- the loggers of the libraries modelwire drives ------------------------------------------
 #: Loggers whose records may carry a request's URL or headers.
-LIBRARY_LOGGERS = ("httpx", "httpcore", "openai", "dashscope", "google_genai", "ollama")
+LIBRARY_LOGGERS = (
+    "httpx",
+    "httpcore",
+    "httpx2",
+    "httpcore2",
+    "openai",
+    "dashscope",
+    "google_genai",
+    "ollama",
+)
 
 
 class ScrubbingFilter(logging.Filter):

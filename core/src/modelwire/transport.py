@@ -15,10 +15,17 @@ and this transport enforces them for every SDK built on httpx:
 httpx has no setting for a network backend, so ``_guard`` wraps the one the
 transport's connection pool holds; ``tests/core/test_transport.py`` breaks if a
 new httpx moves it.
+
+``GuardedTransport``/``AsyncGuardedTransport`` are for ``httpx``;
+``guarded_transports("httpx2")`` gives the same pair for httpx2, the fork of httpx
+(on httpcore2) that newer openai and google-genai SDKs build their clients on: an
+SDK keeps its own HTTP library, and the guards are the same code for both.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import time
 import zlib
 from collections.abc import AsyncIterator, Iterator
@@ -32,7 +39,7 @@ from modelwire.errors import ProviderError, ResponseParseError
 from modelwire.limits import current_limits
 from modelwire.redact import mask_url
 
-__all__ = ["AsyncGuardedTransport", "GuardedTransport"]
+__all__ = ["AsyncGuardedTransport", "GuardedTransport", "guarded_transports"]
 
 #: The encodings the transport offers and can decompress within the size cap.
 ACCEPT_ENCODING = "gzip, deflate"
@@ -52,19 +59,19 @@ def _bound(timeout: float | None) -> float | None:
 class _DeadlineErrors:
     """A network timeout that ends at the attempt's deadline is the deadline's doing."""
 
-    __slots__ = ()
+    __slots__ = ("_timeouts",)
+
+    def __init__(self, timeouts: type[BaseException]) -> None:
+        self._timeouts = timeouts  # the library's ``TimeoutException``
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _: Any) -> None:
-        if kind is not None and issubclass(kind, httpx.TimeoutException):
+        if kind is not None and issubclass(kind, self._timeouts):
             limits = current_limits()
             if limits is not None and limits.deadline - time.monotonic() < _SLACK:
                 raise limits.expired() from exc
-
-
-_deadline_errors = _DeadlineErrors()
 
 
 #: How close to the deadline a network timeout must end to be counted as the deadline's.
@@ -155,12 +162,13 @@ class _AsyncBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-def _guard(pool: Any, backend: type[_Backend] | type[_AsyncBackend]) -> None:
+def _guard(pool: Any, backend: type[_Backend] | type[_AsyncBackend], library: Any) -> None:
     inner = getattr(pool, "_network_backend", None)
     if inner is None:
+        name = library.__name__
         raise RuntimeError(
-            "this httpx keeps no network backend where modelwire looks for it"
-            f" (httpx {httpx.__version__}): pin the httpx version modelwire supports"
+            f"this {name} keeps no network backend where modelwire looks for it"
+            f" ({name} {library.__version__}): pin the {name} version modelwire supports"
         )
     pool._network_backend = backend(inner)
 
@@ -237,15 +245,20 @@ class _Decoder:
         return data
 
 
-class _Body(httpx.SyncByteStream):
-    def __init__(self, inner: httpx.SyncByteStream, decoder: _Decoder) -> None:
+class _SyncBody:
+    """A reply body read through the decoder; a subclass adds the library's
+    ``SyncByteStream`` base and ``_deadline_errors``."""
+
+    _deadline_errors: _DeadlineErrors
+
+    def __init__(self, inner: Any, decoder: _Decoder) -> None:
         self._inner = inner
         self._decoder = decoder
 
     def __iter__(self) -> Iterator[bytes]:
         parts = iter(self._inner)
         while True:
-            with _deadline_errors:
+            with self._deadline_errors:
                 part = next(parts, None)
             if part is None:
                 break
@@ -260,15 +273,19 @@ class _Body(httpx.SyncByteStream):
         self._inner.close()
 
 
-class _AsyncBody(httpx.AsyncByteStream):
-    def __init__(self, inner: httpx.AsyncByteStream, decoder: _Decoder) -> None:
+class _AsyncBody:
+    """``_SyncBody`` for async clients (the library's ``AsyncByteStream``)."""
+
+    _deadline_errors: _DeadlineErrors
+
+    def __init__(self, inner: Any, decoder: _Decoder) -> None:
         self._inner = inner
         self._decoder = decoder
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         parts = aiter(self._inner)
         while True:
-            with _deadline_errors:
+            with self._deadline_errors:
                 part = await anext(parts, None)
             if part is None:
                 break
@@ -316,7 +333,7 @@ def _guarded(response: httpx.Response, body: Any) -> httpx.Response:
         for k, v in response.headers.multi_items()
         if k.lower() not in ("content-encoding", "content-length")
     ]
-    return httpx.Response(
+    return type(response)(
         response.status_code,
         headers=headers,
         stream=body(response.stream, decoder),
@@ -330,10 +347,11 @@ def _length(response: httpx.Response) -> float:
     return int(length) if length.isdigit() else float("inf")
 
 
-def _environment_mounts(transport: type, options: dict[str, Any]) -> dict[str, Any]:
+def _environment_mounts(transport: type, options: dict[str, Any], library: Any) -> dict[str, Any]:
     # httpx reads these itself only for a client without a transport of its own
-    from httpx._utils import get_environment_proxies
-
+    get_environment_proxies = importlib.import_module(
+        f"{library.__name__}._utils"
+    ).get_environment_proxies
     return {
         pattern: None if proxy is None else transport(proxy=proxy, **options)
         for pattern, proxy in get_environment_proxies().items()
@@ -341,50 +359,101 @@ def _environment_mounts(transport: type, options: dict[str, Any]) -> dict[str, A
 
 
 class _Guarded:
-    """What both transports add to httpx's: the guarded network backend, proxy mounts."""
+    """What both transports add to the library's: the guarded network backend, proxy
+    mounts, and the checks of ``handle_request``; a subclass names the library."""
 
+    _library: Any  # the httpx module (``httpx`` or ``httpx2``)
     _backend: type[_Backend] | type[_AsyncBackend]
+    _body: type[Any]
+    _deadline_errors: _DeadlineErrors
     _pool: Any
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        _guard(self._pool, self._backend)
+        _guard(self._pool, self._backend, self._library)
 
     @classmethod
     def proxy_mounts(cls, **options: Any) -> dict[str, Any]:
         """The environment's proxies (``HTTPS_PROXY``, ``NO_PROXY``...), each on a guarded
         transport made with ``options``: pass as ``mounts=`` beside ``transport=``, since
         a client given a transport no longer reads them."""
-        return _environment_mounts(cls, options)
+        return _environment_mounts(cls, options, cls._library)
 
 
-class GuardedTransport(_Guarded, httpx.HTTPTransport):
-    """``httpx.HTTPTransport`` keeping the attempt's deadline, size cap and origin."""
-
-    _backend = _Backend
-
+class _SyncGuarded(_Guarded):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         _prepare(request)
-        with _deadline_errors:
-            response = super().handle_request(request)
+        with self._deadline_errors:
+            response = super().handle_request(request)  # type: ignore[misc]
         try:
-            return _checked(request, response, _Body)
+            return _checked(request, response, self._body)
         except BaseException:
             response.close()
             raise
 
 
-class AsyncGuardedTransport(_Guarded, httpx.AsyncHTTPTransport):
-    """``GuardedTransport`` for ``httpx.AsyncClient``."""
-
-    _backend = _AsyncBackend
-
+class _AsyncGuarded(_Guarded):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         _prepare(request)
-        with _deadline_errors:
-            response = await super().handle_async_request(request)
+        with self._deadline_errors:
+            response = await super().handle_async_request(request)  # type: ignore[misc]
         try:
-            return _checked(request, response, _AsyncBody)
+            return _checked(request, response, self._body)
         except BaseException:
             await response.aclose()
             raise
+
+
+_httpx_deadline_errors = _DeadlineErrors(httpx.TimeoutException)
+
+
+class _Body(_SyncBody, httpx.SyncByteStream):
+    _deadline_errors = _httpx_deadline_errors
+
+
+class _AsyncBodyStream(_AsyncBody, httpx.AsyncByteStream):
+    _deadline_errors = _httpx_deadline_errors
+
+
+class GuardedTransport(_SyncGuarded, httpx.HTTPTransport):
+    """``httpx.HTTPTransport`` keeping the attempt's deadline, size cap and origin."""
+
+    _library = httpx
+    _backend = _Backend
+    _body = _Body
+    _deadline_errors = _httpx_deadline_errors
+
+
+class AsyncGuardedTransport(_AsyncGuarded, httpx.AsyncHTTPTransport):
+    """``GuardedTransport`` for ``httpx.AsyncClient``."""
+
+    _library = httpx
+    _backend = _AsyncBackend
+    _body = _AsyncBodyStream
+    _deadline_errors = _httpx_deadline_errors
+
+
+@functools.cache
+def guarded_transports(library: str = "httpx") -> tuple[type[Any], type[Any]]:
+    """The sync and async guarded transports for ``library``: ``"httpx"`` (the classes
+    above) or ``"httpx2"``, for a client of the SDK's own HTTP library."""
+    if library == "httpx":
+        return GuardedTransport, AsyncGuardedTransport
+    if library != "httpx2":
+        raise ValueError(f"modelwire's transports run on httpx or httpx2, not {library!r}")
+    module = importlib.import_module(library)
+    shared = {"_library": module, "_deadline_errors": _DeadlineErrors(module.TimeoutException)}
+    body = type("_Body", (_SyncBody, module.SyncByteStream), shared)
+    async_body = type("_AsyncBodyStream", (_AsyncBody, module.AsyncByteStream), shared)
+    sync = type(
+        "GuardedTransport",
+        (_SyncGuarded, module.HTTPTransport),
+        {**shared, "_backend": _Backend, "_body": body, "__doc__": GuardedTransport.__doc__},
+    )
+    asynchronous = type(
+        "AsyncGuardedTransport",
+        (_AsyncGuarded, module.AsyncHTTPTransport),
+        {**shared, "_backend": _AsyncBackend, "_body": async_body,
+         "__doc__": AsyncGuardedTransport.__doc__},
+    )  # fmt: skip
+    return sync, asynchronous

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import importlib
 import json
 import re
 import threading
@@ -481,7 +482,7 @@ def test_stream_idle_timeout_longer_than_timeout_is_kept(
 
 
 def test_connection_options_go_to_modelwires_transports(server: FakeServer) -> None:
-    from modelwire import AsyncGuardedTransport, GuardedTransport
+    from modelwire import guarded_transports
 
     model = load(
         server,
@@ -492,20 +493,30 @@ def test_connection_options_go_to_modelwires_transports(server: FakeServer) -> N
     )
     options = model._guarded_http_options()
     sync, async_ = options["client_args"], options["async_client_args"]
-    assert isinstance(sync["transport"], GuardedTransport)
-    assert isinstance(async_["transport"], AsyncGuardedTransport)
+    sync_transport, async_transport = guarded_transports("httpx2")  # the SDK's default
+    assert isinstance(sync["transport"], sync_transport)
+    assert isinstance(async_["transport"], async_transport)
     assert "proxy" not in sync and "http2" not in sync  # httpx would ignore them there
     assert sync["verify"] is False
     assert async_["trust_env"] is False and async_["follow_redirects"] is False
 
 
-def test_the_sdk_is_not_put_on_httpx2(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    """modelwire's transports are httpx ones: an httpx2 client would fail on every call."""
-    monkeypatch.setenv("GOOGLE_GENAI_HTTP_CLIENT", "httpx2")
+@pytest.mark.parametrize("use_async", [False, True])
+@pytest.mark.parametrize("library", ["httpx", "httpx2"])
+def test_the_sdk_keeps_the_http_library_google_genai_http_client_names(
+    server: FakeServer, wire: Any, monkeypatch: pytest.MonkeyPatch, library: str, use_async: bool
+) -> None:
+    """modelwire's transports come for either library, so the SDK's own choice holds."""
+    monkeypatch.setenv("GOOGLE_GENAI_HTTP_CLIENT", library)
+    server.route("POST", wire.generate_path, wire.chat())
     model = load(server)
-    with pytest.raises(ConfigError, match="GOOGLE_GENAI_HTTP_CLIENT=httpx2"):
-        model(hello(model))
-    assert server.requests == []
+    key = "async_client_args" if use_async else "client_args"
+    transport = model._guarded_http_options()[key]["transport"]
+    base = "AsyncHTTPTransport" if use_async else "HTTPTransport"
+    assert isinstance(transport, getattr(importlib.import_module(library), base))
+    prompt = hello(model)
+    response = asyncio.run(model.acall(prompt)) if use_async else model(prompt)
+    assert response.text == wire.reply_text
 
 
 @pytest.mark.parametrize("use_async", [False, True])

@@ -2,14 +2,17 @@
 
 ``google.genai.Client`` is built on the first call (importing the SDK only then),
 with the SDK's own retries switched off, the config's ``timeout`` applied, and
-modelwire's transports (``GuardedTransport``, ``AsyncGuardedTransport``) under both
-of its httpx clients: they keep each attempt's deadline, the ``max_response_bytes``
-cap and the configured origin. The sync calls share one client; each event loop
-gets its own, used through ``.aio`` (over httpx, not aiohttp).
+modelwire's transports (``modelwire.guarded_transports``) under both of its clients,
+on the HTTP library the SDK picks (httpx2 unless ``GOOGLE_GENAI_HTTP_CLIENT=httpx``):
+they keep each attempt's deadline, the ``max_response_bytes`` cap and the configured
+origin. The sync calls share one client; each event loop gets its own, used through
+``.aio`` (over that library, not aiohttp).
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -138,7 +141,7 @@ class GeminiWrapper(ModelWrapper):
             if is_secret_key(key):
                 self.secret(value)
         self._api_key = self._resolve_api_key(self.secret(api_key))
-        self._ssl_contexts: dict[bool, Any] = {}  # built under the clients' lock
+        self._ssl_contexts: dict[tuple[str, bool], Any] = {}  # built under the clients' lock
         self.clients: SDKClients[genai.Client, genai.Client] = SDKClients(
             self._build_client, self._build_client, close_async=_aclose
         )
@@ -232,29 +235,19 @@ class GeminiWrapper(ModelWrapper):
         The SDK still builds its own clients (its headers, ``follow_redirects``,
         per-request timeouts) from ``client_args``/``async_client_args``; what
         configures the connection (``verify``, ``proxy``, ``http2``...) moves to the
-        transport, since httpx ignores it on a client given a transport. An httpx
-        transport in ``async_client_args`` also makes the SDK use httpx, not aiohttp,
+        transport, since httpx ignores it on a client given a transport. A transport in
+        ``async_client_args`` also makes the SDK use its library, not aiohttp,
         asynchronously. A config that brings its own ``transport`` or ``mounts`` keeps
         them, without modelwire's limits.
         """
-        from modelwire import AsyncGuardedTransport, GuardedTransport
+        from modelwire import guarded_transports
 
-        if os.environ.get("GOOGLE_GENAI_HTTP_CLIENT", "").strip().lower() == "httpx2":
-            raise ConfigError(
-                [
-                    ConfigIssue(
-                        self.config_name,
-                        None,
-                        "GOOGLE_GENAI_HTTP_CLIENT=httpx2 is set, but modelwire runs the SDK"
-                        " on httpx (its transports keep the deadline, size cap and origin):"
-                        " unset it or set it to httpx",
-                    )
-                ]
-            )
+        library = _http_library(self._http_options)
+        sync_transport, async_transport = guarded_transports(library)
         options = dict(self._http_options)
         for key, transport, keep in (
-            ("client_args", GuardedTransport, _keep_reply),
-            ("async_client_args", AsyncGuardedTransport, _akeep_reply),
+            ("client_args", sync_transport, _keep_reply),
+            ("async_client_args", async_transport, _akeep_reply),
         ):
             args = dict(options.get(key) or {})
             hooks = dict(args.get("event_hooks") or {})
@@ -264,7 +257,9 @@ class GeminiWrapper(ModelWrapper):
                 connection = {k: args.pop(k) for k in _CONNECTION_ARGS if k in args}
                 connection["trust_env"] = args.get("trust_env", True)
                 if "verify" not in connection:
-                    connection["verify"] = self._default_ssl_context(connection["trust_env"])
+                    connection["verify"] = self._default_ssl_context(
+                        library, connection["trust_env"]
+                    )
                 # The SDK reads `verify` from the client's arguments (and builds an SSL
                 # context of its own without one); httpx ignores it there.
                 args["verify"] = connection["verify"]
@@ -274,17 +269,34 @@ class GeminiWrapper(ModelWrapper):
             options[key] = args
         return options
 
-    def _default_ssl_context(self, trust_env: bool) -> Any:
+    def _default_ssl_context(self, library: str, trust_env: bool) -> Any:
         """httpx's default SSL context (certifi, or ``SSL_CERT_FILE``/``SSL_CERT_DIR``),
         built once per wrapper: every client and transport of it shares the one."""
-        if trust_env not in self._ssl_contexts:
-            import httpx
-
-            self._ssl_contexts[trust_env] = httpx.create_ssl_context(trust_env=trust_env)
-        return self._ssl_contexts[trust_env]
+        key = (library, trust_env)
+        if key not in self._ssl_contexts:
+            create = importlib.import_module(library).create_ssl_context
+            self._ssl_contexts[key] = create(trust_env=trust_env)
+        return self._ssl_contexts[key]
 
     def _map_error(self, exc: Exception) -> ModelWireError | None:
         return map_error(exc)
+
+
+def _http_library(http_options: Mapping[str, Any]) -> str:
+    """The HTTP library the SDK builds its clients on, chosen as the SDK chooses it:
+    ``GOOGLE_GENAI_HTTP_CLIENT`` (httpx or httpx2), else the library of what the config
+    puts in ``client_args``/``async_client_args`` (its own transport, say), else httpx2
+    when it is installed."""
+    wanted = os.environ.get("GOOGLE_GENAI_HTTP_CLIENT", "").strip().lower()
+    if wanted in ("httpx", "httpx2"):
+        return wanted
+    for key in ("client_args", "async_client_args"):
+        for value in (http_options.get(key) or {}).values():
+            for cls in type(value).__mro__:
+                package = (cls.__module__ or "").partition(".")[0]
+                if package in ("httpx", "httpx2"):
+                    return package
+    return "httpx2" if importlib.util.find_spec("httpx2") is not None else "httpx"
 
 
 async def _aclose(client: genai.Client) -> None:

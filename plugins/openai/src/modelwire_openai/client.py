@@ -3,14 +3,16 @@
 The SDK (and httpx) is imported only when the first call builds a client, never at
 module level: loading a config reads the wrapper's signature and must stay cheap.
 
-The SDK's HTTP clients are httpx clients on modelwire's transport
-(``modelwire.GuardedTransport``), which keeps each attempt's deadline, the
+The SDK's HTTP clients are its own (httpx2 clients for openai 2.x and later, httpx
+ones before) on modelwire's transport for that library
+(``modelwire.guarded_transports``), which keeps each attempt's deadline, the
 ``max_response_bytes`` cap and the configured origin under the SDK.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -145,31 +147,29 @@ class OpenAIWrapper(ModelWrapper):
         }
 
     def _build_client(self) -> OpenAI:
-        import httpx
-
-        from modelwire import GuardedTransport
+        from modelwire import guarded_transports
 
         openai = _sdk()
-        options = _transport_options(openai, httpx)
-        client_class = _default_client(openai.DefaultHttpxClient, httpx.Client)
-        http_client = client_class(
-            transport=GuardedTransport(**options),
-            mounts=GuardedTransport.proxy_mounts(**options),
+        library = _http_library(openai.DefaultHttpxClient)
+        transport = guarded_transports(library.__name__)[0]
+        options = _transport_options(openai, library)
+        http_client = openai.DefaultHttpxClient(
+            transport=transport(**options),
+            mounts=transport.proxy_mounts(**options),
             follow_redirects=True,  # the SDK's default; the transport refuses other origins
         )
         return openai.OpenAI(http_client=http_client, **self._sdk_kwargs())
 
     def _build_async_client(self) -> AsyncOpenAI:
-        import httpx
-
-        from modelwire import AsyncGuardedTransport
+        from modelwire import guarded_transports
 
         openai = _sdk()
-        options = _transport_options(openai, httpx)
-        client_class = _default_client(openai.DefaultAsyncHttpxClient, httpx.AsyncClient)
-        http_client = client_class(
-            transport=AsyncGuardedTransport(**options),
-            mounts=AsyncGuardedTransport.proxy_mounts(**options),
+        library = _http_library(openai.DefaultAsyncHttpxClient)
+        transport = guarded_transports(library.__name__)[1]
+        options = _transport_options(openai, library)
+        http_client = openai.DefaultAsyncHttpxClient(
+            transport=transport(**options),
+            mounts=transport.proxy_mounts(**options),
             follow_redirects=True,
         )
         return openai.AsyncOpenAI(http_client=http_client, **self._sdk_kwargs())
@@ -296,23 +296,28 @@ def _sdk() -> Any:
     return openai
 
 
-def _default_client(sdk_default: Any, httpx_client: type) -> Any:
-    """The SDK's own httpx client class when it is one (openai 1.x), else httpx's.
+def _http_library(sdk_client: type) -> Any:
+    """The httpx library the SDK's default client class is built on: ``httpx2`` (openai
+    2.x and later) or ``httpx``; the SDK takes a client of its own library best (its
+    error handling names that library's exceptions)."""
+    for cls in sdk_client.__mro__:
+        package = cls.__module__.partition(".")[0]
+        if package in ("httpx", "httpx2"):
+            return importlib.import_module(package)
+    raise PluginError(
+        f"the installed openai SDK builds its HTTP clients on {sdk_client!r}, neither httpx"
+        " nor httpx2, so modelwire cannot keep its deadlines: pip install modelwire-openai"
+        " to get a supported openai",
+        distribution="modelwire-openai",
+    )
 
-    Newer SDKs build their default client on ``httpx2``, which cannot run an httpx
-    transport; they accept an ``httpx`` client as ``http_client`` as well.
-    """
-    if isinstance(sdk_default, type) and issubclass(sdk_default, httpx_client):
-        return sdk_default
-    return httpx_client
 
-
-def _transport_options(openai: Any, httpx: Any) -> dict[str, Any]:
+def _transport_options(openai: Any, library: Any) -> dict[str, Any]:
     """What configures the connections: httpx ignores it on a client given a transport,
     so it goes to the transport. The SDK's connection limits are kept."""
     limits = openai.DEFAULT_CONNECTION_LIMITS
     return {
-        "limits": httpx.Limits(
+        "limits": library.Limits(
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
