@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from modelwire import BadRequestError, ConfigError, ModelRegistry
+from modelwire import BadRequestError, ConfigError, ModelRegistry, Msg
 from modelwire import records as records_module
 from modelwire.testing import FakeServer, Reply
 
@@ -178,3 +179,36 @@ def test_input_sharing_one_object_many_times_is_checked_quickly(server: FakeServ
     bad = ["fine", "bad \ud800"]
     with pytest.raises(BadRequestError, match="lone surrogate"):
         model([bad, bad])  # shared, not holding itself: still checked
+
+
+def test_records_and_reprs_show_inline_images_by_size(server: FakeServer, tmp_path: Path) -> None:
+    server.route(
+        "POST", "/v1/chat/completions", Reply.json({"choices": [{"message": {"content": "a cat"}}]})
+    )
+    data = d = base64.b64encode(b"\x89PNG" + b"0" * 1_999_996).decode()  # 2 MB of image
+    message = Msg(
+        "user",
+        [
+            {"type": "text", "text": "What is this?"},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": d}},
+        ],
+        role="user",
+        url="data:image/jpeg;base64," + data,
+    )
+    path = tmp_path / "records.jsonl"
+    records_module.configure(path)
+    try:
+        config = {"config_name": "chat", "model_type": "post_api_chat"}
+        model = ModelRegistry([{**config, "api_url": server.url + "/v1/chat/completions"}])
+        chat = model.load_model("chat")
+        assert chat(chat.format(message)).text == "a cat"
+        assert data in server.requests[0].body.decode()  # the image itself was sent
+    finally:
+        records_module.configure(None)
+    line = path.read_text(encoding="utf-8")
+    assert len(line) < 5_000
+    assert "<image/png, 2000000 bytes>" in line or "<image/jpeg, 2000000 bytes>" in line
+    assert data[:64] not in line
+    shown = repr(message)
+    assert len(shown) < 1_000
+    assert "<image/png, 2000000 bytes>" in shown and "<image/jpeg, 2000000 bytes>" in shown

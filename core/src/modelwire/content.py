@@ -26,6 +26,7 @@ __all__ = [
     "image_url",
     "is_web_url",
     "read_media",
+    "summarized",
     "text_of",
 ]
 
@@ -203,3 +204,41 @@ def _image_source(block: Mapping[str, Any]) -> Mapping[str, Any]:
             f" {{'type': 'base64', 'media_type': ..., 'data': ...}}, not {source!r}"[:200]
         )
     return source
+
+
+#: Inline media shorter than this stays as it is in records and reprs.
+_SHOWN_MEDIA = 256
+
+
+def summarized(value: Any, depth: int = 0) -> Any:
+    """``value`` with inline media replaced by a note of its type and size, for records
+    and reprs: a data URL and a base64 source's ``data`` become ``"<image/png, 2048
+    bytes>"``, so that neither holds megabytes of base64. Lists and dicts are copied;
+    anything else is returned as it is."""
+    if isinstance(value, str):
+        return _data_url_note(value) or value
+    if depth > 20:
+        return value
+    if isinstance(value, dict):
+        copy = {k: summarized(v, depth + 1) for k, v in value.items()}
+        data = value.get("data")
+        if value.get("type") == "base64" and isinstance(data, str) and len(data) > _SHOWN_MEDIA:
+            copy["data"] = _size_note(value.get("media_type"), data)
+        return copy
+    if isinstance(value, (list, tuple)):
+        return [summarized(item, depth + 1) for item in value]
+    return value
+
+
+def _data_url_note(text: str) -> str | None:
+    if len(text) <= _SHOWN_MEDIA or not text.startswith("data:"):
+        return None
+    header, comma, payload = text.partition(",")
+    if not comma or not header.endswith(";base64"):
+        return None
+    return _size_note(header[5:].removesuffix(";base64").split(";")[0] or None, payload)
+
+
+def _size_note(mime_type: Any, data: str) -> str:
+    size = len(data) * 3 // 4 - data[-2:].count("=")
+    return f"<{mime_type or 'media'}, {size} bytes>"

@@ -21,7 +21,7 @@ def _now() -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class Msg:
     """A message: who said it, what, in which role, and optional media ``url``(s).
 
@@ -42,6 +42,15 @@ class Msg:
             raise ValueError(
                 f"Msg role must be one of {', '.join(map(repr, ROLES))}, not {self.role!r}"
             )
+
+    def __repr__(self) -> str:
+        from modelwire.content import summarized  # inline images are shown by size
+
+        return (
+            f"Msg(name={self.name!r}, content={summarized(self.content)!r},"
+            f" role={self.role!r}, url={summarized(self.url)!r}, metadata={self.metadata!r},"
+            f" id={self.id!r}, timestamp={self.timestamp!r})"
+        )
 
     @property
     def urls(self) -> list[str]:

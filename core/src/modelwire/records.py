@@ -13,6 +13,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from modelwire.content import summarized
 from modelwire.hookspecs import hookimpl
 from modelwire.redact import redacted, scrub
 
@@ -149,10 +150,12 @@ def _jsonable(value: Any, depth: int = 0) -> Any:
     if depth > _MAX_DEPTH:
         return f"<{type(value).__name__} nested deeper than {_MAX_DEPTH} levels>"
     if isinstance(value, (str, int, float, bool)) or value is None:
-        return _clip(value) if isinstance(value, str) else value
+        return _clip(summarized(value)) if isinstance(value, str) else value
     if isinstance(value, (bytes, bytearray, memoryview)):  # e.g. an inline image
         return f"<{len(value)} bytes>"
     if isinstance(value, dict):
+        if value.get("type") == "base64":  # an image source: its data is summarised
+            value = summarized(value)
         return {str(k): _jsonable(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v, depth + 1) for v in value]

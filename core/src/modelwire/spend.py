@@ -160,6 +160,9 @@ class SpendTracker:
         self._prompt_tokens = 0
         self._completion_tokens = 0
         self._total_tokens = 0
+        #: Parts of the counts above, summed over the calls whose service reported them.
+        self._reasoning_tokens: int | None = None
+        self._cached_tokens: int | None = None
         self._spent = 0.0
         self._reserved = 0.0
         self._in_flight = 0
@@ -254,6 +257,10 @@ class SpendTracker:
             self._prompt_tokens += usage.prompt_tokens
             self._completion_tokens += usage.completion_tokens
             self._total_tokens += usage.total_tokens
+            if usage.reasoning_tokens is not None:
+                self._reasoning_tokens = (self._reasoning_tokens or 0) + usage.reasoning_tokens
+            if usage.cached_tokens is not None:
+                self._cached_tokens = (self._cached_tokens or 0) + usage.cached_tokens
         if cost:
             self._spent += cost
         if self._waiting:
@@ -277,7 +284,7 @@ class SpendTracker:
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return {
+            counts: dict[str, Any] = {
                 "config_name": self.config_name,
                 "calls": self._calls,
                 "errors": self._errors,
@@ -285,12 +292,17 @@ class SpendTracker:
                 "prompt_tokens": self._prompt_tokens,
                 "completion_tokens": self._completion_tokens,
                 "total_tokens": self._total_tokens,
-                "cost_usd": round(self._spent, 10),
-                "budget_usd": self.budget,
-                "remaining_usd": None
-                if self.budget is None
-                else max(0.0, self.budget - self._spent),
             }
+            if self._reasoning_tokens is not None:
+                counts["reasoning_tokens"] = self._reasoning_tokens
+            if self._cached_tokens is not None:
+                counts["cached_tokens"] = self._cached_tokens
+            counts["cost_usd"] = round(self._spent, 10)
+            counts["budget_usd"] = self.budget
+            counts["remaining_usd"] = (
+                None if self.budget is None else max(0.0, self.budget - self._spent)
+            )
+            return counts
 
 
 def _wake(future: asyncio.Future[None]) -> None:

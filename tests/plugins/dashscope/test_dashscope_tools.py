@@ -591,6 +591,8 @@ def test_reasoning_content_becomes_thinking_in_calls_and_streams(
         == [{"type": "thinking", "thinking": "6 times 7"}, {"type": "text", "text": "42"}]
     )
     assert (plain.usage.reasoning_tokens, plain.usage.cached_tokens) == (25, 4)
+    booked = model.usage  # the plain call's parts are summed with its counts
+    assert (booked["reasoning_tokens"], booked["cached_tokens"]) == (25, 4)
     assert all(body["parameters"]["enable_thinking"] is True for body in bodies(server))
     # DashScope does not take reasoning back: the thinking block is left out of the turn
     (_, sent_back) = model.format(Msg("u", "Q", role="user"), plain.to_msg("agent"))
