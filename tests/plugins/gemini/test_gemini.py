@@ -329,6 +329,7 @@ def test_usage_counts_thinking_as_completion_and_sends_no_token_counting_call(
         "promptTokenCount": 11,
         "candidatesTokenCount": 5,
         "thoughtsTokenCount": 20,
+        "cachedContentTokenCount": 8,
         "totalTokenCount": 36,
     }
     parts = [{"text": "Let me think...", "thought": True}, {"text": "Forty-two."}]
@@ -337,7 +338,8 @@ def test_usage_counts_thinking_as_completion_and_sends_no_token_counting_call(
     model = load(server, model_name="gemini-2.5-flash")
     response = model(hello(model))
     assert response.text == "Forty-two."
-    assert response.usage == Usage(11, 25, 36, reasoning_tokens=20)
+    assert response.usage == Usage(11, 25, 36, reasoning_tokens=20, cached_tokens=8)
+    assert (model.usage["reasoning_tokens"], model.usage["cached_tokens"]) == (20, 8)
     assert response.model_name == "gemini-pro-001"  # the service's model version
     assert model.usage["cost_usd"] == pytest.approx(11 * 0.0003 / 1000 + 25 * 0.0025 / 1000)
     assert [r.path for r in server.requests] == ["/v1/models/gemini-2.5-flash:generateContent"]
