@@ -102,9 +102,14 @@ def function_tool_call(block: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def function_tool_messages(msg: Any, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def function_tool_messages(
+    msg: Any, results: list[dict[str, Any]], *, config_name: str | None = None
+) -> list[dict[str, Any]]:
     """OpenAI-style ``role: "tool"`` messages: one per ``tool_result`` block (each call is
-    answered on its own), or the message's text for a ``tool_call_id`` in its metadata."""
+    answered on its own), or the message's text for a ``tool_call_id`` in its metadata.
+
+    Such messages take text only: images in a result's output (or the message) are left
+    out, with a warning on the ``modelwire`` logger naming ``config_name``."""
     from modelwire.content import text_of
 
     if not results:
@@ -114,11 +119,34 @@ def function_tool_messages(msg: Any, results: list[dict[str, Any]]) -> list[dict
                 "a tool message needs tool_result blocks (modelwire.tool_result(call, output))"
                 " or metadata={'tool_call_id': ...}"
             )
+        _warn_of_images(config_name, _image_count(msg.content))
         return [{"role": "tool", "tool_call_id": call_id, "content": text_of(msg.content)}]
+    _warn_of_images(config_name, sum(_image_count(result.get("output")) for result in results))
     return [
         {"role": "tool", "tool_call_id": result["id"], "content": text_of(result.get("output"))}
         for result in results
     ]
+
+
+def _image_count(content: Any) -> int:
+    """The image blocks in a message's content or a tool result's output."""
+    if not isinstance(content, list):
+        return 0
+    return sum(
+        1 for block in content if isinstance(block, Mapping) and block.get("type") == "image"
+    )
+
+
+def _warn_of_images(config_name: str | None, images: int) -> None:
+    if images:
+        import logging  # only to say what cannot be sent
+
+        logging.getLogger("modelwire").warning(
+            "%s: OpenAI-style tool messages take no images; %d image(s) of a tool message"
+            " were left out, only its text is sent",
+            config_name or "?",
+            images,
+        )
 
 
 def reasoning_text(message: Mapping[str, Any]) -> str | None:

@@ -547,6 +547,119 @@ def test_reasoning_content_becomes_thinking(
     assert sent_back == {"role": "assistant", "content": "42", "name": "agent"}
 
 
+def reasoning_stream() -> list[dict[str, Any]]:
+    """A DeepSeek-style stream: reasoning, then one call whose arguments arrive split."""
+    return [
+        delta(role="assistant", content=None, reasoning_content="Paris "),
+        delta(reasoning_content="first."),
+        fragment(0, '{"ci', id="call_a", name="get_weather"),
+        fragment(0, 'ty": "Paris"}'),
+        event([{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]),
+    ]
+
+
+def reasoning_tool_reply(wire: Any) -> Reply:
+    payload = wire.completion(None, tool_calls=PARALLEL[:1], finish_reason="tool_calls")
+    payload["choices"][0]["message"]["reasoning_content"] = "Paris first."
+    return Reply.json(payload)
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["call", "stream"])
+def test_thinking_goes_back_as_reasoning_content_with_the_tool_calls(
+    streamed: bool, server: FakeServer, wire: Any, load: Loader
+) -> None:
+    """DeepSeek's thinking mode refuses the next request (HTTP 400) unless an assistant
+    turn with tool calls carries its reasoning_content back."""
+    first_reply = stream_reply(reasoning_stream()) if streamed else reasoning_tool_reply(wire)
+    answer = wire.completion("Sunny.")
+    answer["choices"][0]["message"]["reasoning_content"] = "It said sunny."
+    server.route("POST", CHAT, first_reply, Reply.json(answer), wire.chat())
+    model = load(chat_config())
+    question = Msg("user", "Weather in Paris?", role="user")
+    if streamed:
+        first = collect(model.stream(model.format(question), tools=[get_weather]))
+    else:
+        first = model(model.format(question), tools=[get_weather])
+    assert first.content == [
+        {"type": "thinking", "thinking": "Paris first."},
+        EXPECTED_PARALLEL[0],
+    ]
+    results = Msg("tools", run_tools(first), role="tool")
+    history = [question, first.to_msg("agent"), results]
+    final = model(model.format(*history), tools=[get_weather])
+    assert bodies(server)[1]["messages"] == [
+        {"role": "user", "content": "Weather in Paris?", "name": "user"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": PARALLEL[:1],
+            "reasoning_content": "Paris first.",
+            "name": "agent",
+        },
+        {"role": "tool", "tool_call_id": "call_a", "content": "21 degrees celsius in Paris"},
+    ]
+    # The final answer's thinking led to no call: it is not sent (DeepSeek ignores it).
+    model(model.format(*history, final.to_msg("agent"), Msg("user", "Thanks", role="user")))
+    assert bodies(server)[2]["messages"][1]["reasoning_content"] == "Paris first."
+    assert bodies(server)[2]["messages"][3] == {
+        "role": "assistant",
+        "content": "Sunny.",
+        "name": "agent",
+    }
+
+
+def test_send_reasoning_false_leaves_the_thinking_out(
+    server: FakeServer, wire: Any, load: Loader
+) -> None:
+    server.route("POST", CHAT, reasoning_tool_reply(wire))
+    model = load(chat_config(send_reasoning=False))
+    first = model(ask(model), tools=[get_weather])
+    assert first.thinking == "Paris first."
+    (message,) = model.format(first.to_msg("agent"))
+    assert message == {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": PARALLEL[:1],
+        "name": "agent",
+    }
+
+
+def test_send_reasoning_is_checked_at_load(server: FakeServer, load: Loader) -> None:
+    with pytest.raises(ConfigError, match="send_reasoning"):
+        load(chat_config(send_reasoning="yes"))
+    assert server.requests == []
+
+
+def test_an_image_in_a_tool_result_is_left_out_with_a_warning(
+    server: FakeServer, wire: Any, load: Loader, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.route("POST", CHAT, wire.chat())
+    model = load(chat_config())
+    call = EXPECTED_PARALLEL[0]
+    output = [
+        {"type": "text", "text": "Here is the map."},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBO"}},
+    ]
+    result = {"type": "tool_result", "id": "call_a", "name": "get_weather", "output": output}
+    with caplog.at_level("WARNING", logger="modelwire"):
+        messages = model.format(Msg("agent", [call], role="assistant"), Msg("t", [result]))
+    model(messages)
+    assert bodies(server)[0]["messages"][1] == {
+        "role": "tool",
+        "tool_call_id": "call_a",
+        "content": "Here is the map.",
+    }
+    (warning,) = [r for r in caplog.records if r.name == "modelwire"]
+    assert "1 image(s) of a tool message were left out" in warning.getMessage()
+    assert warning.getMessage().startswith("chat: ")
+    # A tool message answered by metadata's tool_call_id, its content blocks.
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="modelwire"):
+        (message,) = model.format(Msg("t", output, role="tool", metadata={"tool_call_id": "c"}))
+    assert message == {"role": "tool", "tool_call_id": "c", "content": "Here is the map."}
+    assert "1 image(s) of a tool message were left out" in caplog.text
+
+
 def test_tools_through_acall(server: FakeServer, wire: Any, load: Loader) -> None:
     server.route("POST", CHAT, tool_reply(wire, PARALLEL))
     model = load(chat_config())

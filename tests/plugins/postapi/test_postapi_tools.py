@@ -605,22 +605,142 @@ def test_reasoning_content_becomes_thinking(server: FakeServer) -> None:
     assert sent_back == {"role": "assistant", "content": "42"}  # not sent back
 
 
-def test_reasoning_and_tool_calls_round_trip_without_the_reasoning(server: FakeServer) -> None:
-    reply = completion(
-        None, tool_calls=PARALLEL[:1], finish_reason="tool_calls", reasoning="Paris first."
-    )
-    server.route("POST", CHAT, Reply.json(reply), Reply.json(completion("Sunny.")))
-    model = post_api_chat(server)
-    first = model(ask(model), tools=[get_weather])
+def reasoning_stream(field: str) -> list[dict[str, Any]]:
+    """Reasoning, then one call whose arguments arrive split."""
+    return [
+        delta(role="assistant", content=None, **{field: "Paris "}),
+        delta(**{field: "first."}),
+        fragment(0, '{"ci', id="call_a", name="get_weather"),
+        fragment(0, 'ty": "Paris"}'),
+        finish("tool_calls"),
+    ]
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+@pytest.mark.parametrize("streamed", [False, True], ids=["call", "stream"])
+def test_thinking_goes_back_as_reasoning_content_with_the_tool_calls(
+    streamed: bool, field: str, server: FakeServer
+) -> None:
+    """DeepSeek's thinking mode refuses the next request (HTTP 400) unless an assistant
+    turn with tool calls carries its reasoning_content back; vLLM (which answers with
+    ``reasoning``) takes ``reasoning_content`` in the input too."""
+    if streamed:
+        first_reply = stream_reply(reasoning_stream(field))
+    else:
+        reply = completion(
+            None, tool_calls=PARALLEL[:1], finish_reason="tool_calls", **{field: "Paris first."}
+        )
+        first_reply = Reply.json(reply)
+    answer = Reply.json(completion("Sunny.", **{field: "It said sunny."}))
+    server.route("POST", CHAT, first_reply, answer, Reply.json(completion("Bye.")))
+    model = post_api_chat(server, **(STREAMING if streamed else {}))
+    question = Msg("user", "Weather in Paris?", role="user")
+    if streamed:
+        first = collect(model.stream(model.format(question), tools=[get_weather]))
+    else:
+        first = model(model.format(question), tools=[get_weather])
     assert first.content == [
         {"type": "thinking", "thinking": "Paris first."},
         *EXPECTED_PARALLEL[:1],
     ]
-    model([*ask(model), *model.format(first.to_msg(), Msg("t", run_tools(first), role="tool"))])
-    assert bodies(server)[1]["messages"][1:] == [
-        {"role": "assistant", "content": None, "tool_calls": PARALLEL[:1]},
+    history = [question, first.to_msg(), Msg("t", run_tools(first), role="tool")]
+    final = model(model.format(*history), tools=[get_weather])
+    assert final.thinking == "It said sunny."
+    assert bodies(server)[1]["messages"] == [
+        {"role": "user", "content": "Weather in Paris?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": PARALLEL[:1],
+            "reasoning_content": "Paris first.",
+        },
         {"role": "tool", "tool_call_id": "call_a", "content": "21 degrees celsius in Paris"},
     ]
+    # The final answer's thinking led to no call: it is not sent (DeepSeek ignores it).
+    model(model.format(*history, final.to_msg(), Msg("user", "Thanks", role="user")))
+    assert bodies(server)[2]["messages"][1]["reasoning_content"] == "Paris first."
+    assert bodies(server)[2]["messages"][3] == {"role": "assistant", "content": "Sunny."}
+
+
+def test_send_reasoning_false_leaves_the_thinking_out(server: FakeServer) -> None:
+    reply = completion(
+        "Checking.", tool_calls=PARALLEL[:1], finish_reason="tool_calls", reasoning_content="Hm."
+    )
+    server.route("POST", CHAT, Reply.json(reply))
+    model = post_api_chat(server, send_reasoning=False)
+    first = model(ask(model), tools=[get_weather])
+    assert first.thinking == "Hm."
+    assert model.format(first.to_msg()) == [
+        {"role": "assistant", "content": "Checking.", "tool_calls": PARALLEL[:1]}
+    ]
+
+
+def test_send_reasoning_is_checked_at_load(server: FakeServer) -> None:
+    with pytest.raises(ConfigError, match="send_reasoning"):
+        post_api_chat(server, send_reasoning="yes")
+    assert server.requests == []
+
+
+def test_an_image_in_a_tool_result_is_left_out_with_a_warning(
+    server: FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.route("POST", CHAT, Reply.json(completion("A map of Paris.")))
+    model = post_api_chat(server)
+    output = [
+        {"type": "text", "text": "Here is the map."},
+        {"type": "image", "source": {"type": "url", "url": "https://img.test/map.png"}},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBO"}},
+    ]
+    result = {"type": "tool_result", "id": "call_a", "name": "get_weather", "output": output}
+    with caplog.at_level("WARNING", logger="modelwire"):
+        messages = model.format(
+            Msg("agent", EXPECTED_PARALLEL[:1], role="assistant"), Msg("t", [result], role="tool")
+        )
+    model(messages)
+    assert bodies(server)[0]["messages"][1] == {
+        "role": "tool",
+        "tool_call_id": "call_a",
+        "content": "Here is the map.",
+    }
+    (warning,) = [r for r in caplog.records if r.name == "modelwire"]
+    assert warning.getMessage() == (
+        "test-post-api-chat: OpenAI-style tool messages take no images; 2 image(s) of a"
+        " tool message were left out, only its text is sent"
+    )
+
+
+def test_reasoning_and_cached_tokens_are_in_usage_of_calls_and_streams(
+    server: FakeServer,
+) -> None:
+    usage = {
+        "prompt_tokens": 20,
+        "completion_tokens": 30,
+        "total_tokens": 50,
+        "completion_tokens_details": {"reasoning_tokens": 24},
+        "prompt_tokens_details": {"cached_tokens": 16},
+    }
+    reply = completion("42")
+    reply["usage"] = usage
+    events = [delta(content="42"), finish("stop"), event([], usage=usage)]
+    server.route("POST", CHAT, Reply.json(reply), stream_reply(events))
+    model = post_api_chat(server, **STREAMING)
+    plain = model(ask(model))
+    chunks = list(model.stream(ask(model)))
+    for found in (plain.usage, chunks[-1].usage, collect(chunks).usage):
+        assert found is not None
+        assert (found.prompt_tokens, found.completion_tokens) == (20, 30)
+        assert (found.reasoning_tokens, found.cached_tokens) == (24, 16)
+    assert plain.usage.to_dict()["cached_tokens"] == 16
+    assert all(chunk.usage is None for chunk in chunks[:-1])
+
+
+def test_usage_without_details_has_no_reasoning_or_cached_tokens(server: FakeServer) -> None:
+    reply = completion("42")
+    reply["usage"] = {**USAGE_JSON, "prompt_tokens_details": None}
+    server.route("POST", CHAT, Reply.json(reply))
+    model = post_api_chat(server)
+    usage = model(ask(model)).usage
+    assert (usage.reasoning_tokens, usage.cached_tokens) == (None, None)
 
 
 def test_a_reply_of_reasoning_only_is_not_a_parse_error(server: FakeServer) -> None:

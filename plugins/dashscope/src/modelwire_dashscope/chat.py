@@ -158,7 +158,7 @@ class DashScopeConversationWrapper(DashScopeWrapper):
     ) -> list[Message]:
         """One ``role: "tool"`` message per result, each answering its call's id."""
         if not results:  # answered by the metadata's tool_call_id, as OpenAI's are
-            (message,) = function_tool_messages(msg, [])
+            (message,) = function_tool_messages(msg, [], config_name=self.config_name)
             if as_parts:
                 message["content"] = [{"text": message["content"]}]
             return [message]

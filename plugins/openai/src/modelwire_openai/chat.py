@@ -60,12 +60,22 @@ class OpenAIChatWrapper(OpenAIWrapper):
     ``json_schema`` ``response_format``; the reply's tool calls are in
     ``response.tool_calls`` (and, as the service sent them, in ``extra["tool_calls"]``),
     its ``reasoning_content`` (DeepSeek, Qwen, vLLM) in ``response.thinking``.
+
+    ``send_reasoning`` (default ``True``): ``format()`` sends an assistant message's
+    thinking blocks back as ``reasoning_content`` when that message carries tool calls,
+    as DeepSeek's thinking mode requires (it refuses the next request without them);
+    ``False`` for a server that refuses the field. Thinking is never sent on other
+    messages.
     """
 
     model_type = "openai"
     pricing_table = CHAT_PRICES
     reserved_args: ClassVar[tuple[str, ...]] = ("model", "messages", "stream")
     agent_arguments = AGENT_ARGUMENTS
+
+    def __init__(self, config_name: str, *, send_reasoning: bool = True, **kwargs: Any) -> None:
+        super().__init__(config_name, **kwargs)
+        self.send_reasoning = send_reasoning
 
     @classmethod
     def validate_params(cls, params: Mapping[str, Any]) -> list[ConfigIssue]:
@@ -89,13 +99,16 @@ class OpenAIChatWrapper(OpenAIWrapper):
     def format(self, *args: Msg | list[Msg] | None) -> list[dict[str, Any]]:
         """OpenAI messages: role, content and a sanitised ``name``; images for user
         messages; ``tool_use`` blocks as ``tool_calls`` and ``tool_result`` blocks as
-        ``role: "tool"`` messages (thinking blocks are not sent back)."""
+        ``role: "tool"`` messages (images in a tool's output are left out, with a
+        warning: OpenAI takes none there); the thinking of an assistant message with
+        tool calls as its ``reasoning_content`` (see ``send_reasoning``), other thinking
+        blocks not at all."""
         messages = []
         for msg in iter_msgs(*args):
             blocks = blocks_of(msg.content)
             results = [block for block in blocks if block["type"] == "tool_result"]
             if results or msg.role == "tool":
-                messages += function_tool_messages(msg, results)
+                messages += function_tool_messages(msg, results, config_name=self.config_name)
                 continue
             message: dict[str, Any] = {"role": msg.role, "content": self._content(msg)}
             calls = [block for block in blocks if block["type"] == "tool_use"]
@@ -103,6 +116,9 @@ class OpenAIChatWrapper(OpenAIWrapper):
                 message["tool_calls"] = [function_tool_call(call) for call in calls]
                 if not message["content"]:
                     message["content"] = None
+                reasoning = _reasoning_of(msg, blocks) if self.send_reasoning else None
+                if reasoning is not None:
+                    message["reasoning_content"] = reasoning
             name = re.sub(_NAME_FORBIDDEN, "_", str(msg.name or "")).strip("_")[:64]
             if name:
                 message["name"] = name
@@ -261,6 +277,14 @@ class OpenAIChatWrapper(OpenAIWrapper):
 
 #: The request key holding the call's ``structured_model``; never sent.
 _STRUCTURED = "structured_model"
+
+
+def _reasoning_of(msg: Msg, blocks: list[dict[str, Any]]) -> str | None:
+    """The text of an assistant message's thinking blocks (``None``: it has none)."""
+    thoughts = [block for block in blocks if block["type"] == "thinking"]
+    if msg.role != "assistant" or not thoughts:
+        return None
+    return "".join(str(block.get("thinking") or "") for block in thoughts)
 
 
 def _wire_tool_choice(choice: Any, tools: list[dict[str, Any]] | None) -> Any:

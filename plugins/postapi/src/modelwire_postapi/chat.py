@@ -41,11 +41,20 @@ _TOOL_KEYS = frozenset({"tools", "tool_choice", "structured_model"})
 
 
 class PostAPIChatWrapper(PostAPIWrapper):
-    """A chat service taking message lists; see the README for every config key."""
+    """A chat service taking message lists; see the README for every config key.
+
+    ``send_reasoning`` (default ``True``): ``format()`` sends an assistant message's
+    thinking blocks back as ``reasoning_content`` when that message carries tool calls,
+    as DeepSeek's thinking mode requires; ``False`` for a service that refuses the field.
+    """
 
     model_type = "post_api_chat"
     outputs: ClassVar[frozenset[str]] = frozenset({"text", "tool_calls"})
     agent_arguments = AGENT_ARGUMENTS
+
+    def __init__(self, config_name: str, *, send_reasoning: bool = True, **kwargs: Any) -> None:
+        super().__init__(config_name, **kwargs)
+        self.send_reasoning = send_reasoning
 
     @classmethod
     def validate_params(cls, params: Mapping[str, Any]) -> list[ConfigIssue]:
@@ -64,16 +73,31 @@ class PostAPIChatWrapper(PostAPIWrapper):
     def format(self, *args: Msg | list[Msg] | None) -> list[dict[str, Any]]:
         """OpenAI messages: role and content; images as ``image_url`` parts;
         ``tool_use`` blocks as ``tool_calls`` and ``tool_result`` blocks as
-        ``role: "tool"`` messages (thinking blocks are not sent back: OpenAI-compatible
-        servers do not take them in the input)."""
+        ``role: "tool"`` messages (images in a tool's output are left out, with a
+        warning: OpenAI's wire has none there); the thinking of an assistant message
+        with tool calls as its ``reasoning_content`` (see ``send_reasoning``), other
+        thinking blocks not at all."""
         messages: list[dict[str, Any]] = []
         for msg in iter_msgs(*args):
             blocks = blocks_of(msg.content)
             if not blocks and msg.role != "tool":
                 messages.append(_message(msg))
             else:
-                messages += _block_messages(msg, blocks)
+                messages += self._block_messages(msg, blocks)
         return messages
+
+    def _block_messages(self, msg: Msg, blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The OpenAI messages of one ``Msg`` whose content is a list of blocks."""
+        results = [block for block in blocks if block["type"] == "tool_result"]
+        if results or msg.role == "tool":
+            return function_tool_messages(msg, results, config_name=self.config_name)
+        message = _block_message(msg, blocks)
+        thoughts = [block for block in blocks if block["type"] == "thinking"]
+        if self.send_reasoning and thoughts and msg.role == "assistant" and "tool_calls" in message:
+            message["reasoning_content"] = "".join(
+                str(block.get("thinking") or "") for block in thoughts
+            )
+        return [message]
 
     # -- the provider step -----------------------------------------------------------
     def _request(self, inputs: Any, **kwargs: Any) -> PostRequest:
@@ -145,11 +169,8 @@ def _message(msg: Msg) -> dict[str, Any]:
     return {"role": msg.role, "content": parts}
 
 
-def _block_messages(msg: Msg, blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The OpenAI messages of one ``Msg`` whose content is a list of blocks."""
-    results = [block for block in blocks if block["type"] == "tool_result"]
-    if results or msg.role == "tool":
-        return function_tool_messages(msg, results)
+def _block_message(msg: Msg, blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The OpenAI message of a ``Msg`` of blocks that carries no tool results."""
     parts: list[dict[str, Any]] = []
     calls = []
     for block in blocks:
@@ -168,7 +189,7 @@ def _block_messages(msg: Msg, blocks: list[dict[str, Any]]) -> list[dict[str, An
         message["tool_calls"] = calls
         if not content:
             message["content"] = None  # OpenAI's shape of a turn of calls only
-    return [message]
+    return message
 
 
 def _url(url: str) -> str:

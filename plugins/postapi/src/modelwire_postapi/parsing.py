@@ -262,14 +262,29 @@ def _count(value: Any) -> int | None:
     return int(value) if float(value).is_integer() else None
 
 
+#: Where OpenAI (and vLLM) detail the counts: reasoning tokens (part of the completion)
+#: and prompt tokens served from a cache.
+USAGE_DETAILS: Final = (
+    ("completion_tokens_details", "reasoning_tokens"),
+    ("prompt_tokens_details", "cached_tokens"),
+)
+
+
 def usage_in(value: Any) -> Usage | None:
-    """Token counts of an object that names them in one of the usual ways."""
+    """Token counts of an object that names them in one of the usual ways, with the
+    reasoning and cached tokens where it details them in OpenAI's way."""
     if not isinstance(value, dict):
         return None
     for prompt_key, completion_key in USAGE_NAMES:
         prompt, completion = _count(value.get(prompt_key)), _count(value.get(completion_key))
         if prompt is not None or completion is not None:
-            return Usage.of(prompt, completion)
+            details = {}
+            for key, name in USAGE_DETAILS:
+                part = value.get(key)
+                count = _count(part.get(name)) if isinstance(part, dict) else None
+                if count is not None:
+                    details[name] = count
+            return Usage.of(prompt, completion, **details)
     return None
 
 
