@@ -147,31 +147,13 @@ class OpenAIWrapper(ModelWrapper):
         }
 
     def _build_client(self) -> OpenAI:
-        from modelwire import guarded_transports
-
         openai = _sdk()
-        library = _http_library(openai.DefaultHttpxClient)
-        transport = guarded_transports(library.__name__)[0]
-        options = _transport_options(openai, library)
-        http_client = openai.DefaultHttpxClient(
-            transport=transport(**options),
-            mounts=transport.proxy_mounts(**options),
-            follow_redirects=True,  # the SDK's default; the transport refuses other origins
-        )
+        http_client = _guarded_client(openai, openai.DefaultHttpxClient, asynchronous=False)
         return openai.OpenAI(http_client=http_client, **self._sdk_kwargs())
 
     def _build_async_client(self) -> AsyncOpenAI:
-        from modelwire import guarded_transports
-
         openai = _sdk()
-        library = _http_library(openai.DefaultAsyncHttpxClient)
-        transport = guarded_transports(library.__name__)[1]
-        options = _transport_options(openai, library)
-        http_client = openai.DefaultAsyncHttpxClient(
-            transport=transport(**options),
-            mounts=transport.proxy_mounts(**options),
-            follow_redirects=True,
-        )
+        http_client = _guarded_client(openai, openai.DefaultAsyncHttpxClient, asynchronous=True)
         return openai.AsyncOpenAI(http_client=http_client, **self._sdk_kwargs())
 
     # -- requests ---------------------------------------------------------------------
@@ -294,6 +276,21 @@ def _sdk() -> Any:
             distribution="modelwire-openai",
         ) from exc
     return openai
+
+
+def _guarded_client(openai: Any, client_class: type, *, asynchronous: bool) -> Any:
+    """The SDK's own HTTP client class, on modelwire's transport for its library, with
+    the SDK's connection limits and the environment's proxies."""
+    from modelwire import guarded_transports
+
+    library = _http_library(client_class)
+    transport = guarded_transports(library.__name__)[asynchronous]
+    options = _transport_options(openai, library)
+    return client_class(
+        transport=transport(**options),
+        mounts=transport.proxy_mounts(**options),
+        follow_redirects=True,  # the SDK's default; the transport refuses other origins
+    )
 
 
 def _http_library(sdk_client: type) -> Any:
