@@ -6,12 +6,14 @@ One model, the same 8 chat prompts, greedy, the same `max_new_tokens` (32), at
 
   baseline               the seed's Flask script: one `model.generate` per request
                          under a lock (concurrent generate calls on one CPU model only
-                         thrash), in this process, behind waitress
-  serving                modelwire-serve's app on its default scheduler (continuous
-                         batching on transformers' engine; `--scheduler static` for the
-                         static batches), in this process, behind waitress, on the same
-                         loaded model object as the baseline
-  serving-static         `--with-static`: the same app on `--scheduler static`
+                         thrash), behind waitress, in a process of its own (this script
+                         with `--serve-baseline`)
+  serving                `python -m modelwire_serving` (= `modelwire-serve`) on its
+                         default scheduler (continuous batching on transformers' engine;
+                         `--scheduler static` for the static batches), in its own process
+                         as a user starts it, same model flags and dtype
+  serving-static         `--with-static`: the same on `--scheduler static`
+  serving-NAME           `--variant NAME=FLAGS`: the same with extra flags (A/B runs)
   transformers-serve-cb  the peer: `transformers serve --continuous-batching` in its own
                          process (`--peer-modes sequential,continuous` adds its default,
                          one-at-a-time mode as `transformers-serve`)
@@ -23,10 +25,13 @@ One model, the same 8 chat prompts, greedy, the same `max_new_tokens` (32), at
 The baseline and ours get the same chat-formatted strings on POST /llm/ (`"raw":
 true`, so the string is used as it is); the peers get the same user messages on
 POST /v1/chat/completions and apply the same chat template (same tokenizer).
+Every service runs in its own process, started, awaited (GET /health or
+/v1/models), logged and stopped the same way (`PeerProcess`), so none shares
+this process's interpreter lock with the client threads.
 
 `transformers serve` cannot load the bundled GGUF file itself (for a GGUF config
 it looks up `config.architectures`, which the GGUF reader leaves empty, and fails);
-and a GGUF-loaded model refuses `save_pretrained`. So the model this process loaded
+and a GGUF-loaded model refuses `save_pretrained`. So the model this process loads
 (the GGUF dequantized to float32 by transformers) is copied into a plain model of
 the same class and saved with `save_pretrained` to a temporary folder under /tmp,
 next to the GGUF's own tokenizer; the peer loads that folder with
@@ -40,8 +45,9 @@ reports in `usage.completion_tokens` (the peers count the end-of-sequence token
 of an answer that ends before the limit; that token is subtracted so that all
 count alike; the raw count is kept in the JSON). Per (service, clients):
 tokens/s and requests/s over the run's wall time, p50 and p95 latency (nearest
-rank). Every service is warmed up untimed; the order of the services rotates
-from one client count to the next, so drift on the shared machine hits all.
+rank); per service its start-up time and resident memory at the end. Every
+service is warmed up untimed; the order of the services rotates from one client
+count to the next, so drift on the shared machine hits all.
 Targets (issue 22): tokens/s >= 1.0x the peer at every client count, >= 5x the
 seed-style service at 16 clients, p95 latency at 16 clients no worse than the
 peer's; vLLM >= 0.8x is the goal past that.
@@ -57,6 +63,7 @@ import contextlib
 import json
 import math
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -178,6 +185,10 @@ def seed_style_app(model: Any, tokenizer: Any, eos_ids: frozenset[int]) -> Any:
     app = Flask("seed_baseline")
     lock = threading.Lock()
 
+    @app.get("/health")
+    def health() -> dict[str, Any]:  # for the benchmark's ready wait only
+        return {"status": "ok"}
+
     @app.post("/llm/")
     def llm() -> dict[str, Any]:
         body = request.get_json()
@@ -197,14 +208,17 @@ def seed_style_app(model: Any, tokenizer: Any, eos_ids: frozenset[int]) -> Any:
     return app
 
 
-def start_waitress(app: Any, threads: int) -> tuple[str, Callable[[], None]]:
-    """Serve `app` with waitress on a free port in a background thread."""
-    from waitress import create_server
+def serve_baseline(args: argparse.Namespace) -> int:
+    """`--serve-baseline`: the seed-style service alone in this process, until SIGTERM."""
+    from waitress import serve
 
-    server = create_server(app, host="127.0.0.1", port=0, threads=threads)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    return f"http://127.0.0.1:{server.effective_port}", server.close
+    from modelwire_serving.loading import dtype_argument, load_text_model, resolve_location
+
+    location = resolve_location(args.model_name_or_path, args.gguf_file)
+    text = load_text_model(location, "cpu", dtype_argument(args.dtype))
+    app = seed_style_app(text.model, text.tokenizer, text.eos_token_ids)
+    serve(app, host="127.0.0.1", port=args.port, threads=args.threads)
+    return 0
 
 
 def llm_sender(rendered: list[str], settings: dict[str, Any]) -> Send:
@@ -394,7 +408,7 @@ class PeerProcess:
 
     @classmethod
     def transformers_serve(
-        cls, folder: str, dtype: str, continuous: bool, log_dir: str
+        cls, folder: str, dtype: str, continuous: bool, log_dir: str, num_blocks: int = 0
     ) -> PeerProcess:
         port = free_port()
         cli = Path(sys.executable).with_name("transformers")
@@ -413,8 +427,34 @@ class PeerProcess:
         ]
         if continuous:
             command.append("--continuous-batching")
+            if num_blocks:
+                command += ["--cb-num-blocks", str(num_blocks)]
         name = PEER_CB if continuous else PEER
         return cls(name, command, port, "/health", log_dir)
+
+    @classmethod
+    def modelwire_serve(
+        cls, name: str, args: argparse.Namespace, dtype: str, flags: list[str], log_dir: str
+    ) -> PeerProcess:
+        """`python -m modelwire_serving ...` (= `modelwire-serve`), as a user starts it."""
+        port = free_port()
+        command = [sys.executable, "-m", "modelwire_serving", *model_flags(args)]
+        command += ["--device", "cpu", "--dtype", dtype, "--host", "127.0.0.1"]
+        command += ["--port", str(port), *flags]
+        # No key: the benchmark sends none (an inherited $MODELWIRE_SERVE_API_KEY would 401).
+        env = {"PYTHONUNBUFFERED": "1", "MODELWIRE_SERVE_API_KEY": ""}
+        return cls(name, command, port, "/health", log_dir, env)
+
+    @classmethod
+    def seed_baseline(
+        cls, args: argparse.Namespace, dtype: str, threads: int, log_dir: str
+    ) -> PeerProcess:
+        """This script with `--serve-baseline`: the seed-style service in a process of its own."""
+        port = free_port()
+        command = [sys.executable, str(Path(__file__).resolve()), "--serve-baseline"]
+        command += [*model_flags(args), "--dtype", dtype]
+        command += ["--port", str(port), "--threads", str(threads)]
+        return cls(BASELINE, command, port, "/health", log_dir, {"PYTHONUNBUFFERED": "1"})
 
     @classmethod
     def vllm(cls, spec: str, dtype: str, log_dir: str) -> PeerProcess:
@@ -481,6 +521,37 @@ def terminate_as_exit() -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def model_flags(args: argparse.Namespace) -> list[str]:
+    """`--model_name_or_path` (and `--gguf_file`) as the benchmark was given them."""
+    flags = ["--model_name_or_path", args.model_name_or_path]
+    return flags + (["--gguf_file", args.gguf_file] if args.gguf_file else [])
+
+
+def health(url: str) -> dict[str, Any]:
+    """GET /health of one of our services."""
+    reply = httpx.get(f"{url}/health", timeout=30)
+    reply.raise_for_status()
+    return dict(reply.json())
+
+
+def rss_mib(group: int) -> float | None:
+    """Resident memory of a process group (a service and any children), in MiB; Linux only."""
+    total, found = 0, False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+            if int(fields[2]) != group:  # fields[2] is the process group id
+                continue
+            status = (stat.parent / "status").read_text()
+        except (OSError, IndexError, ValueError):
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+                found = True
+    return round(total / 1024, 1) if found else None
 
 
 # -- the sweep -------------------------------------------------------------------------------
@@ -568,17 +639,55 @@ def main(argv: list[str] | None = None) -> int:
         "default), sequential (its default mode), both comma-separated, or none",
     )
     parser.add_argument(
+        "--peer-kv-blocks",
+        type=int,
+        default=None,
+        help="transformers serve --continuous-batching's --cb-num-blocks (default: the KV "
+        "cache modelwire-serve holds per engine, in 256-token blocks; 0 = the peer's own "
+        "default, sized from the machine's RAM, which can exhaust a shared machine's memory)",
+    )
+    parser.add_argument(
         "--with-vllm",
         action="store_true",
         help="add vLLM (modelwire-serve vllm from .venv-engines, --enforce-eager) as a peer",
     )
+    parser.add_argument(
+        "--serve-args",
+        default="",
+        help="extra modelwire-serve flags for the serving row, as one string",
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=FLAGS",
+        help="also run modelwire-serve with these extra flags as row serving-NAME, e.g. "
+        "'mbt8192=--max-batch-tokens 8192' (repeatable; for A/B runs)",
+    )
+    parser.add_argument(
+        "--without-baseline",
+        action="store_true",
+        help="skip the seed-style service (for short A/B runs between our rows and the peers)",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    # Internal: the seed-style service in a process of its own (started by the sweep).
+    parser.add_argument("--serve-baseline", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=16, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.serve_baseline:
+        return serve_baseline(args)
     levels = [int(value) for value in args.clients.split(",") if value.strip()]
     modes = [m.strip() for m in args.peer_modes.split(",") if m.strip() and m.strip() != "none"]
     unknown = [m for m in modes if m not in PEER_MODES]
     if not levels or min(levels) < 1 or unknown or args.mixed_clients < 0:
         parser.error(f"bad --clients or --peer-modes ({', '.join(unknown) or args.clients})")
+    for variant in args.variant:
+        name, _, flags = variant.partition("=")
+        if not name.strip() or not flags.strip() or f"{SERVING}-{name}" in (SERVING_STATIC,):
+            parser.error(
+                f"bad --variant {variant!r}: NAME=FLAGS, e.g. 'mbt8192=--max-batch-tokens 8192'"
+            )
     os.environ["HF_HUB_OFFLINE"] = "1"
     began = time.perf_counter()
     try:
@@ -605,7 +714,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print_table(report)
     sys.stdout.flush()
-    # The engine's generation thread is not a daemon; skip teardown as on errors.
+    # A client thread may still be closing its connection; skip teardown as on errors.
     os._exit(0)
 
 
@@ -613,25 +722,17 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def build_ours(
-    text: Any, prompter: Any, scheduler: str, args: argparse.Namespace, max_request: int
-) -> Any:
-    """modelwire-serve's worker as `modelwire-serve --scheduler ...` builds it."""
-    from modelwire_serving.continuous import DEFAULT_MAX_BATCH_SIZE, build_worker
-
-    worker_args = argparse.Namespace(
-        scheduler=scheduler,
-        max_batch_size=args.max_batch_size or DEFAULT_MAX_BATCH_SIZE[scheduler],
-        batch_window_ms=args.batch_window_ms,
-        max_queue=256,
-        max_input_tokens=max_request,
-        max_new_tokens=max(512, args.max_new_tokens, max(MIXED_LENGTHS)),
-    )
-    return build_worker(worker_args, text, prompter)
+def ours_flags(args: argparse.Namespace, scheduler: str, threads: int) -> list[str]:
+    """modelwire-serve's flags for one of our rows (the model and port flags come on top)."""
+    flags = ["--scheduler", scheduler, "--batch-window-ms", f"{args.batch_window_ms:g}"]
+    if args.max_batch_size:
+        flags += ["--max-batch-size", str(args.max_batch_size)]
+    cap = max(512, args.max_new_tokens, max(MIXED_LENGTHS))
+    return [*flags, "--threads", str(threads), "--max-new-tokens", str(cap)]
 
 
 def sweep(args: argparse.Namespace, levels: list[int], modes: list[str]) -> dict[str, Any]:
-    from modelwire_serving.app import create_app
+    from modelwire_serving.continuous import DEFAULT_MAX_BATCH_SIZE, KV_TOKENS_PER_SLOT
     from modelwire_serving.loading import (
         dtype_argument,
         load_text_model,
@@ -639,11 +740,13 @@ def sweep(args: argparse.Namespace, levels: list[int], modes: list[str]) -> dict
         resolve_location,
     )
     from modelwire_serving.prompts import Prompter
-    from modelwire_serving.service import Limits, Service
 
     location = resolve_location(args.model_name_or_path, args.gguf_file)
     started = time.perf_counter()
-    text = load_text_model(location, "cpu", dtype_argument(args.dtype))
+    # Loaded here for the prompts' chat template and the peer's plain copy; every service
+    # loads the model again in its own process. Its log lines go to stderr: stdout is the report.
+    with contextlib.redirect_stdout(sys.stderr):
+        text = load_text_model(location, "cpu", dtype_argument(args.dtype))
     load_seconds = time.perf_counter() - started
     prompter = Prompter(text.tokenizer)
     # The same chat-formatted strings go to the baseline and to ours ("inputs" used as they are).
@@ -659,12 +762,34 @@ def sweep(args: argparse.Namespace, levels: list[int], modes: list[str]) -> dict
     remove_stale_workdirs()
     workdir = tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-")
     peers: dict[str, PeerProcess] = {}
-    stops: list[Callable[[], None]] = []
+    services: dict[str, PeerProcess] = {}  # the baseline and ours
     export_seconds = 0.0
-    ours: dict[str, Any] = {}
+    threads = max(16, 2 * max([*levels, args.mixed_clients]))
+    ours_rows: dict[str, list[str]] = {
+        SERVING: ours_flags(args, args.scheduler, threads) + shlex.split(args.serve_args)
+    }
+    if args.with_static and args.scheduler != "static":
+        ours_rows[SERVING_STATIC] = ours_flags(args, "static", threads)
+    for variant in args.variant:
+        name, _, flags = variant.partition("=")
+        ours_rows[f"{SERVING}-{name.strip()}"] = ours_flags(
+            args, args.scheduler, threads
+        ) + shlex.split(flags)
+    # The peer sizes its KV cache from the machine's total RAM by default (~0.8-0.9 of it,
+    # touched as blocks are used: 12.5 GB resident after a few hundred requests here, killed
+    # by the OOM killer beside our services); it gets the KV capacity ours holds instead.
+    peer_blocks = args.peer_kv_blocks
+    if peer_blocks is None:
+        slots = args.max_batch_size or DEFAULT_MAX_BATCH_SIZE["continuous"]
+        peer_blocks = math.ceil(slots * KV_TOKENS_PER_SLOT / 256) + 1
     try:
+        # Every service in a process of its own, started the same way: ready wait, log,
+        # stop() ends its process group, and it gets SIGTERM when this process dies.
+        if not args.without_baseline:
+            services[BASELINE] = PeerProcess.seed_baseline(args, text.dtype, threads, workdir)
+        for name, flags in ours_rows.items():
+            services[name] = PeerProcess.modelwire_serve(name, args, text.dtype, flags, workdir)
         if modes:
-            # Started before any server thread of ours (preexec_fn runs in the forked child).
             folder = materialize(location)  # a folder, or a hub id from the local cache
             if location.gguf_file:
                 source, folder = folder, os.path.join(workdir, "model")
@@ -674,58 +799,42 @@ def sweep(args: argparse.Namespace, levels: list[int], modes: list[str]) -> dict
                 export_seconds = time.perf_counter() - started
             for mode in modes:
                 peer = PeerProcess.transformers_serve(
-                    folder, text.dtype, mode == "continuous", workdir
+                    folder, text.dtype, mode == "continuous", workdir, peer_blocks
                 )
                 peers[peer.name] = peer
         if args.with_vllm and vllm_note is None:
             peers[VLLM] = PeerProcess.vllm(args.model_name_or_path, text.dtype, workdir)
-        max_request = min(4096, text.context_length)
-        schedulers = {SERVING: args.scheduler}
-        if args.with_static and args.scheduler != "static":
-            schedulers[SERVING_STATIC] = "static"
-        threads = max(16, 2 * max([*levels, args.mixed_clients]))
         targets: list[Target] = []
-        baseline_url, stop = start_waitress(
-            seed_style_app(text.model, text.tokenizer, text.eos_token_ids), threads
-        )
-        stops.append(stop)
-        targets.append(
-            Target(
-                BASELINE,
-                baseline_url,
-                llm_sender(rendered, settings),
-                "seed Flask script: one generate per request, under a lock (waitress, in process)",
+        for name, service in services.items():
+            service.wait_ready(timeout=300)
+            say(f"{name} ready {service.ready_seconds:.1f} s after its start")
+        if BASELINE in services:
+            targets.append(
+                Target(
+                    BASELINE,
+                    services[BASELINE].url,
+                    llm_sender(rendered, settings),
+                    "seed Flask script: one generate per request, under a lock (waitress, "
+                    "own process)",
+                )
             )
-        )
-        for name, scheduler in schedulers.items():
-            worker = build_ours(text, prompter, scheduler, args, max_request)
-            worker.start()
-            stops.append(worker.stop)
-            ours[name] = worker
-            service = Service(
-                model_name=location.served_name,
-                prompter=prompter,
-                worker=worker,
-                limits=Limits(max_new_tokens=max(512, args.max_new_tokens, max(MIXED_LENGTHS))),
-                context_length=text.context_length,
-                default_do_sample=False,
-                device="cpu",
-            )
-            url, stop = start_waitress(create_app(service), threads)
-            stops.append(stop)
+        infos = {name: health(services[name].url) for name in ours_rows}
+        for name, flags in ours_rows.items():
+            info = infos[name]
+            scheduler = info.get("scheduler", "static")
             shape = (
-                f"continuous batching, up to {worker.max_batch_size} requests in flight"
+                f"continuous batching, up to {info['max_batch_size']} requests in flight"
                 if scheduler == "continuous"
-                else f"static batches of up to {worker.max_batch_size}, "
+                else f"static batches of up to {info['max_batch_size']}, "
                 f"{args.batch_window_ms:g} ms window"
             )
+            shown = " ".join(shlex.quote(flag) for flag in flags)
             targets.append(
                 Target(
                     name,
-                    url,
+                    services[name].url,
                     llm_sender(rendered, ours_settings),
-                    f"modelwire-serve app, --scheduler {scheduler}, POST /llm/ (waitress, in "
-                    f"process; {shape})",
+                    f"modelwire-serve {shown}, POST /llm/ (own process; {shape})",
                 )
             )
         # Warm-up, untimed: two concurrent requests per service. Our chat route is checked
@@ -733,7 +842,7 @@ def sweep(args: argparse.Namespace, levels: list[int], modes: list[str]) -> dict
         fixed = lambda number: args.max_new_tokens  # noqa: E731 - the budget of the sweep
         for target in targets:
             drive(target, 2, 1, fixed)
-        with httpx.Client(base_url=targets[1].url, timeout=600) as session:
+        with httpx.Client(base_url=services[SERVING].url, timeout=600) as session:
             chat = chat_sender(counts_eos=False)(session, 0, args.max_new_tokens)
             llm = llm_sender(rendered, ours_settings)(session, 0, args.max_new_tokens)
         chat_route = {
@@ -761,7 +870,7 @@ def sweep(args: argparse.Namespace, levels: list[int], modes: list[str]) -> dict
             drive(
                 targets[-1], 2, 1, fixed
             )  # warm-up (continuous batching starts on a first request)
-        stats_before = {name: dict(w.stats.batch_sizes) for name, w in ours.items()}
+        stats_before = {name: health(services[name].url)["batch_sizes"] for name in ours_rows}
 
         runs: list[Run] = []
         for position, clients in enumerate(levels):
@@ -777,21 +886,28 @@ def sweep(args: argparse.Namespace, levels: list[int], modes: list[str]) -> dict
                 lambda number: MIXED_LENGTHS[number % len(MIXED_LENGTHS)],
             )
         time.sleep(0.2)  # the last batch's bookkeeping ends just after its replies
+        infos = {name: health(services[name].url) for name in ours_rows}
         batch_sizes = {
             name: {
-                size: n - stats_before[name].get(size, 0)
-                for size, n in sorted(worker.stats.batch_sizes.items())
+                int(size): n - stats_before[name].get(size, 0)
+                for size, n in sorted(info["batch_sizes"].items(), key=lambda item: int(item[0]))
                 if n - stats_before[name].get(size, 0)
             }
-            for name, worker in ours.items()
+            for name, info in infos.items()
         }
-        schedulers_seen = {name: worker.describe() for name, worker in ours.items()}
+        scheduler_keys = ("scheduler", "running", "fallback_requests", "fallback_reasons")
+        schedulers_seen = {
+            name: {
+                key: info[key] for key in (*scheduler_keys, "cancelled", "engine") if key in info
+            }
+            for name, info in infos.items()
+        }
+        memory = {
+            name: rss_mib(process.process.pid) for name, process in {**services, **peers}.items()
+        }
     finally:
-        for peer in peers.values():
-            peer.stop()
-        for stop in reversed(stops):
-            with contextlib.suppress(Exception):
-                stop()
+        for process in [*peers.values(), *services.values()]:
+            process.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
     by_key = {(run.service, run.clients): run for run in runs}
@@ -819,13 +935,16 @@ def sweep(args: argparse.Namespace, levels: list[int], modes: list[str]) -> dict
             "min_requests": args.requests,
             "prompts": len(PROMPTS),
             "scheduler": args.scheduler,
-            "max_batch_size": {name: w.max_batch_size for name, w in ours.items()},
+            "max_batch_size": {name: info["max_batch_size"] for name, info in infos.items()},
             "batch_window_ms": args.batch_window_ms,
             "peer_modes": modes,
+            "peer_kv_blocks": peer_blocks or "its default (from RAM)",
             "with_vllm": args.with_vllm,
         },
         "services": {t.name: t.description for t in targets},
         "peer_commands": {name: peer.command for name, peer in peers.items()},
+        "service_commands": {name: service.command for name, service in services.items()},
+        "rss_mib": memory,
         "peer_model": (
             f"the GGUF as dequantized by transformers in this process, saved with "
             f"save_pretrained ({text.dtype} safetensors + the GGUF's tokenizer) to a temporary "
@@ -835,9 +954,12 @@ def sweep(args: argparse.Namespace, levels: list[int], modes: list[str]) -> dict
         ),
         "notes": [note for note in (vllm_note,) if note],
         "load_seconds": {
-            "ours": round(load_seconds, 1),
+            "benchmark_process": round(load_seconds, 1),
             "export_for_peer": round(export_seconds, 1),
-            **{f"{n} (ready by)": round(p.ready_seconds or 0, 1) for n, p in peers.items()},
+            **{
+                f"{n} (ready by)": round(p.ready_seconds or 0, 1)
+                for n, p in {**services, **peers}.items()
+            },
         },
         "levels": level_reports,
         "mixed": mixed_report,

@@ -8,11 +8,15 @@ scheduler that applies one request's settings to the whole batch.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
 
 import httpx
+import pytest
 
 STORY = [{"role": "user", "content": "Write a long story about a brave dragon."}]
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
@@ -44,6 +48,22 @@ def test_health_says_continuous(http: httpx.Client) -> None:
     info = health(http)
     assert info["scheduler"] == "continuous"
     assert info["max_batch_size"] == 8
+    # The engine's shape, defaults of serving/src/modelwire_serving/continuous.py.
+    assert info["engine"]["max_batch_tokens"] == 2048
+    assert info["engine"]["kv_page_size"] == 32
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "least"), [("--max-batch-tokens", "0", 1), ("--kv-page-size", "2", 4)]
+)
+def test_engine_flags_out_of_range_fail_before_loading(flag: str, value: str, least: int) -> None:
+    command = [sys.executable, "-m", "modelwire_serving", "--model_name_or_path"]
+    command += ["bundled:smollm2", "--port", "0", flag, value]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 2
+    assert f"{flag} must be at least {least}, got {value}" in done.stderr
+    assert "Loading model" not in done.stdout
 
 
 def test_a_short_request_sent_mid_generation_finishes_first(

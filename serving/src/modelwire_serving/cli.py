@@ -182,6 +182,19 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         " windows at most (default 30 ms)",
     )
     batching.add_argument(
+        "--max-batch-tokens",
+        type=int,
+        default=None,
+        help="continuous: tokens per engine step, prompt tokens past it are prefilled over"
+        " several steps (default 2048)",
+    )
+    batching.add_argument(
+        "--kv-page-size",
+        type=int,
+        default=None,
+        help="continuous: tokens per KV-cache page, at least 4 (default 32)",
+    )
+    batching.add_argument(
         "--max-queue", type=int, default=256, help="waiting requests before 503 (default 256)"
     )
 
@@ -208,6 +221,12 @@ def run(args: argparse.Namespace) -> int:
             return launch(args)
         from modelwire_serving.server import run_server
 
+        for flag, value, least in (
+            ("--max-batch-tokens", getattr(args, "max_batch_tokens", None), 1),
+            ("--kv-page-size", getattr(args, "kv_page_size", None), 4),
+        ):
+            if value is not None and value < least:
+                raise ServeError(f"{flag} must be at least {least}, got {value}")
         if args.max_batch_size is None:
             args.max_batch_size = 32 if args.scheduler == "continuous" else 8
         return run_server(args)
