@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import pickle
 import traceback
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,11 @@ def test_a_credential_under_any_header_name_never_shows(
         str(info.value),
         "".join(traceback.format_exception(info.value)),
         path.read_text(),
+        # what a caller or a tool may read off the error object, not only print
+        info.value.message,
+        repr(info.value.args),
+        info.value.body or "",
+        pickle.dumps(info.value).decode("latin-1"),
     ]
     assert all(secret not in text for text in shown)
 

@@ -39,6 +39,11 @@ __all__ = [
 class ModelWireError(Exception):
     """Base class of every error modelwire raises."""
 
+    def __init__(self, *args: Any) -> None:
+        # ``args`` are kept scrubbed too: pickling, ``e.args`` and reprs of tools that
+        # read them must not carry an echoed credential either.
+        super().__init__(*(scrub(arg) if isinstance(arg, str) else arg for arg in args))
+
     def __str__(self) -> str:
         # Messages may quote SDK text that echoes a credential: scrub on the way out.
         return scrub(super().__str__())
@@ -179,13 +184,13 @@ class ProviderError(ModelWireError):
         body: Any = None,
         partial_text: str | None = None,
     ) -> None:
-        self.message = message if isinstance(message, str) else str(message)
+        self.message = scrub(message if isinstance(message, str) else str(message))
         self.status = status
         self.config_name = config_name
         self.model_type = model_type
-        self.body = None if body is None else _truncate(body_text(body))
+        self.body = None if body is None else scrub(_truncate(body_text(body)))
         self.partial_text = partial_text
-        super().__init__(message)
+        super().__init__(self.message)
 
     def __str__(self) -> str:
         parts = []
