@@ -7,6 +7,8 @@ import asyncio
 import functools
 import gzip
 import importlib
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -104,6 +106,59 @@ def test_a_silent_server_is_cut_at_the_deadline_not_the_read_timeout(
     assert time.perf_counter() - started < 1.5
 
 
+@pytest.fixture
+def slow_reader() -> Iterator[str]:
+    """A server that takes a request body 16 KiB every 2 ms at most, and never answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                continue
+            with connection:
+                connection.settimeout(0.2)
+                while not stop.is_set():
+                    try:
+                        if not connection.recv(16_384):
+                            break
+                    except OSError:
+                        if stop.is_set():
+                            break
+                    time.sleep(0.002)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/upload"
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_a_server_reading_the_body_slowly_is_cut_at_the_deadline(
+    slow_reader: str, library: str
+) -> None:
+    # 24 MB at under 8 MB/s: every send() finishes well within the time left, yet the
+    # whole body takes seconds
+    pytest.importorskip(library)
+    transport = guarded_transports(library)[0]
+    module = importlib.import_module(library)
+    started = time.perf_counter()
+    with (
+        module.Client(transport=transport(), timeout=30) as http,
+        attempt_limits(limits(0.5)),
+        pytest.raises(ModelTimeoutError),
+    ):
+        http.post(slow_reader, content=b"x" * 24_000_000)
+    assert time.perf_counter() - started < 1.5
+
+
 def test_without_limits_the_transport_is_plain_httpx(server: FakeServer, fetch: Any) -> None:
     server.route("GET", "/ok", Reply.json({"ok": True}))
     assert fetch(server.url + "/ok", None).json() == {"ok": True}
@@ -159,6 +214,17 @@ def test_a_redirect_to_another_origin_is_refused(
     assert other.url in str(info.value)
     assert "sk-should-not-show-123" not in str(info.value)
     assert other.requests == []
+
+
+@pytest.mark.parametrize("location", ["http:///steal", "http:/steal", "HTTP:///steal"])
+def test_a_location_without_a_host_is_judged_where_the_client_would_go(
+    server: FakeServer, fetch: Any, location: str
+) -> None:
+    # httpx fills in the host but not the port: the target is port 80, another origin
+    server.route("GET", "/moved", Reply.empty(307, headers={"Location": location}))
+    with pytest.raises(ProviderError, match="another origin"):
+        fetch(server.url + "/moved", limits(5), follow_redirects=True)
+    assert [r.path for r in server.requests] == ["/moved"]
 
 
 def test_a_redirect_within_the_origin_is_followed(server: FakeServer, fetch: Any) -> None:

@@ -30,7 +30,6 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
-from urllib.parse import urljoin, urlsplit
 
 import httpcore
 import httpx
@@ -77,6 +76,9 @@ class _DeadlineErrors:
 #: How close to the deadline a network timeout must end to be counted as the deadline's.
 _SLACK = 0.005
 
+#: The largest piece of a request body written under one deadline check.
+_WRITE_PIECE = 64 * 1024
+
 
 # -- the network layer: every operation gets at most the time left ---------------------------
 class _Stream(httpcore.NetworkStream):
@@ -87,7 +89,14 @@ class _Stream(httpcore.NetworkStream):
         return self._inner.read(max_bytes, _bound(timeout))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, _bound(timeout))
+        if len(buffer) <= _WRITE_PIECE:
+            self._inner.write(buffer, _bound(timeout))
+            return
+        # The backend gives every send() of one write the whole timeout, so a server
+        # reading a large body slowly would stretch it: each piece gets the time left.
+        view = memoryview(buffer)
+        for start in range(0, len(view), _WRITE_PIECE):
+            self._inner.write(view[start : start + _WRITE_PIECE], _bound(timeout))
 
     def close(self) -> None:
         self._inner.close()
@@ -185,15 +194,7 @@ def _refused_redirect(request: httpx.Request, response: httpx.Response) -> Provi
     location = response.headers.get("location")
     if location is None:
         return None
-    default = {"http": 80, "https": 443}
-    try:
-        target = urlsplit(urljoin(str(request.url), location))
-        there = (target.scheme, target.hostname, target.port or default.get(target.scheme))
-    except ValueError:  # not a URL: nowhere to follow it to
-        there = None
-    origin = (request.url.scheme, request.url.host, request.url.port)
-    here = (origin[0], origin[1], origin[2] or default.get(origin[0]))
-    if there == here:
+    if _origin(_redirect_target(request.url, location)) == _origin(request.url):
         return None
     return ProviderError(
         f"the service redirected to another origin ({mask_url(location)}), which is not"
@@ -201,6 +202,28 @@ def _refused_redirect(request: httpx.Request, response: httpx.Response) -> Provi
         " at the new address if it is right",
         status=response.status_code,
     )
+
+
+def _redirect_target(here: Any, location: str) -> Any:
+    """Where the client would go, resolved as httpx (and httpx2) resolve a ``Location``
+    in ``Client._redirect_url``: ``http:///path`` keeps the host but not the port;
+    ``None`` for a ``Location`` that is no URL (the client refuses to follow it)."""
+    try:
+        url = type(here)(location)
+        if url.scheme and not url.host:
+            url = url.copy_with(host=here.host)
+        return here.join(url) if url.is_relative_url else url
+    except Exception:
+        return None
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: Any) -> tuple[str, str, int | None] | None:
+    if url is None:
+        return None
+    return (url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme))
 
 
 class _Decoder:
