@@ -353,6 +353,41 @@ def test_reply_without_candidates_is_a_parse_error(server: FakeServer) -> None:
 
 
 # -- errors ----------------------------------------------------------------------------------------
+#: Error bodies the SDK itself cannot read: not UTF-8, and JSON nested too deep.
+UNREADABLE_BODIES = {"not-utf8": b"\xff\xfe oops \x80", "deep": b"[" * 60_000 + b"]" * 60_000}
+
+
+@pytest.mark.parametrize("body", UNREADABLE_BODIES)
+@pytest.mark.parametrize("route", ["call", "acall", "stream", "embedding"])
+def test_an_error_body_the_sdk_cannot_read_keeps_its_http_status(
+    server: FakeServer, wire: Any, route: str, body: str
+) -> None:
+    """A 503 is retried and a 401 is an AuthenticationError, whatever the body."""
+    path = {"stream": wire.stream_path, "embedding": wire.embed_path}.get(route, wire.generate_path)
+    model_type = "gemini_embedding" if route == "embedding" else "gemini_chat"
+    for status, error_type, requests in (
+        (503, ServiceUnavailableError, 3),
+        (401, AuthenticationError, 1),
+    ):
+        before = len(server.requests)
+        server.route(
+            "POST",
+            path,
+            Reply(status, {"Content-Type": "application/json"}, UNREADABLE_BODIES[body]),
+        )
+        model = load(server, model_type)
+        prompt: Any = ["some text"] if route == "embedding" else hello(model)
+        with pytest.raises(error_type) as info:
+            if route == "acall":
+                asyncio.run(model.acall(prompt))
+            elif route == "stream":
+                list(model.stream(prompt))
+            else:
+                model(prompt)
+        assert info.value.status == status
+        assert len(server.requests) - before == requests
+
+
 def test_rate_limit_delay_from_retry_info(server: FakeServer, wire: Any) -> None:
     server.route("POST", wire.generate_path, wire.chat())
     limited = wire.error(429, "Quota exceeded", details=[wire.retry_info("7s")])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ from modelwire import (
     ModelWrapper,
     Pricing,
     SDKClients,
+    error_for_status,
     is_secret_key,
 )
 from modelwire_gemini.errors import map_error
@@ -97,13 +99,45 @@ def kept_replies() -> Iterator[list[Any]]:
 
 
 def _keep_reply(response: Any) -> None:
+    if _is_error(response):
+        response.read()
+        _refuse_unreadable_error(response)
     replies = _replies.get()
     if replies is not None:
         replies.append(response)
 
 
 async def _akeep_reply(response: Any) -> None:
-    _keep_reply(response)
+    if _is_error(response):
+        await response.aread()
+        _refuse_unreadable_error(response)
+    replies = _replies.get()
+    if replies is not None:
+        replies.append(response)
+
+
+def _is_error(response: Any) -> bool:
+    return response.status_code >= 400
+
+
+def _refuse_unreadable_error(response: Any) -> None:
+    """An error reply whose body the SDK cannot read (not UTF-8, or JSON nested too deep)
+    would reach the caller as the SDK's ``UnicodeDecodeError``/``RecursionError``,
+    without its HTTP status (a 503 then not retried, a 401 not an authentication
+    error): such a reply is typed here by its status. Any other body, JSON or text,
+    is left to the SDK's own error, which ``errors.map_error`` reads."""
+    try:
+        json.loads(response.content)
+    except (UnicodeDecodeError, RecursionError) as exc:
+        status = response.status_code
+        raise error_for_status(
+            status,
+            f"Gemini answered HTTP {status} with a body that cannot be read ({type(exc).__name__})",
+            headers=response.headers,
+            body=response.content.decode("utf-8", "replace"),
+        ) from None
+    except ValueError:
+        return
 
 
 def bare_model_name(name: str) -> str:
