@@ -199,6 +199,67 @@ def test_chat_passes_tools_and_prints_the_calls(tmp_path: Path, server: FakeServ
     assert result.stdout == 'Checking.\ntool call get_weather {"city": "Paris"}\n', result.stderr
 
 
+def streamed_tool_calls_reply(request: Request) -> Reply:
+    """An OpenAI chat completion stream: text, then two calls of ``get_weather`` whose
+    arguments arrive in pieces, interleaved, then the usage."""
+    body = request.json()
+    assert body["stream"] is True and body["tools"] == TOOLS
+
+    def chunk(delta: dict[str, object], finish: str | None = None) -> dict[str, object]:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        return {"id": "chatcmpl-2", "object": "chat.completion.chunk", "created": 1,
+                "model": "gpt-4o", "choices": [choice]}  # fmt: skip
+
+    def call(index: int, arguments: str, **head: str) -> dict[str, object]:
+        function = {"arguments": arguments, **({"name": head["name"]} if "name" in head else {})}
+        start = {"id": head["id"], "type": "function"} if "id" in head else {}
+        return {"tool_calls": [{"index": index, **start, "function": function}]}
+
+    events = [
+        chunk({"role": "assistant", "content": "Check"}),
+        chunk({"content": "ing."}),
+        chunk(call(0, '{"ci', id="call_1", name="get_weather")),
+        chunk(call(1, '{"city": "Ro', id="call_2", name="get_weather")),
+        chunk(call(0, 'ty": "Par')),
+        chunk(call(1, 'me"}')),
+        chunk(call(0, 'is"}')),
+        chunk({}, "tool_calls"),
+        {"id": "chatcmpl-2", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o",
+         "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 9,
+                                  "total_tokens": 14}},
+    ]  # fmt: skip
+    return Reply.sse(events, done="[DONE]")
+
+
+def test_chat_streams_and_prints_the_tool_calls(tmp_path: Path, server: FakeServer) -> None:
+    """``chat --tools`` on the streaming path (the default): the text as it streams,
+    then one line per call, assembled from the fragments the stream brought."""
+    server.route("POST", "/v1/chat/completions", streamed_tool_calls_reply)
+    configs = tmp_path / "configs.json"
+    configs.write_text(
+        json.dumps(
+            {
+                "config_name": "gpt",
+                "model_type": "openai",
+                "model_name": "gpt-4o",
+                "api_key": "cli-secret-key-987654",
+                "client_args": {"base_url": server.url + "/v1"},
+            }
+        )
+    )
+    tools = tmp_path / "tools.json"
+    tools.write_text(json.dumps(TOOLS))
+    result = modelwire("chat", "gpt", "Weather?", "-c", str(configs), "--tools", str(tools))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        "Checking.\n"
+        'tool call get_weather {"city": "Paris"}\n'
+        'tool call get_weather {"city": "Rome"}\n'
+    ), result.stderr
+    (request,) = server.requests
+    assert request.json()["stream"] is True
+
+
 def test_chat_tools_refused_by_a_type_without_them(tmp_path: Path, server: FakeServer) -> None:
     server.route("POST", "/v1/reverse", service)
     path = write_config(tmp_path, server)

@@ -9,6 +9,7 @@ the same checks.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -188,7 +189,7 @@ class TestMutantConformance(_OpenAIChat):
 
 CHAT_HEADER = """
 import json
-from modelwire import blocks_of, iter_msgs, text_of
+from modelwire import ModelResponse, ResponseParseError, blocks_of, iter_msgs, text_of
 from modelwire_openai.chat import OpenAIChatWrapper
 
 
@@ -306,18 +307,116 @@ CHAT_MUTANTS = {
 }
 
 
+#: Bugs on one call path only (the others are right), each with the check that must
+#: catch it and the path its failure must name; the check fails, and no other agent
+#: check of the suite does.
+ONE_PATH_MUTANTS = {
+    "astream-ignores-structured-model": (
+        """
+    def astream(self, *args, structured_model=None, **kwargs):
+        return super().astream(*args, **kwargs)  # the schema never reaches the request
+""",
+        "test_structured_output_is_validated",
+        "astream",
+    ),
+    "acall-takes-replies-off-the-schema": (
+        """
+    async def acall(self, *args, **kwargs):
+        try:
+            return await super().acall(*args, **kwargs)
+        except ResponseParseError as exc:  # a "lenient" async path: whatever the JSON says
+            if exc.text is None or kwargs.get("structured_model") is None:
+                raise
+            return ModelResponse(text=exc.text, parsed=json.loads(exc.text))
+""",
+        "test_structured_output_is_validated",
+        "acall",
+    ),
+    "acall-drops-thinking": (
+        """
+    async def acall(self, *args, **kwargs):
+        response = await super().acall(*args, **kwargs)
+        # rebuilt from the fields the async path was written for, before reasoning
+        return ModelResponse(text=response.text, raw=response.raw, usage=response.usage,
+                             tool_calls=response.tool_calls, parsed=response.parsed)
+""",
+        "test_thinking_is_read",
+        "acall",
+    ),
+    "astream-drops-thinking": (
+        """
+    def astream(self, *args, **kwargs):
+        chunks = super().astream(*args, **kwargs)
+
+        async def text_only():
+            async for chunk in chunks:
+                chunk.thinking = ""
+                yield chunk
+
+        return text_only()
+""",
+        "test_thinking_is_read",
+        "astream",
+    ),
+    "stream-ignores-tool-choice": (
+        """
+    def _send_stream(self, request):
+        request = {k: v for k, v in request.items() if k != "tool_choice"}
+        return super()._send_stream(request)
+""",
+        "test_tool_choice_forces_the_named_tool",
+        "stream",
+    ),
+    "acall-ignores-tool-choice": (
+        """
+    async def _asend(self, request):
+        request = {k: v for k, v in request.items() if k != "tool_choice"}
+        return await super()._asend(request)
+""",
+        "test_tool_choice_forces_the_named_tool",
+        "acall",
+    ),
+}
+
+#: Every agent check of the suite: what the chat control must pass.
+AGENT_CHECKS = sorted(
+    {check for _, check in CHAT_MUTANTS.values()}
+    | {check for _, check, _ in ONE_PATH_MUTANTS.values()}
+    | {"test_tool_choice_forces_the_named_tool"}
+)
+
+
 @pytest.mark.parametrize("mutant", sorted(CHAT_MUTANTS))
 def test_suite_fails_the_chat_mutant_on_the_rule_it_breaks(
     mutant: str, tmp_path: Path, openai_tests: Path
 ) -> None:
     body, check = CHAT_MUTANTS[mutant]
     control = mutant == "chat-control"
-    if control:  # the unmutated type passes every check a chat mutant fails
-        check = " or ".join(sorted({check for _, check in CHAT_MUTANTS.values()}))
+    if control:  # the unmutated type passes every agent check
+        check = " or ".join(AGENT_CHECKS)
     _install_mutant(tmp_path, "mutant_chat", CHAT_HEADER + body)
     (tmp_path / "test_mutant.py").write_text(textwrap.dedent(CHAT_SUITE))
     (tmp_path / "conftest.py").write_text((openai_tests / "conftest.py").read_text())
     _expect_failure_of(check, control, tmp_path, openai_tests)
+
+
+@pytest.mark.parametrize("mutant", sorted(ONE_PATH_MUTANTS))
+def test_suite_fails_the_chat_mutant_on_the_path_it_breaks(
+    mutant: str, tmp_path: Path, openai_tests: Path
+) -> None:
+    """All the agent checks run against the mutant: only the named one fails, and its
+    failure names the broken path."""
+    body, check, operation = ONE_PATH_MUTANTS[mutant]
+    _install_mutant(tmp_path, "mutant_chat", CHAT_HEADER + body)
+    (tmp_path / "test_mutant.py").write_text(textwrap.dedent(CHAT_SUITE))
+    (tmp_path / "conftest.py").write_text((openai_tests / "conftest.py").read_text())
+    returncode, output = _run_suite(" or ".join(AGENT_CHECKS), tmp_path, openai_tests)
+    assert returncode == 1, output
+    failed = re.findall(r"^FAILED test_mutant\.py::TestMutantConformance::(\w+)", output, re.M)
+    assert failed == [check], output
+    assert f"1 failed, {len(AGENT_CHECKS) - 1} passed" in output, output
+    reasons = [line for line in output.splitlines() if line.startswith("E ")]
+    assert any(re.search(rf"\ba {operation}\b", line) for line in reasons), output
 
 
 @pytest.fixture(scope="module")
@@ -364,6 +463,18 @@ def _install_mutant(tmp_path: Path, model_type: str, source: str) -> None:
 def _expect_failure_of(check: str, control: bool, tmp_path: Path, *paths: Path) -> None:
     """Run ``check`` of the suite in ``tmp_path``: it must pass for the control and fail,
     by that check's name, for a mutant."""
+    returncode, output = _run_suite(check, tmp_path, *paths)
+    if control:
+        assert returncode == 0, output
+        assert " passed" in output and " skipped" not in output, output
+    else:
+        assert returncode == 1, output
+        assert f"FAILED test_mutant.py::TestMutantConformance::{check}" in output, output
+
+
+def _run_suite(checks: str, tmp_path: Path, *paths: Path) -> tuple[int, str]:
+    """The return code and output of the suite in ``tmp_path`` run for ``checks`` (a
+    ``-k`` expression)."""
     result = subprocess.run(
         [
             sys.executable,
@@ -381,7 +492,7 @@ def _expect_failure_of(check: str, control: bool, tmp_path: Path, *paths: Path) 
             "no:asyncio",
             "--import-mode=importlib",
             "-k",
-            check,
+            checks,
             str(tmp_path / "test_mutant.py"),
             "-W",
             "ignore::DeprecationWarning",
@@ -393,13 +504,7 @@ def _expect_failure_of(check: str, control: bool, tmp_path: Path, *paths: Path) 
         env={**_env(), "PYTHONPATH": ":".join(map(str, [tmp_path, *paths]))},
         check=False,
     )
-    output = result.stdout + result.stderr
-    if control:
-        assert result.returncode == 0, output
-        assert " passed" in output and " skipped" not in output, output
-    else:
-        assert result.returncode == 1, output
-        assert f"FAILED test_mutant.py::TestMutantConformance::{check}" in output, output
+    return result.returncode, result.stdout + result.stderr
 
 
 def _env() -> dict[str, str]:

@@ -51,6 +51,7 @@ class TestOllamaChatConformance(OllamaSuite):
     expected_usage = USAGE
     routes = [("POST", "/api/chat")]
     supports_tools = True
+    forces_tool_choice = False  # Ollama has no way to force a tool
     supports_structured_output = True
     supports_images = True
     supports_thinking = True

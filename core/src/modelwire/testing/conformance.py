@@ -144,6 +144,9 @@ class ConformanceSuite:
     #: What a chat type takes beyond text (each needs ``script_reply``): ``tools`` and
     #: ``tool_choice``; ``structured_model``; image blocks; reasoning in replies.
     supports_tools: ClassVar[bool] = False
+    #: With tools: whether ``tool_choice="<tool name>"`` forces that tool (``False``
+    #: for a service that cannot, which must then refuse the choice before sending).
+    forces_tool_choice: ClassVar[bool] = True
     supports_structured_output: ClassVar[bool] = False
     supports_images: ClassVar[bool] = False
     supports_thinking: ClassVar[bool] = False
@@ -494,6 +497,37 @@ class ConformanceSuite:
             return self.call_args(model)[0][0]
         return model.format(Msg("user", "What is the weather in Paris?", role="user"), *extra)
 
+    def _operations(self) -> list[str]:
+        """The call paths the type has: ``call`` and ``acall``, and the streams if it
+        streams (else they are refused, which ``test_stream_agrees_with_call`` checks)."""
+        return ["call", "acall", *(["stream", "astream"] if self.streams else [])]
+
+    def _respond(self, model: Any, operation: str, *args: Any, **kwargs: Any) -> ModelResponse:
+        """One ``call``, ``acall``, ``stream`` or ``astream`` as the ``ModelResponse`` it
+        gives (a stream's chunks collected with ``modelwire.collect``); a stream's last
+        chunk must carry the tool calls, as ``docs/plugins.md`` says."""
+        from modelwire.blocks import collect
+
+        if operation == "call":
+            return model(*args, **kwargs)
+        if operation == "acall":
+            return _in_a_loop(model, model.acall(*args, **kwargs))
+        if operation == "stream":
+            chunks = list(model.stream(*args, **kwargs))
+        else:
+
+            async def gather() -> list[Any]:
+                return [chunk async for chunk in model.astream(*args, **kwargs)]
+
+            chunks = _in_a_loop(model, gather())
+        response = collect(chunks)
+        if response.tool_calls:
+            assert chunks[-1].tool_calls == response.tool_calls, (
+                f"the last chunk of a {operation} carries {chunks[-1].tool_calls!r}, not the"
+                f" stream's tool calls {response.tool_calls!r}"
+            )
+        return response
+
     def test_tools_reach_the_server_or_are_refused(self, server: FakeServer) -> None:
         model = self.load(server)
         if not self.supports_tools:
@@ -536,26 +570,69 @@ class ConformanceSuite:
         self.script_reply(server, tool_calls=calls)
         model = self.load(server)
         tools = [get_weather, get_time]
-        responses = [
-            model(self._ask(model), tools=tools),
-            _in_a_loop(model, model.acall(self._ask(model), tools=tools)),
-        ]
-        if self.streams:
-            from modelwire.blocks import collect
-
-            chunks = list(model.stream(self._ask(model), tools=tools))
-            assert chunks[-1].tool_calls, "the last chunk of a stream carries its tool calls"
-            responses.append(collect(chunks))
-        for response in responses:
+        for operation in self._operations():
+            response = self._respond(model, operation, self._ask(model), tools=tools)
             got = [(block["name"], block["input"]) for block in response.tool_calls or ()]
             assert got == [("get_weather", {"city": "Paris"}), ("get_time", {})], (
-                f"tool calls read as {response.tool_calls!r}"
+                f"the tool calls of a {operation} read as {response.tool_calls!r}"
             )
             ids = [block["id"] for block in response.tool_calls or ()]
-            assert all(isinstance(i, str) and i for i in ids) and len(set(ids)) == 2, ids
+            assert all(isinstance(i, str) and i for i in ids) and len(set(ids)) == 2, (
+                f"the tool calls of a {operation} have the ids {ids!r}"
+            )
             assert [b for b in response.content or () if b["type"] == "tool_use"] == (
                 response.tool_calls
+            ), f"the content of a {operation} is {response.content!r}"
+
+    def test_tool_choice_forces_the_named_tool(self, server: FakeServer) -> None:
+        """``tool_choice="<tool name>"`` reaches the server on every call path: the
+        request names the tool once more than the same request with ``"auto"`` (in
+        OpenAI's ``tool_choice``, Gemini's ``allowedFunctionNames``...). A type whose
+        service cannot force a tool (``forces_tool_choice = False``: ``ollama_chat``)
+        refuses the choice with BadRequestError before sending, on every path."""
+        if not self.supports_tools:
+            pytest.skip("the type takes no tools (test_tools_reach_the_server_or_are_refused)")
+        self.script_reply(server, tool_calls=[("call_1", "get_weather", {"city": "Paris"})])
+        model = self.load(server)
+        tools = [get_weather, get_time]
+        refused: dict[str, bool] = {}
+        for operation in self._operations():
+            named: dict[str, int] = {}
+            for choice in ("auto", "get_weather"):
+                before = len(server.requests)
+                try:
+                    response = self._respond(
+                        model, operation, self._ask(model), tools=tools, tool_choice=choice
+                    )
+                except BadRequestError:
+                    if choice == "auto":
+                        raise
+                    assert len(server.requests) == before, (
+                        f"a {operation} whose tool_choice was refused was sent"
+                    )
+                    refused[operation] = True
+                    continue
+                sent = server.requests[before:]
+                assert len(sent) == 1, f"a {operation} sent {len(sent)} requests"
+                named[choice] = sum(value == "get_weather" for value, _ in _walk(sent[0].json()))
+                got = [block["name"] for block in response.tool_calls or ()]
+                assert got == ["get_weather"], (
+                    f"the tool calls of a {operation} with tool_choice={choice!r} read as"
+                    f" {response.tool_calls!r}"
+                )
+            if operation in refused:
+                continue
+            refused[operation] = False
+            assert named["get_weather"] > named["auto"], (
+                f"tool_choice='get_weather' did not reach the server on a {operation}: its"
+                " request names the tool no more often than with tool_choice='auto'"
             )
+        expected = not self.forces_tool_choice
+        wrong = sorted(operation for operation, was in refused.items() if was != expected)
+        assert not wrong, (
+            f"forcing a tool was {'sent' if expected else 'refused'} on {', '.join(wrong)},"
+            f" though the suite declares forces_tool_choice={self.forces_tool_choice}"
+        )
 
     def test_tool_results_are_sent_back(self, server: FakeServer) -> None:
         """The second request carries the assistant's tool call (its name and arguments)
@@ -605,23 +682,41 @@ class ConformanceSuite:
         )
 
     def test_structured_output_is_validated(self, server: FakeServer) -> None:
+        """On every call path the schema is sent, a reply in it is ``parsed`` and a reply
+        off it raises ResponseParseError with its validation errors."""
         model = self.load(server)
         if not self.supports_structured_output:
             self.script_success(server)
-            with pytest.raises((BadRequestError, ConfigError)):
-                model(self._ask(model), structured_model=CITY_SCHEMA)
+            for operation in self._operations():
+                with pytest.raises((BadRequestError, ConfigError)):
+                    self._run_with(
+                        model, operation, (self._ask(model),), {"structured_model": CITY_SCHEMA}
+                    )
             assert not server.requests, "a structured call the type cannot take was sent"
             return
         self.script_reply(server, text='{"city": "Paris", "population": 2100000}')
-        response = model(self._ask(model), structured_model=CITY_SCHEMA)
-        assert response.parsed == {"city": "Paris", "population": 2100000}
-        assert "population" in server.requests[-1].text, "the schema was not sent"
+        for operation in self._operations():
+            before = len(server.requests)
+            response = self._respond(
+                model, operation, self._ask(model), structured_model=CITY_SCHEMA
+            )
+            assert response.parsed == {"city": "Paris", "population": 2100000}, (
+                f"the parsed reply of a {operation} is {response.parsed!r}"
+            )
+            assert any("population" in r.text for r in server.requests[before:]), (
+                f"the schema was not sent on a {operation}"
+            )
         self.script_reply(server, text='{"city": 5}')
-        with pytest.raises(ResponseParseError) as caught:
-            model(self._ask(model), structured_model=CITY_SCHEMA)
-        assert getattr(caught.value, "validation_errors", None), (
-            "a reply off the schema must raise with its validation errors"
-        )
+        for operation in self._operations():
+            try:
+                self._respond(model, operation, self._ask(model), structured_model=CITY_SCHEMA)
+            except ResponseParseError as exc:
+                assert getattr(exc, "validation_errors", None), (
+                    f"a reply off the schema must raise with its validation errors: a"
+                    f" {operation} raised {exc!r}"
+                )
+            else:
+                pytest.fail(f"a reply off the schema was taken as parsed on a {operation}")
 
     def test_image_blocks_reach_the_server(self, server: FakeServer) -> None:
         if not self.supports_images:
@@ -649,12 +744,8 @@ class ConformanceSuite:
             pytest.skip("declared: the type reads no reasoning")
         self.script_reply(server, text="Sunny.", thinking="Paris is in France.")
         model = self.load(server)
-        responses = {"call": model(self._ask(model))}
-        if self.streams:
-            from modelwire.blocks import collect
-
-            responses["stream"] = collect(model.stream(self._ask(model)))
-        for how, response in responses.items():
+        for how in self._operations():
+            response = self._respond(model, how, self._ask(model))
             assert response.thinking == "Paris is in France.", (
                 f"the reasoning of a {how} read as {response.thinking!r}"
             )
