@@ -104,19 +104,37 @@ CITY = {
 }
 
 
-def test_openai_structured_model_is_validated_end_to_end(server) -> None:  # type: ignore[no-untyped-def]
+def city_model() -> Any:
+    """``CITY`` as a pydantic class (imported here: pydantic comes with the openai SDK)."""
+    import pydantic
+
+    class City(pydantic.BaseModel):
+        city: str
+        country: str
+
+    return City
+
+
+@pytest.mark.parametrize("form", ["schema", "pydantic"])
+def test_openai_structured_model_is_validated_end_to_end(server, form: str) -> None:  # type: ignore[no-untyped-def]
     """The schema reaches the real model (stated in the system message); whatever it
-    answers is either validated into ``parsed`` or a ResponseParseError with the text."""
+    answers is either validated into ``parsed`` (a dict for a schema, an instance of a
+    pydantic class) or a ResponseParseError with the text."""
     model = registry(server, local_openai={"generate_args": {"max_tokens": 24}}).load_model(
         "local_openai"
     )
+    structured = CITY if form == "schema" else city_model()
     messages = model.format(Msg("user", "Which city is the capital of France?", role="user"))
     try:
-        response = model(messages, structured_model=CITY)
+        response = model(messages, structured_model=structured)
     except ResponseParseError as error:
         assert error.text is not None and error.validation_errors, error
     else:
-        assert isinstance(response.parsed, dict) and set(response.parsed) >= {"city", "country"}
+        if form == "schema":
+            assert isinstance(response.parsed, dict)
+            assert set(response.parsed) >= {"city", "country"}
+        else:
+            assert isinstance(response.parsed, structured)
     assert model.usage["calls"] + model.usage["errors"] == 1
 
 
