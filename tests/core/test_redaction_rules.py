@@ -128,7 +128,8 @@ def test_url_credentials_are_masked_in_repr_errors_and_library_logs(
 ) -> None:
     server.route("POST", "/llm/", Reply.error(500))
     url = (
-        server.url.replace("http://", "http://bob:url-pass-9876@") + "/llm/?api-key=query-key-5555"
+        server.url.replace("http://", "http://bob:url-pass-9876@")
+        + "/llm/?api-key=query-key-5555&code=functions-key-3333"  # code: Azure Functions'
     )
     registry = ModelRegistry([{**post_api(server), "api_url": url}])
     model = registry.load_model("flask")
@@ -142,3 +143,4 @@ def test_url_credentials_are_masked_in_repr_errors_and_library_logs(
     for text in shown:
         assert "url-pass-9876" not in text
         assert "query-key-5555" not in text
+        assert "functions-key-3333" not in text

@@ -10,6 +10,7 @@ import importlib
 import socket
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -194,6 +195,21 @@ def test_a_compressed_reply_under_the_cap_is_decoded(server: FakeServer, fetch: 
     )
     assert fetch(server.url + "/gz", limits(5, 10_000)).json() == {"answer": "y" * 5000}
     assert server.requests[-1].header("accept-encoding") == "gzip, deflate"
+
+
+@pytest.mark.parametrize("form", ["zlib", "raw"])
+def test_a_deflate_reply_is_decoded_as_zlib_or_raw_deflate(
+    server: FakeServer, fetch: Any, form: str
+) -> None:
+    # "deflate" means zlib data, yet some servers send raw deflate: httpx reads both
+    data = b'{"answer": "' + b"z" * 5000 + b'"}'
+    compressor = zlib.compressobj(wbits=zlib.MAX_WBITS if form == "zlib" else -zlib.MAX_WBITS)
+    body = compressor.compress(data) + compressor.flush()
+    headers = {"Content-Encoding": "deflate", "Content-Type": "application/json"}
+    server.route("GET", "/deflate", Reply(200, headers, body))
+    assert fetch(server.url + "/deflate", limits(5, 10_000)).json() == {"answer": "z" * 5000}
+    with pytest.raises(ResponseParseError, match="max_response_bytes=1000"):
+        fetch(server.url + "/deflate", limits(5, 1000))
 
 
 def test_an_encoding_it_did_not_offer_is_refused(server: FakeServer, fetch: Any) -> None:

@@ -52,7 +52,8 @@ SECRET_HEADER_PARTS = (
     "session",
     "cookie",
 )
-#: Query parameters that carry credentials (``?api-key=``, ``?sig=``...).
+#: Query parameters that carry credentials (``?api-key=``, ``?sig=``...); ``code``
+#: (Azure Functions' key) only as a URL's parameter, not as a word in text.
 _QUERY_NAMES = ["api[_-]?key", "key", "token", "access[_-]?token", "sig", "signature"]
 _QUERY_NAMES += ["password", "secret", "auth", "session", "credential"]
 
@@ -74,7 +75,7 @@ def _generic() -> re.Pattern[str]:
     return re.compile(
         r"(?i)((?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]{6,}"
         r"|\b(sk-[A-Za-z0-9_-]{8,})"
-        rf"|(\b(?:{'|'.join(_QUERY_NAMES)})=)[^&\s\"'<>]+"
+        rf"|((?:\b(?:{'|'.join(_QUERY_NAMES)})|(?<=[?&])code)=)[^&\s\"'<>]+"
         r"|(\b[a-z][a-z0-9+.-]*://[^/@\s:\"']*:)[^/@\s\"']+(?=@)"
     )
 

@@ -232,6 +232,9 @@ class _Decoder:
     def __init__(self, encoding: str, limit: int | None) -> None:
         self.limit = limit
         self.size = 0
+        # "deflate" is zlib data, but some servers send a raw deflate stream: as httpx
+        # does, a first piece zlib refuses is read again as raw deflate.
+        self._may_be_raw = encoding == "deflate"
         if encoding in ("", "identity"):
             self._zlib = None
         elif encoding in ("gzip", "x-gzip"):
@@ -252,10 +255,16 @@ class _Decoder:
         if self._zlib is not None:
             # at most one byte past the cap: enough to tell that it is exceeded
             room = 0 if self.limit is None else self.limit - self.size + 1
+            may_be_raw, self._may_be_raw = self._may_be_raw, False
             try:
                 data = self._zlib.decompress(data, room)
             except zlib.error as exc:
-                raise ResponseParseError(f"the reply's compressed body is broken ({exc})") from exc
+                if not may_be_raw:
+                    raise ResponseParseError(
+                        f"the reply's compressed body is broken ({exc})"
+                    ) from exc
+                self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+                return self.feed(data)
         return self.feed_decoded(data)
 
     def feed_decoded(self, data: bytes) -> bytes:
