@@ -10,7 +10,6 @@ usage and spend are here, written once.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -28,6 +27,7 @@ from modelwire.errors import (
     scrubbed_chain,
 )
 from modelwire.limits import AttemptLimits, attempt_limits
+from modelwire.redact import modelwire_logger
 from modelwire.response import ModelChunk, ModelResponse, Usage, content_of, merge_block_fields
 
 if TYPE_CHECKING:
@@ -42,8 +42,6 @@ __all__ = ["AGENT_ARGUMENTS", "Call", "Stream", "reading_the_reply"]
 #: The chat call arguments modelwire defines (blocks, tools, structured output); a
 #: wrapper names those it takes in ``agent_arguments``.
 AGENT_ARGUMENTS = frozenset({"tools", "tool_choice", "structured_model"})
-
-logger = logging.getLogger("modelwire")
 
 
 class Call:
@@ -286,7 +284,7 @@ class Call:
         try:
             caller(**kwargs)
         except Exception:
-            logger.exception("a modelwire %s hook failed", hook)
+            modelwire_logger().exception("a modelwire %s hook failed", hook)
 
 
 class Stream:

@@ -8,7 +8,6 @@ fails to import, or whose ``register_model_types`` raises, is recorded as broken
 from __future__ import annotations
 
 import importlib
-import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ import pluggy
 from modelwire import hookspecs
 from modelwire.errors import PluginError, UnknownModelTypeError
 from modelwire.hookspecs import PROJECT
+from modelwire.redact import modelwire_logger
 
 if TYPE_CHECKING:
     from modelwire.wrapper import ModelWrapper
@@ -35,7 +35,6 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = PROJECT
-logger = logging.getLogger("modelwire")
 
 #: Where each first-party model type comes from, for the ``pip install`` hint: the one
 #: place the core names the plugins.
@@ -221,7 +220,7 @@ class PluginManager(pluggy.PluginManager):
                 continue
             for impl in caller.get_hookimpls():
                 if impl.plugin is plugin and not impl.optionalhook:
-                    logger.warning(
+                    modelwire_logger().warning(
                         "modelwire plugin %r from %s implements %r, which is not a modelwire"
                         " hook; it is ignored. Mark it hookimpl(optionalhook=True) if it is"
                         " meant for a newer modelwire.",
@@ -237,7 +236,7 @@ class PluginManager(pluggy.PluginManager):
         info.detail = "".join(traceback.format_exception(exc))
         if info not in self.plugins:
             self.plugins.append(info)
-        logger.warning(
+        modelwire_logger().warning(
             "modelwire plugin %r from %s failed to load: %s",
             info.name,
             info.distribution,
@@ -270,7 +269,7 @@ class PluginManager(pluggy.PluginManager):
         claims = self.conflicts.setdefault(name, [existing])
         claims.append(registration)
         self.types.pop(name, None)
-        logger.warning(
+        modelwire_logger().warning(
             "model_type %r is registered twice: by %s and by %s",
             name,
             claims[0].distribution,
@@ -338,7 +337,9 @@ class PluginManager(pluggy.PluginManager):
             try:
                 impl.function(*[cli for _ in impl.argnames])
             except Exception as exc:
-                logger.warning("plugin %s failed to add its commands: %s", impl.plugin_name, exc)
+                modelwire_logger().warning(
+                    "plugin %s failed to add its commands: %s", impl.plugin_name, exc
+                )
 
 
 class _FoundEntryPoint(NamedTuple):
@@ -373,7 +374,9 @@ def _entry_points() -> list[_FoundEntryPoint]:
             name, version = fields["Name"] or "", fields["Version"] or "?"
             points = distribution.entry_points.select(group=ENTRY_POINT_GROUP)
         except Exception as exc:
-            logger.debug("skipping a distribution whose metadata cannot be read: %s", exc)
+            modelwire_logger().debug(
+                "skipping a distribution whose metadata cannot be read: %s", exc
+            )
             continue
         key = _normalize(name)
         if not points or key in seen:

@@ -8,11 +8,13 @@ environment) is scrubbed from free text such as SDK error messages.
 from __future__ import annotations
 
 import functools
-import logging
 import re
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import logging
 
 MASK = "***"
 
@@ -237,8 +239,18 @@ LIBRARY_LOGGERS = (
 )
 
 
-class ScrubbingFilter(logging.Filter):
-    """Scrubs credentials from a log record's message before any handler sees it."""
+def modelwire_logger() -> logging.Logger:
+    """The ``modelwire`` logger; ``logging`` is imported on the first message, not at
+    start-up."""
+    import logging
+
+    return logging.getLogger("modelwire")
+
+
+class ScrubbingFilter:
+    """Scrubs credentials from a log record's message before any handler sees it (a
+    logging filter: any object with ``filter(record)`` is one, so ``logging`` itself is
+    imported only by ``install_log_filters``)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -261,6 +273,8 @@ def install_log_filters() -> None:
     each existing child gets one; SDK clients are built after their SDK is imported
     (``SDKClients``), which is when this runs.
     """
+    import logging
+
     names = [
         name
         for name in list(logging.root.manager.loggerDict)
