@@ -178,8 +178,8 @@ def tool_call_reply(request: Request) -> Reply:
     )
 
 
-def test_chat_passes_tools_and_prints_the_calls(tmp_path: Path, server: FakeServer) -> None:
-    server.route("POST", "/v1/chat/completions", tool_call_reply)
+def chat_files(tmp_path: Path, server: FakeServer) -> tuple[Path, Path]:
+    """A config file with one openai config pointing at ``server``, and a tools file."""
     configs = tmp_path / "configs.json"
     configs.write_text(
         json.dumps(
@@ -194,6 +194,12 @@ def test_chat_passes_tools_and_prints_the_calls(tmp_path: Path, server: FakeServ
     )
     tools = tmp_path / "tools.json"
     tools.write_text(json.dumps(TOOLS))
+    return configs, tools
+
+
+def test_chat_passes_tools_and_prints_the_calls(tmp_path: Path, server: FakeServer) -> None:
+    server.route("POST", "/v1/chat/completions", tool_call_reply)
+    configs, tools = chat_files(tmp_path, server)
     result = modelwire("chat", "gpt", "Weather?", "-c", str(configs), "--tools", str(tools),
                        "--no-stream")  # fmt: skip
     assert result.stdout == 'Checking.\ntool call get_weather {"city": "Paris"}\n', result.stderr
@@ -235,20 +241,7 @@ def test_chat_streams_and_prints_the_tool_calls(tmp_path: Path, server: FakeServ
     """``chat --tools`` on the streaming path (the default): the text as it streams,
     then one line per call, assembled from the fragments the stream brought."""
     server.route("POST", "/v1/chat/completions", streamed_tool_calls_reply)
-    configs = tmp_path / "configs.json"
-    configs.write_text(
-        json.dumps(
-            {
-                "config_name": "gpt",
-                "model_type": "openai",
-                "model_name": "gpt-4o",
-                "api_key": "cli-secret-key-987654",
-                "client_args": {"base_url": server.url + "/v1"},
-            }
-        )
-    )
-    tools = tmp_path / "tools.json"
-    tools.write_text(json.dumps(TOOLS))
+    configs, tools = chat_files(tmp_path, server)
     result = modelwire("chat", "gpt", "Weather?", "-c", str(configs), "--tools", str(tools))
     assert result.returncode == 0, result.stderr
     assert result.stdout == (

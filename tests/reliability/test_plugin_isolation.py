@@ -249,8 +249,7 @@ def test_odd_metadata_of_other_distributions_does_not_stop_discovery(tmp_path: P
     code = """
 import json
 from modelwire.plugins import _entry_points
-print(json.dumps([[f.distribution, f.entry_point.name, f.entry_point.value]
-                  for f in _entry_points()]))
+print(json.dumps([[ep.dist.name, ep.name, ep.value] for ep in _entry_points()]))
 """
     found = last_json(run_python(code, tmp_path))
     assert ["good-plugin", "good", "good_pkg.plugin"] in found

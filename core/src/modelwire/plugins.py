@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -63,10 +63,18 @@ class TypeRegistration:
 
     model_type: str
     target: str
-    distribution: str
-    plugin: str
+    source: PluginInfo = field(repr=False)
     aliases: tuple[str, ...] = ()
     _cls: type[ModelWrapper] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def distribution(self) -> str:
+        """The distribution that registered the type (read from its metadata on first use)."""
+        return self.source.distribution
+
+    @property
+    def plugin(self) -> str:
+        return self.source.name
 
     def load_class(self) -> type[ModelWrapper]:
         """Import the wrapper class (and with it, its SDK) on first use."""
@@ -108,15 +116,43 @@ class TypeRegistration:
 
 @dataclass(slots=True)
 class PluginInfo:
-    """One plugin as ``modelwire plugins`` shows it; ``detail`` holds a failure's traceback."""
+    """One plugin as ``modelwire plugins`` shows it; ``detail`` holds a failure's traceback.
+
+    An entry point's distribution name and version are read from its metadata when
+    first asked for: parsing a plugin's ``METADATA`` (its README included) is most of
+    what discovery would cost, and a start-up that meets no error never asks.
+    """
 
     name: str
-    distribution: str
-    version: str
     module: str
+    #: The distribution's name, or (for an entry point) its ``importlib.metadata``
+    #: distribution, whose name and version are read on first use.
+    source: str | metadata.Distribution = field(repr=False)
     error: str | None = None
     model_types: list[str] = field(default_factory=list)
     detail: str | None = field(default=None, repr=False)
+    _named: tuple[str, str] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def distribution(self) -> str:
+        return self._identity()[0]
+
+    @property
+    def version(self) -> str:
+        return self._identity()[1]
+
+    def _identity(self) -> tuple[str, str]:
+        if self._named is None:
+            source = self.source
+            if isinstance(source, str):
+                self._named = (source, _version_of(source))
+            else:
+                try:
+                    fields = source.metadata
+                    self._named = (fields["Name"] or "?", fields["Version"] or "?")
+                except Exception:  # metadata that cannot be read still names nothing
+                    self._named = ("?", "?")
+        return self._named
 
     @property
     def ok(self) -> bool:
@@ -164,14 +200,13 @@ class PluginManager(pluggy.PluginManager):
 
             self.add_plugin(records.plugin, name="records", distribution="modelwire (built-in)")
             if self._load_entry_points:
-                for found in _entry_points():
-                    self._load_entry_point(found)
+                for entry_point in _entry_points():
+                    self._load_entry_point(entry_point)
             self._discovered = True
         return self
 
-    def _load_entry_point(self, found: _FoundEntryPoint) -> None:
-        entry_point = found.entry_point
-        info = PluginInfo(entry_point.name, found.distribution, found.version, entry_point.value)
+    def _load_entry_point(self, entry_point: metadata.EntryPoint) -> None:
+        info = PluginInfo(entry_point.name, entry_point.value, entry_point.dist or "?")
         try:
             plugin = entry_point.load()
         except Exception as exc:
@@ -189,7 +224,7 @@ class PluginManager(pluggy.PluginManager):
         never raised.
         """
         module = plugin.__name__ if isinstance(plugin, ModuleType) else _qualname(plugin)
-        info = PluginInfo(name or module, distribution, _version_of(distribution), module)
+        info = PluginInfo(name or module, module, distribution)
         with self._lock:
             self._add(plugin, info)
         return info
@@ -197,7 +232,7 @@ class PluginManager(pluggy.PluginManager):
     def _add(self, plugin: object, info: PluginInfo) -> None:
         self.plugins.append(info)
         try:
-            name = self.register(plugin, name=f"{info.distribution}:{info.name}")
+            name = self.register(plugin, name=f"{info.module}:{info.name}")
         except Exception as exc:
             self._mark_broken(info, exc)
             return
@@ -252,9 +287,7 @@ class PluginManager(pluggy.PluginManager):
                     f"{info.distribution}: the target of {model_type!r} must be an import"
                     f" string 'package.module:Class', not {target!r}"
                 )
-            registration = TypeRegistration(
-                model_type, target, info.distribution, info.name, tuple(aliases)
-            )
+            registration = TypeRegistration(model_type, target, info, tuple(aliases))
             for name in (model_type, *registration.aliases):
                 self._add_type(name, registration)
             info.model_types.append(model_type)
@@ -278,7 +311,7 @@ class PluginManager(pluggy.PluginManager):
 
     def _forget(self, info: PluginInfo) -> None:
         for name, registration in list(self.types.items()):
-            if registration.plugin == info.name and registration.distribution == info.distribution:
+            if registration.source is info:
                 del self.types[name]
 
     # lookup ----------------------------------------------------------------
@@ -342,54 +375,37 @@ class PluginManager(pluggy.PluginManager):
                 )
 
 
-class _FoundEntryPoint(NamedTuple):
-    entry_point: metadata.EntryPoint
-    distribution: str
-    version: str
+def _entry_points() -> list[metadata.EntryPoint]:
+    """The group's entry points, each distribution's once (the first on ``sys.path``
+    wins, as an import would), in a stable order so that conflicts and ``modelwire
+    plugins`` read the same everywhere. A distribution whose metadata cannot be read
+    (not UTF-8, say) is skipped with a note in the debug log: it must not stop
+    discovery of the others.
 
-
-def _entry_points() -> list[_FoundEntryPoint]:
-    """The group's entry points, one distribution once (the first on ``sys.path`` wins),
-    in a stable order so that conflicts and ``modelwire plugins`` read the same
-    everywhere. A distribution whose metadata cannot be read (not UTF-8, say) is
-    skipped with a warning: it must not stop discovery of the others.
-
-    Each distribution's ``METADATA`` is parsed once (``Distribution.name`` and
-    ``.version`` parse it again on every access, and parsing, long description
-    included, is most of discovery's cost); the many distributions without the group
-    are never parsed."""
+    Distributions are told apart by the normalized name that
+    ``importlib.metadata.entry_points()`` itself dedupes by, which comes from the
+    folder's name (``modelwire_openai-0.1.0.dist-info``) without parsing ``METADATA``;
+    no ``METADATA`` is parsed here (see ``PluginInfo``)."""
     seen: set[str] = set()
-    seen_texts: set[str] = set()
-    found = []
+    found: list[metadata.EntryPoint] = []
     marker = f"[{ENTRY_POINT_GROUP}]"
     for distribution in metadata.distributions():
         try:
-            text = distribution.read_text("entry_points.txt")
-            if not text or marker not in text or text in seen_texts:
-                # an identical entry_points.txt earlier on sys.path (the same plugin
-                # seen twice, as an editable install's egg-info is) would load the same
+            key = distribution._normalized_name
+            if key in seen:
                 continue
-            seen_texts.add(text)
-            fields = distribution.metadata
-            name, version = fields["Name"] or "", fields["Version"] or "?"
+            text = distribution.read_text("entry_points.txt")
+            if not text or marker not in text:
+                continue
             points = distribution.entry_points.select(group=ENTRY_POINT_GROUP)
         except Exception as exc:
             modelwire_logger().debug(
                 "skipping a distribution whose metadata cannot be read: %s", exc
             )
             continue
-        key = _normalize(name)
-        if not points or key in seen:
-            continue
         seen.add(key)
-        found.extend(_FoundEntryPoint(point, name, version) for point in points)
-    return sorted(found, key=lambda f: (f.distribution, f.entry_point.name))
-
-
-def _normalize(name: str) -> str:
-    import re
-
-    return re.sub(r"[-_.]+", "-", name).lower()
+        found.extend(points)
+    return sorted(found, key=lambda point: (point.value, point.name))
 
 
 def _qualname(plugin: object) -> str:
