@@ -554,6 +554,8 @@ def _generic_error(exc: Exception) -> ModelWireError:
         return ServiceUnavailableError(f"could not reach the service ({name})")
     if isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError, RecursionError)):
         return ResponseParseError(f"the service's reply could not be read ({name})")
+    if type(exc).__name__ == "TooManyRedirects":  # httpx's or httpx2's: never retried
+        return ProviderError(f"the service redirects in a loop ({exc}); check the configured URL")
     return ProviderError(f"unexpected {name}")
 
 

@@ -931,3 +931,15 @@ def test_impossible_usage_is_a_parse_error(server: FakeServer, wire: Any) -> Non
     model = load(server)
     with pytest.raises(ResponseParseError, match="impossible token counts"):
         model(hello(model))
+
+
+def test_a_redirect_loop_is_an_error_not_retried(server: FakeServer, wire: Any) -> None:
+    server.route(
+        "POST", wire.generate_path, Reply.empty(307, headers={"Location": "/v1/models/x:y"})
+    )
+    server.route("POST", "/v1/models/x:y", Reply.empty(307, headers={"Location": "/v1/models/x:y"}))
+    model = load(server)
+    with pytest.raises(ProviderError, match="redirects in a loop") as info:
+        model(hello(model))
+    assert not isinstance(info.value, ServiceUnavailableError)
+    assert len(server.requests) == 21  # the first request and 20 redirects: one attempt

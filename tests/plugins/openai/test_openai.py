@@ -824,3 +824,18 @@ def test_parameter_cache_keeps_no_client_alive() -> None:
     assert _parameters_of.cache_info().currsize == size
     assert {"messages", "temperature", "stream_options"} <= first[0]
     assert {"input", "encoding_format", "dimensions"} <= first[2]
+
+
+def test_a_redirect_loop_is_an_error_not_retried(server: FakeServer, load: Loader) -> None:
+    """A same-origin redirect to itself is followed until httpx gives up; that is no
+    broken connection, so it is not retried as one."""
+    server.route(
+        "POST",
+        "/v1/chat/completions",
+        Reply.empty(307, headers={"Location": "/v1/chat/completions"}),
+    )
+    model = load(chat_config(retry={"max_retries": 2, "initial_delay": 0.01}))
+    with pytest.raises(ProviderError, match="redirects in a loop") as info:
+        model(hello(model))
+    assert not isinstance(info.value, ServiceUnavailableError)
+    assert len(server.requests) == 21  # the first request and 20 redirects: one attempt
