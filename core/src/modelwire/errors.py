@@ -184,13 +184,13 @@ class ProviderError(ModelWireError):
         body: Any = None,
         partial_text: str | None = None,
     ) -> None:
-        self.message = scrub(message if isinstance(message, str) else str(message))
+        super().__init__(message if isinstance(message, str) else str(message))
+        self.message: str = self.args[0]  # scrubbed by ModelWireError
         self.status = status
         self.config_name = config_name
         self.model_type = model_type
         self.body = None if body is None else scrub(_truncate(body_text(body)))
         self.partial_text = partial_text
-        super().__init__(self.message)
 
     def __str__(self) -> str:
         parts = []
