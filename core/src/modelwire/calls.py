@@ -31,7 +31,7 @@ from modelwire.redact import modelwire_logger
 from modelwire.response import ModelChunk, ModelResponse, Usage, content_of, merge_block_fields
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Iterator, Mapping
 
     from pluggy import HookRelay
 
@@ -240,7 +240,8 @@ class Call:
     def map(self, exc: Exception) -> ModelWireError:
         """The modelwire error for any exception met while making this call."""
         wrapper = self.wrapper
-        own = _raised_by_modelwire(exc)  # e.g. by the transport, under the SDK's own error
+        # e.g. by the transport, under the SDK's own error
+        own = _raised_by_modelwire(exc) or _redirect_loop(exc)
         if own is not None:
             error = own
         else:
@@ -530,15 +531,29 @@ def _http_status(exc: BaseException) -> int | None:
     return None
 
 
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the exceptions it was raised from or during (at most 16)."""
+    current: BaseException | None = exc
+    for _ in range(16):
+        if current is None:
+            return
+        yield current
+        current = current.__cause__ or current.__context__
+
+
 def _raised_by_modelwire(exc: BaseException) -> ModelWireError | None:
     """``exc`` itself or the first modelwire error in the chain an SDK wrapped it in."""
-    seen = 0
-    current: BaseException | None = exc
-    while current is not None and seen < 16:
-        if isinstance(current, ModelWireError):
-            return current
-        current = current.__cause__ or current.__context__
-        seen += 1
+    return next((e for e in _chain(exc) if isinstance(e, ModelWireError)), None)
+
+
+def _redirect_loop(exc: BaseException) -> ProviderError | None:
+    """httpx's or httpx2's ``TooManyRedirects``, however an SDK wrapped it (openai's
+    ``APIConnectionError``): no broken connection, so never retried as one."""
+    for current in _chain(exc):
+        if type(current).__name__ == "TooManyRedirects":
+            return ProviderError(
+                f"the service redirects in a loop ({current}); check the configured URL"
+            )
     return None
 
 
@@ -554,8 +569,6 @@ def _generic_error(exc: Exception) -> ModelWireError:
         return ServiceUnavailableError(f"could not reach the service ({name})")
     if isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError, RecursionError)):
         return ResponseParseError(f"the service's reply could not be read ({name})")
-    if type(exc).__name__ == "TooManyRedirects":  # httpx's or httpx2's: never retried
-        return ProviderError(f"the service redirects in a loop ({exc}); check the configured URL")
     return ProviderError(f"unexpected {name}")
 
 

@@ -48,12 +48,6 @@ def map_error(exc: Exception) -> ModelWireError | None:
             return ModelTimeoutError(f"the service did not answer in time ({exc.message})")
         if isinstance(exc, openai.APIConnectionError):
             reason = exc.__cause__ or exc.message
-            if type(exc.__cause__).__name__ == "TooManyRedirects":  # httpx's or httpx2's
-                # not a broken connection: trying again would only loop again
-                return ProviderError(
-                    f"the service redirects in a loop ({reason}); check the configured"
-                    " base_url"
-                )
             return ServiceUnavailableError(f"the connection to the service failed: {reason}")
         if isinstance(exc, openai.APIResponseValidationError):
             return ResponseParseError(

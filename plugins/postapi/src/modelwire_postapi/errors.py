@@ -59,8 +59,6 @@ def map_error(exc: Exception) -> ModelWireError | None:
         return ResponseParseError(f"the service's reply cannot be decoded: {exc}")
     if isinstance(exc, httpx.InvalidURL):
         return BadRequestError(f"`api_url` is not a valid URL: {exc}")
-    if isinstance(exc, httpx.TooManyRedirects):
-        return ProviderError(f"the service redirected too often: {exc}")
     return None
 
 
