@@ -63,6 +63,7 @@ if TYPE_CHECKING:
         is_web_url,
         read_media,
         text_of,
+        thinking_of,
     )
     from modelwire.hookspecs import hookimpl
     from modelwire.plugins import PluginManager, plugin_manager
@@ -129,6 +130,7 @@ _LAZY = {
     "is_web_url": "modelwire.content",
     "read_media": "modelwire.content",
     "text_of": "modelwire.content",
+    "thinking_of": "modelwire.content",
     "hookimpl": "modelwire.hookspecs",
     "PluginManager": "modelwire.plugins",
     "plugin_manager": "modelwire.plugins",
@@ -223,6 +225,7 @@ __all__ = [
     "redacted",
     "structured_schema",
     "text_of",
+    "thinking_of",
     "tool_result",
     "tool_use_blocks",
     "usage",

@@ -28,6 +28,7 @@ __all__ = [
     "read_media",
     "summarized",
     "text_of",
+    "thinking_of",
 ]
 
 
@@ -46,6 +47,15 @@ def text_of(content: Any) -> str:
     if isinstance(content, list) and content and all(_is_block(part) for part in content):
         return "".join(_block_text(part) for part in content)
     return json.dumps(content, ensure_ascii=False, default=str)
+
+
+def thinking_of(blocks: list[dict[str, Any]]) -> str | None:
+    """The text of the ``thinking`` blocks among ``blocks``, joined (``None`` when there
+    are none): what a provider that takes reasoning back is sent of it."""
+    thoughts = [block for block in blocks if block.get("type") == "thinking"]
+    if not thoughts:
+        return None
+    return "".join(str(block.get("thinking") or "") for block in thoughts)
 
 
 def blocks_of(content: Any) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from modelwire.errors import BadRequestError, ResponseParseError
+from modelwire.redact import modelwire_logger
 
 if TYPE_CHECKING:
     from modelwire.blocks import ToolUseBlock
@@ -139,9 +140,7 @@ def _image_count(content: Any) -> int:
 
 def _warn_of_images(config_name: str | None, images: int) -> None:
     if images:
-        import logging  # only to say what cannot be sent
-
-        logging.getLogger("modelwire").warning(
+        modelwire_logger().warning(
             "%s: OpenAI-style tool messages take no images; %d image(s) of a tool message"
             " were left out, only its text is sent",
             config_name or "?",

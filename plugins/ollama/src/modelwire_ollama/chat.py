@@ -20,6 +20,7 @@ from modelwire import (
     normalize_tools,
     parse_tool_arguments,
     text_of,
+    thinking_of,
 )
 from modelwire_ollama.client import (
     OllamaWrapper,
@@ -291,9 +292,7 @@ def _message(msg: Msg, blocks: list[dict[str, Any]]) -> dict[str, Any]:
             for call in calls
         ]
     if msg.role == "assistant":
-        thinking = "".join(
-            str(block.get("thinking") or "") for block in blocks if block["type"] == "thinking"
-        )
+        thinking = thinking_of(blocks)
         if thinking:
             message["thinking"] = thinking
     return message

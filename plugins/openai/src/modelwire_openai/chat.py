@@ -28,6 +28,7 @@ from modelwire import (
     reasoning_text,
     structured_schema,
     text_of,
+    thinking_of,
     tool_use_blocks,
 )
 from modelwire_openai.client import OpenAIWrapper, body_of, payload_of, usage_of
@@ -116,8 +117,8 @@ class OpenAIChatWrapper(OpenAIWrapper):
                 message["tool_calls"] = [function_tool_call(call) for call in calls]
                 if not message["content"]:
                     message["content"] = None
-                reasoning = _reasoning_of(msg, blocks) if self.send_reasoning else None
-                if reasoning is not None:
+                reasoning = thinking_of(blocks) if self.send_reasoning else None
+                if reasoning is not None and msg.role == "assistant":
                     message["reasoning_content"] = reasoning
             name = re.sub(_NAME_FORBIDDEN, "_", str(msg.name or "")).strip("_")[:64]
             if name:
@@ -277,14 +278,6 @@ class OpenAIChatWrapper(OpenAIWrapper):
 
 #: The request key holding the call's ``structured_model``; never sent.
 _STRUCTURED = "structured_model"
-
-
-def _reasoning_of(msg: Msg, blocks: list[dict[str, Any]]) -> str | None:
-    """The text of an assistant message's thinking blocks (``None``: it has none)."""
-    thoughts = [block for block in blocks if block["type"] == "thinking"]
-    if msg.role != "assistant" or not thoughts:
-        return None
-    return "".join(str(block.get("thinking") or "") for block in thoughts)
 
 
 def _wire_tool_choice(choice: Any, tools: list[dict[str, Any]] | None) -> Any:

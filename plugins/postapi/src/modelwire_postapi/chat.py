@@ -31,6 +31,7 @@ from modelwire import (
     iter_msgs,
     structured_schema,
     text_of,
+    thinking_of,
 )
 from modelwire_postapi.client import PostAPIWrapper, PostRequest
 
@@ -92,11 +93,9 @@ class PostAPIChatWrapper(PostAPIWrapper):
         if results or msg.role == "tool":
             return function_tool_messages(msg, results, config_name=self.config_name)
         message = _block_message(msg, blocks)
-        thoughts = [block for block in blocks if block["type"] == "thinking"]
-        if self.send_reasoning and thoughts and msg.role == "assistant" and "tool_calls" in message:
-            message["reasoning_content"] = "".join(
-                str(block.get("thinking") or "") for block in thoughts
-            )
+        reasoning = thinking_of(blocks) if self.send_reasoning else None
+        if reasoning is not None and msg.role == "assistant" and "tool_calls" in message:
+            message["reasoning_content"] = reasoning
         return [message]
 
     # -- the provider step -----------------------------------------------------------
