@@ -85,22 +85,55 @@ def fragment(index: int, arguments: str, call_id: str = "", name: str | None = N
     }
 
 
-def interleaved(wire: Any) -> Any:
+def interleaved_deltas() -> list[dict[str, Any]]:
     """Two parallel calls whose argument JSON arrives split and interleaved."""
-    return wire.message_stream(
-        [
-            fragment(0, "", "call_a", "get_weather"),
-            fragment(1, '{"t', "call_b", "get_time"),
-            fragment(0, '{"ci'),
-            fragment(1, 'z": "As'),
-            fragment(0, 'ty": "Pa'),
-            fragment(1, 'ia/Tokyo"}'),
-            fragment(0, 'ris"}'),
-            {},
-        ],
-        usage=(20, 12),
-        finish="tool_calls",
-    )
+    return [
+        fragment(0, "", "call_a", "get_weather"),
+        fragment(1, '{"t', "call_b", "get_time"),
+        fragment(0, '{"ci'),
+        fragment(1, 'z": "As'),
+        fragment(0, 'ty": "Pa'),
+        fragment(1, 'ia/Tokyo"}'),
+        fragment(0, 'ris"}'),
+        {},
+    ]
+
+
+def interleaved(wire: Any) -> Any:
+    return wire.message_stream(interleaved_deltas(), usage=(20, 12), finish="tool_calls")
+
+
+MODES = ["call", "acall", "stream", "astream"]
+PATHS = {"dashscope_chat": CHAT, "dashscope_multimodal": MULTIMODAL}
+
+
+def answer(model: Any, mode: str, **kwargs: Any) -> tuple[Any, list[Any] | None]:
+    """One call in ``mode``: its response (a stream's collected) and a stream's chunks."""
+    messages = ask(model)
+    if mode == "call":
+        return model(messages, **kwargs), None
+    if mode == "acall":
+        return asyncio.run(model.acall(messages, **kwargs)), None
+    if mode == "stream":
+        chunks = list(model.stream(messages, **kwargs))
+    else:
+
+        async def gather() -> list[Any]:
+            return [chunk async for chunk in model.astream(messages, **kwargs)]
+
+        chunks = asyncio.run(gather())
+    return collect(chunks), chunks
+
+
+def reply_text(model_type: str, text: str) -> Any:
+    """Reply content as the endpoint sends it: parts on the multimodal one."""
+    return [{"text": text}] if model_type == "dashscope_multimodal" else text
+
+
+def same_response(streamed: Any, plain: Any) -> None:
+    """A collected stream is the plain call's response in every field but ``raw``."""
+    for field in ("text", "content", "tool_calls", "thinking", "finish_reason", "usage"):
+        assert getattr(streamed, field) == getattr(plain, field), field
 
 
 # -- tools on the wire -------------------------------------------------------------------
@@ -368,6 +401,42 @@ def test_astream_and_acall_agree(server: FakeServer, wire: Any) -> None:
     )
 
 
+@pytest.mark.parametrize("mode", ["stream", "astream"])
+def test_multimodal_interleaved_streamed_fragments_are_assembled(
+    mode: str, server: FakeServer, wire: Any
+) -> None:
+    # The multimodal endpoint's content is a list of parts, empty on fragment events.
+    text = [{"content": [{"text": "Let me "}]}, {"content": [{"text": "check."}]}]
+    fragments = [{"content": [], **delta} for delta in interleaved_deltas()]
+    server.route(
+        "POST",
+        MULTIMODAL,
+        wire.message_stream([*text, *fragments], usage=(20, 12), finish="tool_calls"),
+        wire.message_reply(
+            {"content": [{"text": "Let me check."}], "tool_calls": PARALLEL},
+            usage=(20, 12),
+            finish="tool_calls",
+        ),
+    )
+    model = load(server, "dashscope_multimodal")
+    streamed, chunks = answer(model, mode, tools=[get_weather, get_time])
+    assert chunks is not None
+    assert server.requests_to(MULTIMODAL)[0].header("x-dashscope-sse") == "enable"
+    assert [chunk.text for chunk in chunks] == ["Let me ", "check.", ""]
+    assert chunks[-1].tool_calls == EXPECTED_PARALLEL
+    assert chunks[-1].usage.total_tokens == 32
+    assert chunks[-1].finish_reason == "tool_calls"
+    assert all(chunk.tool_calls is None and chunk.usage is None for chunk in chunks[:-1])
+    assert streamed.content == [{"type": "text", "text": "Let me check."}, *EXPECTED_PARALLEL]
+    plain = model(ask(model), tools=[get_weather, get_time])
+    assert plain.tool_calls == EXPECTED_PARALLEL
+    same_response(streamed, plain)
+    assert [request.path for request in server.requests] == [MULTIMODAL, MULTIMODAL]
+    first, second = bodies(server, MULTIMODAL)
+    assert first["parameters"]["tools"] == second["parameters"]["tools"]
+    assert first["parameters"]["incremental_output"] is True
+
+
 # -- malformed arguments -----------------------------------------------------------------
 def test_repairable_arguments_are_repaired(server: FakeServer, wire: Any) -> None:
     calls = [wire_call("c1", "get_weather", '```json\n{"city": "Paris",}\n```')]
@@ -397,6 +466,49 @@ def test_unreadable_streamed_arguments_raise(server: FakeServer, wire: Any) -> N
     with pytest.raises(ResponseParseError) as caught:
         list(model.stream(ask(model), tools=[get_weather]))
     assert caught.value.arguments == '{"city": "Paris"'
+
+
+def malformed(wire: Any, model_type: str, mode: str, arguments: list[str]) -> Any:
+    """A reply calling get_weather with ``arguments`` (fragments, joined when not streamed)."""
+    empty = reply_text(model_type, "")
+    if mode in ("call", "acall"):
+        calls = [wire_call("c1", "get_weather", "".join(arguments))]
+        return wire.message_reply({"content": empty, "tool_calls": calls}, finish="tool_calls")
+    deltas = [fragment(0, arguments[0], "c1", "get_weather")]
+    deltas += [fragment(0, piece) for piece in arguments[1:]]
+    return wire.message_stream(
+        [{"content": empty, **delta} for delta in [*deltas, {}]], finish="tool_calls"
+    )
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("model_type", list(PATHS))
+def test_repairable_arguments_are_repaired_in_every_mode(
+    model_type: str, mode: str, server: FakeServer, wire: Any
+) -> None:
+    fenced = ['```json\n{"city": ', '"Paris",', "}\n```"]  # a code fence and a trailing comma
+    server.route("POST", PATHS[model_type], malformed(wire, model_type, mode, fenced))
+    model = load(server, model_type)
+    response, chunks = answer(model, mode, tools=[get_weather])
+    expected = [{"type": "tool_use", "id": "c1", "name": "get_weather", "input": {"city": "Paris"}}]
+    assert response.tool_calls == response.content == expected
+    if chunks is not None:
+        assert chunks[-1].tool_calls == expected
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("model_type", list(PATHS))
+def test_unreadable_arguments_raise_in_every_mode(
+    model_type: str, mode: str, server: FakeServer, wire: Any
+) -> None:
+    cut = ['{"city": ', '"Par']  # cut off: no repair is unambiguous
+    server.route("POST", PATHS[model_type], malformed(wire, model_type, mode, cut))
+    model = load(server, model_type)
+    with pytest.raises(ResponseParseError) as caught:
+        answer(model, mode, tools=[get_weather])
+    assert caught.value.arguments == '{"city": "Par'
+    assert "get_weather" in str(caught.value)
+    assert len(bodies(server, PATHS[model_type])) == 1  # a parse error is not retried
 
 
 # -- structured output -------------------------------------------------------------------
@@ -597,6 +709,42 @@ def test_reasoning_content_becomes_thinking_in_calls_and_streams(
     # DashScope does not take reasoning back: the thinking block is left out of the turn
     (_, sent_back) = model.format(Msg("u", "Q", role="user"), plain.to_msg("agent"))
     assert sent_back == {"role": "assistant", "content": "42"}
+
+
+@pytest.mark.parametrize("model_type", list(PATHS))
+def test_thinking_in_every_mode(model_type: str, server: FakeServer, wire: Any) -> None:
+    reply = wire.message_reply(
+        {"content": reply_text(model_type, "42"), "reasoning_content": "6 times 7"},
+        usage=(10, 30),
+        output_tokens_details={"reasoning_tokens": 25},
+    )
+    stream = wire.message_stream(
+        [
+            {"content": reply_text(model_type, ""), "reasoning_content": "6 times"},
+            {"content": reply_text(model_type, ""), "reasoning_content": " 7"},
+            {"content": reply_text(model_type, "4")},
+            {"content": reply_text(model_type, "2")},
+        ],
+        usage=(10, 30),
+    )
+    server.route("POST", PATHS[model_type], reply, reply, stream, stream)
+    model = load(server, model_type, generate_args={"enable_thinking": True})
+    expected = [{"type": "thinking", "thinking": "6 times 7"}, {"type": "text", "text": "42"}]
+    for mode in MODES:
+        response, chunks = answer(model, mode)
+        assert response.thinking == "6 times 7", mode
+        assert response.content == expected, mode
+        assert response.text == "42", mode
+        assert response.usage.total_tokens == 40, mode
+        if chunks is not None:
+            assert [chunk.thinking for chunk in chunks] == ["6 times", " 7", "", ""], mode
+            assert [chunk.text for chunk in chunks] == ["", "", "4", "2"], mode
+            assert all(chunk.usage is None for chunk in chunks[:-1]), mode
+        else:
+            assert response.usage.reasoning_tokens == 25, mode
+    sent = bodies(server, PATHS[model_type])
+    assert len(sent) == 4
+    assert all(body["parameters"]["enable_thinking"] is True for body in sent)
 
 
 # -- the README's loop -------------------------------------------------------------------
