@@ -11,6 +11,7 @@ import pytest
 
 import modelwire
 from modelwire import ModelResponse, ModelWrapper, hookimpl
+from modelwire import records as records_module
 from modelwire.plugins import PluginManager
 from modelwire.testing.distributions import last_json, make_distribution, run_python
 
@@ -112,9 +113,22 @@ def test_trace_shows_hook_calls() -> None:
 
 
 def test_a_hook_no_plugin_implements_is_not_called() -> None:
-    traced = _traced_call(_manager())  # the built-in records plugin implements on_call_end only
-    assert "on_call_end" in traced
-    assert "on_call_start" not in traced
+    assert _traced_call(_manager()) == ""  # records are off: nothing listens
+
+
+def test_the_records_plugin_listens_only_while_records_are_on(tmp_path: Path) -> None:
+    manager = _manager()
+    records_module.configure(tmp_path / "calls.jsonl")
+    try:
+        traced = _traced_call(manager)  # the records plugin implements the end hooks only
+        assert "on_call_end" in traced
+        assert "on_call_start" not in traced
+    finally:
+        records_module.configure(None)
+    assert _traced_call(manager) == ""
+    assert (tmp_path / "calls.jsonl").read_text(encoding="utf-8").count("\n") == 1
+    records = [info for info in manager.plugins if info.name == "records"]
+    assert [info.distribution for info in records] == ["modelwire (built-in)"]
 
 
 def test_an_argument_the_hook_does_not_provide_marks_the_plugin_broken() -> None:

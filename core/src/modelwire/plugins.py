@@ -198,7 +198,9 @@ class PluginManager(pluggy.PluginManager):
                 return self
             from modelwire import records
 
-            self.add_plugin(records.plugin, name="records", distribution="modelwire (built-in)")
+            # listens on the hooks only while records are on
+            self.plugins.append(PluginInfo("records", records.__name__, "modelwire (built-in)"))
+            records.plugin.attach(self)
             if self._load_entry_points:
                 for entry_point in _entry_points():
                     self._load_entry_point(entry_point)

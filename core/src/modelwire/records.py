@@ -11,6 +11,7 @@ import json
 import os
 import threading
 import time
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from modelwire.content import summarized
@@ -18,6 +19,8 @@ from modelwire.hookspecs import hookimpl
 from modelwire.redact import redacted, scrub
 
 if TYPE_CHECKING:
+    import pluggy
+
     from modelwire.calls import Call
     from modelwire.errors import ModelWireError
     from modelwire.response import ModelResponse
@@ -25,13 +28,22 @@ if TYPE_CHECKING:
 _MAX_TEXT = 20_000
 
 
+#: The pluggy name of the records plugin while it listens.
+PLUGIN_NAME = "modelwire.records:records"
+
+
 class RecordsPlugin:
-    """Appends one JSON object per call to a file; thread-safe, never loses a line."""
+    """Appends one JSON object per call to a file; thread-safe, never loses a line.
+
+    It listens on the plugin managers it is attached to only while records are on,
+    so that calls pay nothing for hooks when no plugin listens.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._path: str | None = None
         self._file: Any = None
+        self._managers: weakref.WeakSet[pluggy.PluginManager] = weakref.WeakSet()
         env = os.environ.get("MODELWIRE_RECORDS")
         if env:
             self.configure(env, setting="MODELWIRE_RECORDS")
@@ -40,31 +52,51 @@ class RecordsPlugin:
     def path(self) -> str | None:
         return self._path
 
+    def attach(self, manager: pluggy.PluginManager) -> None:
+        """Listen on ``manager``'s lifecycle hooks whenever records are on."""
+        with self._lock:
+            self._managers.add(manager)
+            self._listen()
+
+    def _listen(self) -> None:
+        for manager in list(self._managers):
+            listening = manager.is_registered(self)
+            if self._file is not None and not listening:
+                manager.register(self, name=PLUGIN_NAME)
+            elif self._file is None and listening:
+                manager.unregister(self)
+
     def configure(self, path: str | os.PathLike[str] | None, *, setting: str = "records") -> None:
         """Start writing to ``path`` (appending), or stop with ``None``.
 
         A path that cannot be written is a ``ConfigError`` naming ``setting``.
         """
         with self._lock:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
-            self._path = None
-            if not path:
-                return
-            target = os.fspath(path)
             try:
-                os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
-                # A lone surrogate in a call's text is written as its JSON escape.
-                self._file = open(target, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
-            except OSError as exc:
-                from modelwire.errors import ConfigError
+                self._reopen(path, setting)
+            finally:
+                self._listen()
 
-                raise ConfigError(
-                    f"{setting}={target!r} cannot be written to ({exc.strerror}):"
-                    " give the path of a file in a writable folder"
-                ) from None
-            self._path = target
+    def _reopen(self, path: str | os.PathLike[str] | None, setting: str) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._path = None
+        if not path:
+            return
+        target = os.fspath(path)
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+            # A lone surrogate in a call's text is written as its JSON escape.
+            self._file = open(target, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
+        except OSError as exc:
+            from modelwire.errors import ConfigError
+
+            raise ConfigError(
+                f"{setting}={target!r} cannot be written to ({exc.strerror}):"
+                " give the path of a file in a writable folder"
+            ) from None
+        self._path = target
 
     def _write(self, record: dict[str, Any]) -> None:
         if self._file is None:

@@ -352,9 +352,9 @@ def _guarded(response: httpx.Response, body: Any) -> httpx.Response:
     that the cap counts what the body really is)."""
     limits = current_limits()
     limit = None if limits is None else limits.max_response_bytes
-    encoding = response.headers.get("content-encoding", "").strip().lower()
+    encoding, length = _framing(response)
     if encoding in ("", "identity"):
-        if limit is None or _length(response) <= limit:
+        if limit is None or length <= limit:
             # h11 reads no more than the Content-Length: a body so framed fits the cap
             return response
         response.stream = body(response.stream, _Decoder(encoding, limit))
@@ -373,10 +373,19 @@ def _guarded(response: httpx.Response, body: Any) -> httpx.Response:
     )
 
 
-def _length(response: httpx.Response) -> float:
-    """The body's length as its ``Content-Length`` frames it (infinite when it does not)."""
-    length = response.headers.get("content-length", "")
-    return int(length) if length.isdigit() else float("inf")
+def _framing(response: httpx.Response) -> tuple[str, float]:
+    """The body's ``Content-Encoding`` (lower case, ``""`` for none) and the length its
+    ``Content-Length`` frames (infinite when it does not), read in one pass."""
+    encodings: list[bytes] = []
+    length = b""
+    for key, value in response.headers.raw:
+        name = key.lower()
+        if name == b"content-encoding":
+            encodings.append(value)
+        elif name == b"content-length":
+            length = value
+    encoding = b", ".join(encodings).strip().lower().decode("latin-1")
+    return encoding, int(length) if length.isdigit() else float("inf")
 
 
 def _environment_mounts(transport: type, options: dict[str, Any], library: Any) -> dict[str, Any]:

@@ -421,7 +421,7 @@ def _json(response: httpx.Response) -> Any:
     """The JSON of a reply (its bytes as UTF-8, else its text in the charset it declares);
     else a ``ResponseParseError`` that says what came instead."""
     try:
-        return json.loads(response.content, parse_float=_finite)
+        return _loads(response.content)
     except RecursionError as exc:
         raise ResponseParseError("the service's reply is nested too deeply to read") from exc
     except _NotFinite as exc:
@@ -441,7 +441,7 @@ def _json(response: httpx.Response) -> Any:
     if not text.strip():
         raise ResponseParseError(f"the service replied with an empty body ({where}); expected JSON")
     try:
-        return json.loads(text, parse_float=_finite)
+        return _loads(text)
     except (ValueError, RecursionError) as exc:
         html = "html" in content_type.lower() or text.lstrip()[:1] == "<"
         kind = "an HTML page" if html else "not valid JSON"
@@ -460,6 +460,17 @@ def _finite(literal: str) -> float:
     if not math.isfinite(value):
         raise _NotFinite(literal)
     return value
+
+
+#: One decoder for every reply (``json.loads`` given an option builds one per call).
+_DECODER = json.JSONDecoder(parse_float=_finite)
+
+
+def _loads(document: bytes | str) -> Any:
+    """``json.loads(document, parse_float=_finite)``."""
+    if isinstance(document, bytes):
+        document = document.decode(json.detect_encoding(document), "surrogatepass")
+    return _DECODER.decode(document)
 
 
 def _retry_policy(max_retries: int | None, retry_interval: float | None) -> RetryPolicy:

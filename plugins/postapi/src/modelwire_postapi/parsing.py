@@ -158,50 +158,54 @@ def describe(value: Any) -> str:
 
 
 # -- the shapes recognised without a path --------------------------------------------------
+class Shapes(NamedTuple):
+    """Paths tried in order, and the keys they start with: a reply object that has none
+    of those keys cannot match any of them."""
+
+    paths: tuple[Path, ...]
+    first_keys: frozenset[str]
+
+
+def _shapes(*texts: str) -> Shapes:
+    paths = tuple(Path.parse(text) for text in texts)
+    return Shapes(paths, frozenset(path.parts[0] for path in paths))
+
+
 #: Where services put the generated text, most specific first.
-TEXT_SHAPES: Final = tuple(
-    Path.parse(text)
-    for text in (
-        "response",  # the seed's Flask script, the serving distribution, Ollama /api/generate
-        "data.response.choices.0.message.content",  # the seed's post_api_chat shape
-        "choices.0.message.content",  # OpenAI chat completions (vLLM, FastChat)
-        "choices.0.text",  # OpenAI completions
-        "0.generated_text",  # Hugging Face Inference API
-        "generated_text",  # TGI /generate
-        "message.content",  # Ollama /api/chat
-        "output.text",  # DashScope
-        "text",
-        "output",
-    )
+TEXT_SHAPES: Final = _shapes(
+    "response",  # the seed's Flask script, the serving distribution, Ollama /api/generate
+    "data.response.choices.0.message.content",  # the seed's post_api_chat shape
+    "choices.0.message.content",  # OpenAI chat completions (vLLM, FastChat)
+    "choices.0.text",  # OpenAI completions
+    "0.generated_text",  # Hugging Face Inference API
+    "generated_text",  # TGI /generate
+    "message.content",  # Ollama /api/chat
+    "output.text",  # DashScope
+    "text",
+    "output",
 )
 #: Where a streamed event carries its piece of text; then whole-reply shapes, for services
 #: that answer a stream request with one JSON document.
-DELTA_SHAPES: Final = tuple(
-    Path.parse(text)
-    for text in (
-        "choices.0.delta.content",  # OpenAI chat chunks
-        "choices.0.text",  # OpenAI completion chunks
-        "token.text",  # Hugging Face TGI
-        "message.content",  # Ollama /api/chat
-        "delta",
-        "response",  # Ollama /api/generate, seed-style services
-        "text",
-        "output",
-        "choices.0.message.content",
-        "data.response.choices.0.message.content",
-        "0.generated_text",
-        "generated_text",
-        "output.text",
-    )
+DELTA_SHAPES: Final = _shapes(
+    "choices.0.delta.content",  # OpenAI chat chunks
+    "choices.0.text",  # OpenAI completion chunks
+    "token.text",  # Hugging Face TGI
+    "message.content",  # Ollama /api/chat
+    "delta",
+    "response",  # Ollama /api/generate, seed-style services
+    "text",
+    "output",
+    "choices.0.message.content",
+    "data.response.choices.0.message.content",
+    "0.generated_text",
+    "generated_text",
+    "output.text",
 )
-EMBEDDING_SHAPES: Final = tuple(
-    Path.parse(text)
-    for text in ("data.*.embedding", "embeddings", "embedding", "output.embeddings.*.embedding")
+EMBEDDING_SHAPES: Final = _shapes(
+    "data.*.embedding", "embeddings", "embedding", "output.embeddings.*.embedding"
 )
-IMAGE_SHAPES: Final = tuple(
-    Path.parse(text) for text in ("data.*.url", "image_urls", "images", "output.results.*.url")
-)
-USAGE_PLACES: Final = tuple(Path.parse(text) for text in ("usage", "data.response.usage"))
+IMAGE_SHAPES: Final = _shapes("data.*.url", "image_urls", "images", "output.results.*.url")
+USAGE_PLACES: Final = _shapes("usage", "data.response.usage")
 #: (prompt, completion) count names: OpenAI, Anthropic-style, the seed's Flask script, Ollama.
 USAGE_NAMES: Final = (
     ("prompt_tokens", "completion_tokens"),
@@ -209,34 +213,31 @@ USAGE_NAMES: Final = (
     ("n_token_prompt", "n_token_response"),
     ("prompt_eval_count", "eval_count"),
 )
-FINISH_SHAPES: Final = tuple(
-    Path.parse(text)
-    for text in (
-        "choices.0.finish_reason",
-        "data.response.choices.0.finish_reason",
-        "finish_reason",
-        "done_reason",
-        "details.finish_reason",
-        "0.details.finish_reason",
-    )
+FINISH_SHAPES: Final = _shapes(
+    "choices.0.finish_reason",
+    "data.response.choices.0.finish_reason",
+    "finish_reason",
+    "done_reason",
+    "details.finish_reason",
+    "0.details.finish_reason",
 )
 #: Keys of stream events whose protocol ends with a marker (OpenAI, TGI, Ollama, the
 #: serving distribution): such a stream is complete only once the marker arrives.
 _MARKED_KEYS: Final = frozenset({"choices", "token", "done", "response", "message"})
-MODEL_SHAPES: Final = tuple(Path.parse(text) for text in ("model", "data.response.model"))
+MODEL_SHAPES: Final = _shapes("model", "data.response.model")
 #: Where an OpenAI-shaped reply keeps its message: OpenAI-compatible servers, and the
 #: completion the seed's shape (and the serving distribution's ``/llm/``) nests.
-MESSAGE_SHAPES: Final = tuple(
-    Path.parse(text) for text in ("choices.0.message", "data.response.choices.0.message")
-)
+MESSAGE_SHAPES: Final = _shapes("choices.0.message", "data.response.choices.0.message")
 #: What ``ReplyParser`` hands streamed tool-call fragments to (``Stream.tool_call_delta``).
 ToolCallSink = Callable[..., None]
 
 
-def _scan(shapes: tuple[Path, ...], payload: Any, convert: Callable[[Any], Any]) -> Any:
+def _scan(shapes: Shapes, payload: Any, convert: Callable[[Any], Any]) -> Any:
     """The first shape's value that ``convert`` turns into something (not ``None``)."""
     keys = payload if isinstance(payload, dict) else None
-    for shape in shapes:
+    if keys is not None and shapes.first_keys.isdisjoint(keys):
+        return None
+    for shape in shapes.paths:
         if keys is not None and shape.parts[0] not in keys:
             continue  # the reply has no such key: the shape cannot match
         value = _resolve(payload, shape.parts)
@@ -257,9 +258,12 @@ def _some_urls(value: Any) -> list[str] | None:
 
 
 def _count(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        return None
-    return int(value) if float(value).is_integer() else None
+    """A token count: a whole number, not negative (``true`` is no count)."""
+    if type(value) is int:
+        return value if value >= 0 else None
+    if type(value) is float and value >= 0 and value.is_integer():
+        return int(value)
+    return None
 
 
 #: Where OpenAI (and vLLM) detail the counts: reasoning tokens (part of the completion)
@@ -481,7 +485,7 @@ class ReplyParser:
         example = f'"response_path": "{suggestion or "result.text"}"'
         if suggestion:
             example += " (the longest string of the reply is there)"
-        shapes = ", ".join(shape.text for shape in TEXT_SHAPES)
+        shapes = ", ".join(shape.text for shape in TEXT_SHAPES.paths)
         return ResponseParseError(
             f"cannot find {wanted} in the reply, which is {describe(payload)}."
             f" Set {options} in the config to where it is: a dotted path, list indices"
